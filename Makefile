@@ -1,0 +1,34 @@
+# netobs — see README.md. Every target that touches namespaces needs root.
+GO      ?= go
+BIN     := bin/netobs
+GOFLAGS_TEST ?= -count=1 -p 1 -timeout 40m
+
+.PHONY: all build deps test check demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/netobs
+
+# Installs the Debian packages the tests, demo and benchmarks use, when missing.
+deps:
+	bash scripts/deps.sh
+
+# Static checks that need neither root nor namespaces.
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=darwin CGO_ENABLED=0 $(GO) build ./...
+
+test: deps build check
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+demo: deps build
+	bash demo/demo.sh
+
+bench: deps build
+	bash bench/run.sh
+
+clean:
+	rm -rf bin

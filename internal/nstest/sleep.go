@@ -1,0 +1,5 @@
+package nstest
+
+import "time"
+
+func sleepBriefly() { time.Sleep(time.Millisecond) }

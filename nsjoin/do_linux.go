@@ -1,0 +1,147 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// setns is the one place nsjoin switches a thread; tests replace it to
+// inject failures.
+var setns = func(fd int, t Type) error {
+	return os.NewSyscallError("setns", unix.Setns(fd, t.CloneFlag()))
+}
+
+// origNS holds, per type Do accepts, an fd of the namespace the process
+// started in. Every unlocked thread is there: Do never unlocks a thread it
+// could not bring back, so restoring to it is restoring to where the thread
+// was, without opening /proc/thread-self on every call.
+var origNS struct {
+	once sync.Once
+	fds  map[Type]int
+	err  error
+}
+
+func originalNS(t Type) (int, error) {
+	origNS.once.Do(func() {
+		origNS.fds = make(map[Type]int, 3)
+		for _, t := range []Type{Net, UTS, IPC} {
+			fd, err := unix.Open("/proc/self/ns/"+t.String(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				origNS.err = fmt.Errorf("open own %s namespace: %w", t, os.NewSyscallError("open", err))
+				return
+			}
+			origNS.fds[t] = fd
+		}
+	})
+	return origNS.fds[t], origNS.err
+}
+
+// CanDo reports whether Do accepts namespaces of type t: net, uts and ipc.
+func CanDo(t Type) bool { return t == Net || t == UTS || t == IPC }
+
+// PanicError carries a panic raised by a function run by Do, with the
+// stack where it was raised. Do re-panics with it in the caller's goroutine
+// after the thread is back in its own namespace.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("panic in namespace: %v\n%s", p.Value, p.Stack)
+}
+
+type doResult struct {
+	err      error // fn's own error, returned as it is
+	nsErr    error // entering or restoring failed
+	panicked *PanicError
+}
+
+// Do runs fn on a fresh goroutine locked to an OS thread that has entered
+// the namespace, then returns the thread to its original namespace and
+// unlocks it. It returns fn's error unchanged, or an *Error if entering or
+// restoring failed. If restoring fails, the thread stays locked so the
+// runtime terminates it when the goroutine ends, and the error wraps
+// ErrThreadDiscarded. A panic in fn is carried back and raised again in the
+// caller's goroutine, as a *PanicError, once the thread is restored.
+//
+// Do accepts network, UTS and IPC namespaces (see CanDo); others fail with
+// ErrUnsupported. fn must make only leaf system calls: goroutines it starts
+// run on other threads in the original namespaces. fn must not change the
+// thread's namespaces itself. Entering needs CAP_SYS_ADMIN over the
+// namespace.
+func (ns *NS) Do(fn func() error) error {
+	if !CanDo(ns.typ) {
+		return wrap("do", ns.ref, fmt.Errorf("%w: Do enters net, uts and ipc namespaces only, this is a %s namespace (use Command for it)", ErrUnsupported, ns.typ))
+	}
+	done := make(chan doResult, 1)
+	go ns.doLocked(fn, done)
+	r := <-done
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	if r.nsErr != nil {
+		return wrap("do", ns.ref, r.nsErr)
+	}
+	return r.err
+}
+
+func (ns *NS) doLocked(fn func() error, done chan<- doResult) {
+	runtime.LockOSThread()
+	orig, err := originalNS(ns.typ)
+	if err != nil {
+		runtime.UnlockOSThread()
+		done <- doResult{nsErr: err}
+		return
+	}
+	if err := ns.enter(); err != nil {
+		// A failed setns leaves the thread where it was.
+		runtime.UnlockOSThread()
+		done <- doResult{nsErr: err}
+		return
+	}
+	var r doResult
+	exited := true // stays true if fn calls runtime.Goexit
+	defer func() {
+		if exited {
+			r.nsErr = errors.New("function called runtime.Goexit inside the namespace")
+		}
+		if err := setns(orig, ns.typ); err != nil {
+			// Unlocking would hand a foreign thread back to the scheduler.
+			// Exiting locked makes the runtime terminate it.
+			r.nsErr = errors.Join(r.nsErr, fmt.Errorf("%w: return to own %s namespace: %w", ErrThreadDiscarded, ns.typ, err))
+			done <- r
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- r
+	}()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				buf := make([]byte, 8<<10)
+				r.panicked = &PanicError{Value: p, Stack: buf[:runtime.Stack(buf, false)]}
+			}
+		}()
+		r.err = fn()
+	}()
+	exited = false
+}
+
+func (ns *NS) enter() error {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return ErrClosed
+	}
+	err := setns(ns.fd, ns.typ)
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w (needs CAP_SYS_ADMIN)", err)
+	}
+	return err
+}

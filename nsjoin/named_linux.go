@@ -1,0 +1,175 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ValidateName checks that name can be an `ip netns` name: a single file
+// name under /run/netns, not "." or "..", at most 255 bytes.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidName)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w %q", ErrInvalidName, name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("%w %q: a name cannot contain '/'", ErrInvalidName, name)
+	case len(name) > 255:
+		return fmt.Errorf("%w: %d bytes, the limit is 255", ErrInvalidName, len(name))
+	}
+	return nil
+}
+
+// Names lists the named network namespaces under /run/netns, sorted, the
+// way `ip netns list` finds them.
+func Names() ([]string, error) {
+	ents, err := os.ReadDir(NetnsRunDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("list", NetnsRunDir, err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// NewNamed creates a network namespace and persists it as
+// /run/netns/NAME exactly as `ip netns add NAME` does: /run/netns made a
+// shared mount (bind-mounted onto itself first if need be), an empty file
+// created, and the new namespace bind-mounted onto it. `ip netns exec` and
+// `ip -n NAME` work with it. The new namespace has only a down loopback.
+// Needs CAP_SYS_ADMIN. On failure nothing is left behind.
+func NewNamed(name string) (*NS, error) {
+	ns, err := newNamed(name)
+	return ns, wrap("add", name, err)
+}
+
+func newNamed(name string) (*NS, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := prepareRunDir(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(NetnsRunDir, name)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err == unix.EEXIST {
+		return nil, fmt.Errorf("%w: %s (delete it with: netobs ns del %s)", ErrExists, path, name)
+	}
+	if err != nil {
+		return nil, capError("create "+path, err)
+	}
+	unix.Close(fd)
+	if err := bindNewNetns(path); err != nil {
+		unix.Unlink(path)
+		return nil, err
+	}
+	ns, err := openPath(name, path, Net)
+	if err != nil {
+		unix.Unmount(path, unix.MNT_DETACH)
+		unix.Unlink(path)
+		return nil, err
+	}
+	return ns, nil
+}
+
+// prepareRunDir makes /run/netns a shared mount point, so that namespaces
+// mounted later propagate to mount namespaces made from this one (what
+// iproute2 does, and what `ip netns exec` relies on).
+func prepareRunDir() error {
+	if err := os.MkdirAll(NetnsRunDir, 0o755); err != nil {
+		return capError("mkdir "+NetnsRunDir, err)
+	}
+	for bound := false; ; bound = true {
+		err := unix.Mount("", NetnsRunDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINVAL || bound {
+			return capError("make "+NetnsRunDir+" shared", os.NewSyscallError("mount", err))
+		}
+		// Not a mount point yet: bind it onto itself, then try again.
+		if err := unix.Mount(NetnsRunDir, NetnsRunDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return capError("bind "+NetnsRunDir, os.NewSyscallError("mount", err))
+		}
+	}
+}
+
+// bindNewNetns makes a new network namespace on a locked thread and binds
+// it onto path, then returns the thread to the original namespace.
+func bindNewNetns(path string) error {
+	orig, err := originalNS(Net)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- capError("unshare", os.NewSyscallError("unshare", err))
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		bindErr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		if err := setns(orig, Net); err != nil {
+			done <- errors.Join(bindErr, fmt.Errorf("%w: return to own net namespace: %w", ErrThreadDiscarded, err))
+			return // locked: the runtime terminates the thread
+		}
+		runtime.UnlockOSThread()
+		done <- capError("bind mount "+path, os.NewSyscallError("mount", bindErr))
+	}()
+	return <-done
+}
+
+// DeleteNamed removes /run/netns/NAME as `ip netns del` does: detach the
+// bind mount and remove the file. The namespace itself lives on while
+// processes or open handles use it. Needs CAP_SYS_ADMIN.
+func DeleteNamed(name string) error {
+	return wrap("del", name, deleteNamed(name))
+}
+
+func deleteNamed(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	path := filepath.Join(NetnsRunDir, name)
+	if _, err := os.Lstat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w %q (see ip netns list)", ErrNotFound, name)
+		}
+		return err
+	}
+	// EINVAL: not a mount point (a stale file); it is still removed.
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+		return capError("unmount "+path, os.NewSyscallError("umount2", err))
+	}
+	if err := unix.Unlink(path); err != nil {
+		return capError("remove "+path, os.NewSyscallError("unlink", err))
+	}
+	return nil
+}
+
+// capError adds the missing capability to permission errors.
+func capError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%s: %w (needs root or CAP_SYS_ADMIN)", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

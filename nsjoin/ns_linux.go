@@ -1,0 +1,308 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetnsRunDir is where `ip netns add` keeps named network namespaces.
+const NetnsRunDir = "/run/netns"
+
+// Kernel ioctls on nsfs files (linux/nsfs.h); x/sys/unix does not carry them.
+const (
+	nsGetUserns = 0xb701     // NS_GET_USERNS: fd of the owning user namespace
+	nsGetParent = 0xb702     // NS_GET_PARENT
+	nsGetNstype = 0xb703     // NS_GET_NSTYPE: CLONE_NEW* of the namespace
+	nsGetOwner  = 0xb704     // NS_GET_OWNER_UID (user namespaces only)
+	nsGetID     = 0x8008b70d // NS_GET_ID: 64-bit namespace ID (6.18+)
+)
+
+var cloneFlags = map[Type]int{
+	User: unix.CLONE_NEWUSER, Cgroup: unix.CLONE_NEWCGROUP, IPC: unix.CLONE_NEWIPC,
+	UTS: unix.CLONE_NEWUTS, Net: unix.CLONE_NEWNET, PID: unix.CLONE_NEWPID,
+	Mnt: unix.CLONE_NEWNS, Time: unix.CLONE_NEWTIME,
+}
+
+// CloneFlag returns the CLONE_NEW* flag of t, or 0 for an invalid type.
+func (t Type) CloneFlag() int { return cloneFlags[t] }
+
+func typeFromCloneFlag(flag int) Type {
+	for t, f := range cloneFlags {
+		if f == flag {
+			return t
+		}
+	}
+	return 0
+}
+
+// Open opens a network namespace by reference: a path to an nsfs file, a
+// PID, an `ip netns` name or "self". A path to a namespace of another type
+// is refused with a *WrongTypeError.
+func Open(ref string) (*NS, error) { return OpenType(ref, Net) }
+
+// OpenType opens the namespace of type t named by ref. For PID and "self"
+// references t chooses the file under /proc/PID/ns; a path must be a
+// namespace of type t; a name refers to /run/netns and needs t == Net.
+func OpenType(ref string, t Type) (*NS, error) {
+	ns, err := openRef(ref, t)
+	return ns, wrap("open", ref, err)
+}
+
+// OpenFile opens the nsfs file at path, whatever type of namespace it is.
+func OpenFile(path string) (*NS, error) {
+	ns, err := openPath(path, path, 0)
+	return ns, wrap("open", path, err)
+}
+
+// Self opens the calling process's own namespace of type t.
+func Self(t Type) (*NS, error) { return OpenType("self", t) }
+
+func openRef(ref string, t Type) (*NS, error) {
+	if !t.Valid() {
+		return nil, fmt.Errorf("invalid namespace type %v", t)
+	}
+	switch {
+	case ref == "":
+		return nil, errors.New("empty namespace reference")
+	case strings.ContainsRune(ref, '/'):
+		return openPath(ref, ref, t)
+	case ref == "self":
+		return openPath(ref, "/proc/self/ns/"+t.String(), t)
+	case isDigits(ref):
+		pid, err := strconv.Atoi(ref)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("%w: %q is not a valid PID", ErrNoProcess, ref)
+		}
+		return openPID(ref, pid, t)
+	default:
+		if t != Net {
+			return nil, fmt.Errorf("%w: names refer to network namespaces under %s, not %s namespaces", ErrWrongType, NetnsRunDir, t)
+		}
+		if err := ValidateName(ref); err != nil {
+			return nil, err
+		}
+		path := filepath.Join(NetnsRunDir, ref)
+		ns, err := openPath(ref, path, t)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w %q (see ip netns list)", ErrNotFound, ref)
+		}
+		return ns, err
+	}
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// openPID opens /proc/PID/ns/TYPE while holding a pidfd of the process, and
+// checks after opening that the process is still the one the pidfd holds,
+// so a PID reused between the two steps is detected instead of silently
+// giving another process's namespace.
+func openPID(ref string, pid int, t Type) (*NS, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if err == unix.ESRCH || err == unix.EINVAL {
+			return nil, fmt.Errorf("%w: PID %d (did the process exit?)", ErrNoProcess, pid)
+		}
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	unix.CloseOnExec(pidfd) // pidfd_open sets it; stated here for the record
+	ns, err := openPath(ref, fmt.Sprintf("/proc/%d/ns/%s", pid, t), t)
+	if err != nil {
+		unix.Close(pidfd)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: PID %d exited", ErrNoProcess, pid)
+		}
+		return nil, err
+	}
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err == unix.ESRCH {
+		unix.Close(pidfd)
+		ns.Close()
+		return nil, fmt.Errorf("%w: PID %d exited while it was being opened", ErrNoProcess, pid)
+	}
+	ns.pid, ns.pidfd = pid, pidfd
+	return ns, nil
+}
+
+// openPath opens an nsfs file. want == 0 accepts any type.
+func openPath(ref, path string, want Type) (*NS, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, pathError("stat", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s %w", path, ErrNotNamespace)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, pathError("open", path, err)
+	}
+	ns, err := newFromFD(ref, path, fd, want)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return ns, nil
+}
+
+// newFromFD checks that fd is an nsfs file of type want (any when 0) and
+// wraps it. It takes ownership of fd only on success.
+func newFromFD(ref, path string, fd int, want Type) (*NS, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return nil, os.NewSyscallError("fstatfs", err)
+	}
+	if sfs.Type != unix.NSFS_MAGIC {
+		hint := ""
+		if strings.HasPrefix(path, NetnsRunDir+"/") {
+			hint = " (its bind mount is missing; remove it with: ip netns del " + filepath.Base(path) + ")"
+		}
+		return nil, fmt.Errorf("%s %w%s", path, ErrNotNamespace, hint)
+	}
+	t, err := fdType(fd)
+	if err != nil {
+		return nil, err
+	}
+	if want != 0 && t != want {
+		return nil, &WrongTypeError{Got: t, Want: want}
+	}
+	id, err := fdID(fd)
+	if err != nil {
+		return nil, err
+	}
+	return &NS{typ: t, id: id, ref: ref, path: path, fd: fd, pidfd: -1}, nil
+}
+
+func fdType(fd int) (Type, error) {
+	flag, err := unix.IoctlRetInt(fd, nsGetNstype)
+	if err != nil {
+		return 0, os.NewSyscallError("ioctl NS_GET_NSTYPE", err)
+	}
+	t := typeFromCloneFlag(flag)
+	if t == 0 {
+		return 0, fmt.Errorf("unknown namespace type flag %#x", flag)
+	}
+	return t, nil
+}
+
+func fdID(fd int) (ID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return ID{}, os.NewSyscallError("fstat", err)
+	}
+	id := ID{Dev: st.Dev, Inode: st.Ino}
+	var nsid uint64
+	// Older kernels answer ENOTTY; the inode alone then identifies it.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), nsGetID, uintptr(unsafe.Pointer(&nsid))); errno == 0 {
+		id.NSID = nsid
+	}
+	return id, nil
+}
+
+// pathError turns a failed path syscall into a message that names the fix.
+func pathError(op, path string, err error) error {
+	switch err {
+	case unix.ENOENT:
+		return &fs.PathError{Op: op, Path: path, Err: unix.ENOENT} // errors.Is(err, fs.ErrNotExist)
+	case unix.EACCES, unix.EPERM:
+		return fmt.Errorf("%s %s: permission denied (needs root, or CAP_SYS_PTRACE for another user's process): %w", op, path, fs.ErrPermission)
+	}
+	return &fs.PathError{Op: op, Path: path, Err: os.NewSyscallError(op, err)}
+}
+
+// Close releases the handle. It is idempotent and safe to call while other
+// goroutines use the handle: their later calls fail with ErrClosed.
+func (ns *NS) Close() error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.closed {
+		return nil
+	}
+	ns.closed = true
+	var err error
+	if ns.fd >= 0 {
+		err = unix.Close(ns.fd)
+		ns.fd = -1
+	}
+	if ns.pidfd >= 0 {
+		unix.Close(ns.pidfd)
+		ns.pidfd = -1
+	}
+	return wrap("close", ns.ref, os.NewSyscallError("close", err))
+}
+
+// Fd returns the nsfs file descriptor, for calls that take one (such as
+// netlink's RTM_GETNSID). It is valid until Close. Do not setns with it:
+// only Do and Command switch threads, and they restore them.
+func (ns *NS) Fd() int {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.fd
+}
+
+// ProcessAlive reports, for a handle opened by PID, whether that very
+// process (held by its pidfd, so a reused PID does not count) is still
+// running. It returns true for handles not opened by PID.
+func (ns *NS) ProcessAlive() bool {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.pidfd < 0 {
+		return !ns.closed
+	}
+	return unix.PidfdSendSignal(ns.pidfd, 0, nil, 0) != unix.ESRCH
+}
+
+// UserNS opens the user namespace that owns ns (NS_GET_USERNS).
+func (ns *NS) UserNS() (*NS, error) {
+	u, err := ns.related(nsGetUserns, "NS_GET_USERNS")
+	return u, wrap("owner of", ns.ref, err)
+}
+
+func (ns *NS) related(req uint, name string) (*NS, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return nil, ErrClosed
+	}
+	fd, err := unix.IoctlRetInt(ns.fd, req)
+	if err != nil {
+		if err == unix.EPERM {
+			return nil, fmt.Errorf("%w: owner is outside this process's user namespace", fs.ErrPermission)
+		}
+		return nil, os.NewSyscallError("ioctl "+name, err)
+	}
+	unix.CloseOnExec(fd)
+	path := fmt.Sprintf("/proc/self/fd/%d", fd)
+	r, err := newFromFD(path, path, fd, 0)
+	if err != nil {
+		unix.Close(fd)
+	}
+	return r, err
+}
+
+// OwnerUID returns the UID that created a user namespace.
+func (ns *NS) OwnerUID() (int, error) {
+	if ns.typ != User {
+		return 0, wrap("owner uid of", ns.ref, &WrongTypeError{Got: ns.typ, Want: User})
+	}
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	var uid uint32
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(ns.fd), nsGetOwner, uintptr(unsafe.Pointer(&uid))); errno != 0 {
+		return 0, wrap("owner uid of", ns.ref, os.NewSyscallError("ioctl NS_GET_OWNER_UID", errno))
+	}
+	return int(uid), nil
+}

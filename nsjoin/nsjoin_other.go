@@ -1,0 +1,29 @@
+//go:build !linux
+
+package nsjoin
+
+import (
+	"fmt"
+	"runtime"
+)
+
+var errGOOS = fmt.Errorf("%w: namespaces are a Linux feature, not available on %s", ErrUnsupported, runtime.GOOS)
+
+const NetnsRunDir = "/run/netns"
+
+func Open(ref string) (*NS, error)             { return nil, wrap("open", ref, errGOOS) }
+func OpenType(ref string, t Type) (*NS, error) { return nil, wrap("open", ref, errGOOS) }
+func OpenFile(path string) (*NS, error)        { return nil, wrap("open", path, errGOOS) }
+func Self(t Type) (*NS, error)                 { return nil, wrap("open", "self", errGOOS) }
+func CanDo(t Type) bool                        { return false }
+func (ns *NS) Do(fn func() error) error        { return wrap("do", ns.ref, errGOOS) }
+func (ns *NS) Close() error                    { return nil }
+func (ns *NS) Fd() int                         { return -1 }
+func (ns *NS) ProcessAlive() bool              { return false }
+func (ns *NS) UserNS() (*NS, error)            { return nil, wrap("owner of", ns.ref, errGOOS) }
+func (ns *NS) OwnerUID() (int, error)          { return 0, wrap("owner uid of", ns.ref, errGOOS) }
+func (t Type) CloneFlag() int                  { return 0 }
+func ValidateName(name string) error           { return nil }
+func Names() ([]string, error)                 { return nil, wrap("list", NetnsRunDir, errGOOS) }
+func NewNamed(name string) (*NS, error)        { return nil, wrap("add", name, errGOOS) }
+func DeleteNamed(name string) error            { return wrap("del", name, errGOOS) }
