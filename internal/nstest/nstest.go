@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -110,9 +111,9 @@ func Veth(tb testing.TB, nsA, addrA, nsB, addrB string) (ifA, ifB string) {
 	return ifA, ifB
 }
 
-// Sleeper starts `unshare -n sleep` (a process alone in a new network
-// namespace that no name holds) and kills it when the test ends. It
-// returns the PID.
+// Sleeper starts `unshare FLAGS sleep` (default -n: a process alone in a
+// new network namespace that no name holds) and kills it when the test
+// ends. It returns the PID of sleep (unshare's child with --fork).
 func Sleeper(tb testing.TB, unshareFlags ...string) int {
 	tb.Helper()
 	RequireRoot(tb)
@@ -125,14 +126,25 @@ func Sleeper(tb testing.TB, unshareFlags ...string) int {
 		tb.Fatalf("start unshare sleep: %v", err)
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	// unshare execs sleep in place, so the PID is the sleeper's once the
-	// namespace link differs from ours.
+	// unshare execs sleep in place, or with --fork runs it as its child:
+	// wait until that process is sleep, in its own namespaces.
 	self, _ := os.Readlink("/proc/self/ns/net")
-	for i := 0; i < 2000; i++ {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
-		if err == nil && strings.TrimSpace(string(comm)) == "sleep" && (link != self || !contains(unshareFlags, "-n")) {
-			return cmd.Process.Pid
+	for i := 0; i < 5000; i++ {
+		pid := cmd.Process.Pid
+		if contains(unshareFlags, "--fork") || contains(unshareFlags, "-f") {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+			if f := strings.Fields(string(b)); len(f) == 1 {
+				fmt.Sscan(f[0], &pid)
+			}
+		}
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "sleep" && (link != self || !contains(unshareFlags, "-n") && !contains(unshareFlags, "--net")) {
+			if pid != cmd.Process.Pid {
+				// unshare does not kill its child when it dies.
+				tb.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			}
+			return pid
 		}
 		sleepBriefly()
 	}

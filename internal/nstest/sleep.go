@@ -2,4 +2,7 @@ package nstest
 
 import "time"
 
-func sleepBriefly() { time.Sleep(time.Millisecond) }
+// Sleep pauses briefly between bounded polls.
+func Sleep() { time.Sleep(time.Millisecond) }
+
+func sleepBriefly() { Sleep() }

@@ -1,0 +1,47 @@
+package nsjoin
+
+import (
+	"os"
+	"os/exec"
+)
+
+// Cmd is a command to be started inside namespaces by Command or Unshare.
+// Set Stdin, Stdout, Stderr, Env (and Dir, applied before any namespace is
+// joined) on Cmd.Cmd, then call this type's Start, Wait or Run; calling
+// the embedded exec.Cmd's own Start would lose the reason for a failure.
+type Cmd struct {
+	// Cmd re-executes this binary; its Args[1:] are the command.
+	Cmd *exec.Cmd
+
+	spec   string     // the hook's instructions (see nsexec_linux.c)
+	files  []*os.File // namespace files handed to the child
+	status *os.File   // read end of the status pipe, after Start
+	ref    string     // for error messages
+}
+
+// UnshareOptions selects the new namespaces Unshare creates and how it sets
+// them up, as the flags of unshare(1) do.
+type UnshareOptions struct {
+	// Types are the namespace types to create anew.
+	Types []Type
+	// Hostname sets the hostname in the new UTS namespace (needs UTS).
+	Hostname string
+	// MapRootUser maps root in the new user namespace to the caller's UID
+	// and GID (needs User), as unshare --map-root-user.
+	MapRootUser bool
+	// MountProc mounts a new /proc, so that ps sees the new PID namespace;
+	// implies Mnt, as unshare --mount-proc.
+	MountProc bool
+}
+
+// ExitCode returns the exit status a shell would report for a finished
+// process: its code, or 128 plus the signal that killed it.
+func ExitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code
+	}
+	return 128 + signalOf(ps)
+}
