@@ -32,6 +32,10 @@ type UnshareOptions struct {
 	// MountProc mounts a new /proc, so that ps sees the new PID namespace;
 	// implies Mnt, as unshare --mount-proc.
 	MountProc bool
+	// Fork runs the command as a child of the process that made the
+	// namespaces, as unshare --fork; always so for new PID and time
+	// namespaces, which hold only children.
+	Fork bool
 }
 
 // ExitCode returns the exit status a shell would report for a finished

@@ -115,7 +115,7 @@ func unshareCmd(opts UnshareOptions, argv []string) (*Cmd, error) {
 	if opts.MapRootUser {
 		tokens = append(tokens, fmt.Sprintf("m%d:%d", os.Getuid(), os.Getgid()))
 	}
-	if want[PID] || want[Time] {
+	if opts.Fork || want[PID] || want[Time] {
 		tokens = append(tokens, "f")
 	}
 	if opts.MountProc {

@@ -46,6 +46,22 @@ func Names() ([]string, error) {
 	return names, nil
 }
 
+// NamesOf returns the `ip netns` names bound to the namespace with id.
+func NamesOf(id ID) []string {
+	names, _ := Names()
+	var out []string
+	for _, name := range names {
+		var st unix.Stat_t
+		var sfs unix.Statfs_t
+		path := filepath.Join(NetnsRunDir, name)
+		if unix.Statfs(path, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC &&
+			unix.Stat(path, &st) == nil && st.Dev == id.Dev && st.Ino == id.Inode {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // NewNamed creates a network namespace and persists it as
 // /run/netns/NAME exactly as `ip netns add NAME` does: /run/netns made a
 // shared mount (bind-mounted onto itself first if need be), an empty file

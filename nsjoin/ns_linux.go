@@ -144,7 +144,7 @@ func openPath(ref, path string, want Type) (*NS, error) {
 		return nil, pathError("stat", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s %w", path, ErrNotNamespace)
+		return nil, fmt.Errorf("%s%w", pathIfNot(ref, path), ErrNotNamespace)
 	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -170,7 +170,7 @@ func newFromFD(ref, path string, fd int, want Type) (*NS, error) {
 		if strings.HasPrefix(path, NetnsRunDir+"/") {
 			hint = " (its bind mount is missing; remove it with: ip netns del " + filepath.Base(path) + ")"
 		}
-		return nil, fmt.Errorf("%s %w%s", path, ErrNotNamespace, hint)
+		return nil, fmt.Errorf("%s%w%s", pathIfNot(ref, path), ErrNotNamespace, hint)
 	}
 	t, err := fdType(fd)
 	if err != nil {
@@ -184,6 +184,14 @@ func newFromFD(ref, path string, fd int, want Type) (*NS, error) {
 		return nil, err
 	}
 	return &NS{typ: t, id: id, ref: ref, path: path, fd: fd, pidfd: -1}, nil
+}
+
+// pathIfNot returns "path " when it says more than ref does.
+func pathIfNot(ref, path string) string {
+	if ref == path {
+		return ""
+	}
+	return path + " "
 }
 
 func fdType(fd int) (Type, error) {
@@ -218,7 +226,7 @@ func pathError(op, path string, err error) error {
 	case unix.ENOENT:
 		return &fs.PathError{Op: op, Path: path, Err: unix.ENOENT} // errors.Is(err, fs.ErrNotExist)
 	case unix.EACCES, unix.EPERM:
-		return fmt.Errorf("%s %s: permission denied (needs root, or CAP_SYS_PTRACE for another user's process): %w", op, path, fs.ErrPermission)
+		return fmt.Errorf("%s %s: %w (needs root, or CAP_SYS_PTRACE for another user's process)", op, path, err)
 	}
 	return &fs.PathError{Op: op, Path: path, Err: os.NewSyscallError(op, err)}
 }

@@ -79,7 +79,7 @@ func (id ID) Format(t Type) string { return fmt.Sprintf("%s:[%d]", t, id.Inode) 
 // Sentinel errors, usable with errors.Is on every error nsjoin returns.
 var (
 	// ErrNotNamespace: the reference names a file that is not an nsfs file.
-	ErrNotNamespace = errors.New("not a namespace file")
+	ErrNotNamespace = errors.New("is not a namespace file")
 	// ErrWrongType: the namespace is of another type than the caller wants.
 	ErrWrongType = errors.New("wrong namespace type")
 	// ErrNoProcess: a PID reference names no live process.
@@ -135,4 +135,23 @@ func wrap(op, ref string, err error) error {
 		return nil
 	}
 	return &Error{Op: op, Ref: ref, Err: err}
+}
+
+// Info describes one namespace found by List.
+type Info struct {
+	Type Type
+	ID   ID
+	// NProcs counts the processes (not threads) in the namespace; zero for
+	// a namespace only a bind mount such as /run/netns/NAME keeps alive.
+	NProcs int
+	// PID is the lowest PID in the namespace, Command its command line and
+	// UID its owner; zero values when no process is in it.
+	PID     int
+	Command string
+	UID     int
+	// Names are the `ip netns` names bound to a network namespace.
+	Names []string
+	// UserNS is the inode of the owning user namespace, 0 if it cannot be
+	// seen from here.
+	UserNS uint64
 }

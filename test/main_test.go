@@ -22,6 +22,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by all: the capability tests run it as an unprivileged user.
+	os.Chmod(dir, 0o755)
 	netobsBin = filepath.Join(dir, "netobs")
 	build := exec.Command("go", "build", "-o", netobsBin, "github.com/netobs/netobs/cmd/netobs")
 	build.Stderr = os.Stderr

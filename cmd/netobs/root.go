@@ -125,3 +125,12 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// unknownSubcommand is the Args of commands that only group subcommands:
+// cobra would otherwise print help for a mistyped subcommand and exit 0.
+func unknownSubcommand(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for %s (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+	}
+	return nil
+}

@@ -1,0 +1,462 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/netobs/netobs/nsjoin"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newNSCmd) }
+
+func newNSCmd(a *app) *cobra.Command {
+	ns := &cobra.Command{
+		Use:   "ns",
+		Short: "List, identify, compare, enter, create and delete namespaces",
+		Args:  unknownSubcommand,
+		RunE:  func(c *cobra.Command, args []string) error { return c.Help() },
+	}
+	ns.AddCommand(newNSLsCmd(a), newNSIDCmd(a), newNSSameCmd(a), newNSExecCmd(a),
+		newNSUnshareCmd(a), newNSAddCmd(a), newNSDelCmd(a))
+	return ns
+}
+
+// parseTypeFlag turns --type into a Type; "" means "not given".
+func parseTypeFlag(s string) (nsjoin.Type, error) {
+	if s == "" {
+		return 0, nil
+	}
+	t, err := nsjoin.ParseType(s)
+	if err != nil {
+		return 0, usageErrorf("--type: %v", err)
+	}
+	return t, nil
+}
+
+// openRef opens a namespace reference. Without a type, a path opens as
+// whatever namespace it is, and a PID, name or "self" as a network namespace.
+func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
+	if t == 0 {
+		if strings.Contains(ref, "/") {
+			return nsjoin.OpenFile(ref)
+		}
+		t = nsjoin.Net
+	}
+	return nsjoin.OpenType(ref, t)
+}
+
+// completeNSRef offers `ip netns` names and "self" for NSREF arguments.
+func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	names, _ := nsjoin.Names()
+	return append(names, "self"), cobra.ShellCompDirectiveDefault
+}
+
+func completeTypes(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	var names []string
+	for _, t := range nsjoin.AllTypes {
+		names = append(names, t.String())
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+func newNSLsCmd(a *app) *cobra.Command {
+	var typ string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "ls [--type T] [--json]",
+		Short: "List every namespace on the system, like lsns",
+		Example: `  netobs ns ls
+  netobs ns ls --type net
+  netobs ns ls --json | jq 'select(.nprocs > 1)'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			t, err := parseTypeFlag(typ)
+			if err != nil {
+				return err
+			}
+			var types []nsjoin.Type
+			if t != 0 {
+				types = []nsjoin.Type{t}
+			}
+			infos, err := nsjoin.List(types...)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				for _, in := range infos {
+					enc.Encode(infoJSON(in))
+				}
+				return nil
+			}
+			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %v\n"
+			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "COMMAND")
+			for _, in := range infos {
+				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
+					dash(int(in.UserNS)), dashS(strings.Join(in.Names, ",")), dashS(in.Command))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&typ, "type", "t", "", "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per namespace")
+	c.RegisterFlagCompletionFunc("type", completeTypes)
+	return c
+}
+
+type nsJSON struct {
+	Type    string   `json:"type"`
+	Inode   uint64   `json:"ns"`
+	Dev     uint64   `json:"dev"`
+	NSID    uint64   `json:"nsid,omitempty"`
+	NProcs  int      `json:"nprocs"`
+	PID     int      `json:"pid,omitempty"`
+	User    string   `json:"user,omitempty"`
+	UserNS  uint64   `json:"userns,omitempty"`
+	Names   []string `json:"netns,omitempty"`
+	Command string   `json:"command,omitempty"`
+}
+
+func infoJSON(in nsjoin.Info) nsJSON {
+	return nsJSON{Type: in.Type.String(), Inode: in.ID.Inode, Dev: in.ID.Dev, NSID: in.ID.NSID,
+		NProcs: in.NProcs, PID: in.PID, User: userName(in), UserNS: in.UserNS, Names: in.Names, Command: in.Command}
+}
+
+func userName(in nsjoin.Info) string {
+	if in.PID == 0 {
+		return ""
+	}
+	if u, err := user.LookupId(strconv.Itoa(in.UID)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(in.UID)
+}
+
+func dash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func dashS(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newNSIDCmd(a *app) *cobra.Command {
+	var typ string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "id NSREF...",
+		Short: "Print the identity of namespaces (what readlink /proc/PID/ns/TYPE prints)",
+		Example: `  netobs ns id /proc/1234/ns/net      # type read from the file
+  netobs ns id 1234 --type uts          # a PID: net unless --type says otherwise
+  netobs ns id mynetns self`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("%s needs at least one NSREF (a path, PID, ip netns name or self)", c.CommandPath())
+			}
+			return nil
+		},
+		ValidArgsFunction: completeNSRef,
+		RunE: func(c *cobra.Command, args []string) error {
+			t, err := parseTypeFlag(typ)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(a.stdout)
+			for _, ref := range args {
+				ns, err := openRef(ref, t)
+				if err != nil {
+					return err
+				}
+				id := ns.ID()
+				names := nsjoin.NamesOf(id)
+				ns.Close()
+				if asJSON {
+					enc.Encode(struct {
+						Ref string `json:"ref"`
+						nsJSON
+					}{ref, nsJSON{Type: ns.Type().String(), Inode: id.Inode, Dev: id.Dev, NSID: id.NSID, Names: names, PID: ns.PID()}})
+					continue
+				}
+				line := ref + " " + ns.String()
+				if id.NSID != 0 {
+					line += fmt.Sprintf(" nsid=%d", id.NSID)
+				}
+				if len(names) > 0 {
+					line += " netns=" + strings.Join(names, ",")
+				}
+				fmt.Fprintln(a.stdout, line)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per reference")
+	c.RegisterFlagCompletionFunc("type", completeTypes)
+	return c
+}
+
+func newNSSameCmd(a *app) *cobra.Command {
+	var typ string
+	c := &cobra.Command{
+		Use:   "same NSREF NSREF",
+		Short: "Exit 0 if two references name the same namespace, 1 if not (2 on error)",
+		Example: `  netobs ns same 1234 mynetns && echo "PID 1234 lives in mynetns"
+  netobs ns same --type uts 1234 self`,
+		Args:              exactArgs(2, "two NSREFs"),
+		ValidArgsFunction: completeNSRef,
+		RunE: func(c *cobra.Command, args []string) error {
+			t, err := parseTypeFlag(typ)
+			if err != nil {
+				return err
+			}
+			var nss [2]*nsjoin.NS
+			for i, ref := range args {
+				if nss[i], err = openRef(ref, t); err != nil {
+					// 1 means "different": trouble is 2, as with cmp(1).
+					return exitStatus{2, err.Error()}
+				}
+				defer nss[i].Close()
+			}
+			if nsjoin.Same(nss[0], nss[1]) {
+				fmt.Fprintf(a.stdout, "same: %s\n", nss[0])
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "different: %s %s\n", nss[0], nss[1])
+			return exitStatus{code: 1}
+		},
+	}
+	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
+	c.RegisterFlagCompletionFunc("type", completeTypes)
+	return c
+}
+
+func newNSExecCmd(a *app) *cobra.Command {
+	refs := map[nsjoin.Type]*string{}
+	var target int
+	c := &cobra.Command{
+		Use:   "exec [--net R] [--uts R] [--ipc R] [--mnt R] [--pid R] [--user R] [--cgroup R] [--time R] [-t PID] -- CMD...",
+		Short: "Run a command inside namespaces of any type, like nsenter",
+		Long: `Run CMD inside the given namespaces. -t PID enters every namespace of that
+process (those that differ from netobs's own); --TYPE R names one namespace
+by NSREF and overrides -t for that type. Joining a PID namespace forks, so
+that CMD is inside it. Entering a user namespace makes CMD root there.
+CMD's exit status is netobs's.`,
+		Example: `  netobs ns exec --net mynetns -- ip addr
+  netobs ns exec -t 1234 -- sh              # all namespaces of PID 1234
+  netobs ns exec --net 1234 --uts 1234 -- hostname`,
+		ValidArgsFunction: completeNSRef,
+		RunE: func(c *cobra.Command, argv []string) error {
+			if len(argv) == 0 {
+				return usageErrorf("ns exec: no command given after --")
+			}
+			nss, err := execNamespaces(refs, target)
+			defer closeAll(nss)
+			if err != nil {
+				return err
+			}
+			cmd, err := nsjoin.Command(nss, argv...)
+			if err != nil {
+				return err
+			}
+			return runForeground(a, cmd)
+		},
+	}
+	c.Flags().SetInterspersed(false)
+	for _, t := range nsjoin.AllTypes {
+		refs[t] = c.Flags().String(t.String(), "", "enter this "+t.String()+" namespace (NSREF)")
+		c.RegisterFlagCompletionFunc(t.String(), completeNSRef)
+	}
+	c.Flags().IntVarP(&target, "target", "t", 0, "enter every namespace of this process")
+	return c
+}
+
+// execNamespaces opens what ns exec was asked to enter.
+func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, error) {
+	var nss []*nsjoin.NS
+	for _, t := range nsjoin.AllTypes {
+		ref := *refs[t]
+		if ref == "" && target != 0 {
+			ns, err := nsjoin.OpenType(strconv.Itoa(target), t)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the kernel lacks this type
+			}
+			if err != nil {
+				return nss, err
+			}
+			// Entering one's own namespace is a no-op, and for a user
+			// namespace an error: leave those out, as nsenter does.
+			if self, err := nsjoin.Self(t); err == nil {
+				same := nsjoin.Same(self, ns)
+				self.Close()
+				if same {
+					ns.Close()
+					continue
+				}
+			}
+			nss = append(nss, ns)
+			continue
+		}
+		if ref == "" {
+			continue
+		}
+		ns, err := nsjoin.OpenType(ref, t)
+		if err != nil {
+			return nss, err
+		}
+		nss = append(nss, ns)
+	}
+	if len(nss) == 0 {
+		if target != 0 {
+			return nil, fmt.Errorf("ns exec: process %d is in netobs's own namespaces: nothing to enter", target)
+		}
+		return nil, usageErrorf("ns exec: name a namespace to enter (--net NSREF, ..., or -t PID)")
+	}
+	return nss, nil
+}
+
+func closeAll(nss []*nsjoin.NS) {
+	for _, ns := range nss {
+		ns.Close()
+	}
+}
+
+// runForeground runs cmd on netobs's terminal, forwards the signals that
+// would stop netobs to it, and exits with its status.
+func runForeground(a *app, cmd *nsjoin.Cmd) error {
+	cmd.Cmd.Stdin, cmd.Cmd.Stdout, cmd.Cmd.Stderr = a.stdin, a.stdout, a.stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	cmd.Wait()
+	close(done)
+	if code := nsjoin.ExitCode(cmd.Cmd.ProcessState); code != 0 {
+		return exitStatus{code: code}
+	}
+	return nil
+}
+
+func newNSUnshareCmd(a *app) *cobra.Command {
+	want := map[nsjoin.Type]*bool{}
+	var opts nsjoin.UnshareOptions
+	var fork bool
+	c := &cobra.Command{
+		Use:   "unshare [--net] [--uts] [--ipc] [--mnt] [--pid] [--user] [--cgroup] [--time] [--hostname H] [--map-root-user] [--fork] [--mount-proc] -- CMD...",
+		Short: "Run a command in new namespaces, like unshare",
+		Long: `Run CMD in new namespaces of the chosen types. A new PID or time namespace
+holds only children, so netobs always forks for those (--fork is implied);
+--mount-proc implies --mnt; --hostname needs --uts; --map-root-user needs
+--user and makes CMD root in the new user namespace.`,
+		Example: `  netobs ns unshare --uts --hostname demo -- hostname
+  netobs ns unshare --pid --fork --mount-proc -- ps ax
+  netobs ns unshare --user --map-root-user --net -- id`,
+		RunE: func(c *cobra.Command, argv []string) error {
+			if len(argv) == 0 {
+				return usageErrorf("ns unshare: no command given after --")
+			}
+			if opts.Hostname != "" && !*want[nsjoin.UTS] {
+				return usageErrorf("ns unshare: --hostname needs --uts (a new UTS namespace)")
+			}
+			if opts.MapRootUser && !*want[nsjoin.User] {
+				return usageErrorf("ns unshare: --map-root-user needs --user (a new user namespace)")
+			}
+			for _, t := range nsjoin.AllTypes {
+				if *want[t] {
+					opts.Types = append(opts.Types, t)
+				}
+			}
+			if len(opts.Types) == 0 && !opts.MountProc {
+				return usageErrorf("ns unshare: choose at least one namespace type (--net, --uts, ...)")
+			}
+			opts.Fork = fork
+			cmd, err := nsjoin.Unshare(opts, argv...)
+			if err != nil {
+				return err
+			}
+			return runForeground(a, cmd)
+		},
+	}
+	c.Flags().SetInterspersed(false)
+	for _, t := range nsjoin.AllTypes {
+		want[t] = c.Flags().Bool(t.String(), false, "new "+t.String()+" namespace")
+	}
+	c.Flags().BoolVar(want[nsjoin.Mnt], "mount", false, "new mount namespace (same as --mnt)")
+	c.Flags().StringVar(&opts.Hostname, "hostname", "", "hostname in the new UTS namespace")
+	c.Flags().BoolVarP(&opts.MapRootUser, "map-root-user", "r", false, "be root in the new user namespace")
+	c.Flags().BoolVarP(&fork, "fork", "f", false, "fork before running CMD (implied by --pid and --time)")
+	c.Flags().BoolVar(&opts.MountProc, "mount-proc", false, "mount a new /proc (implies --mnt)")
+	return c
+}
+
+func newNSAddCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "add NAME",
+		Short:   "Create a named network namespace, as ip netns add does",
+		Example: "  netobs ns add lab1 && ip netns exec lab1 ip link",
+		Args:    exactArgs(1, "a NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := nsjoin.ValidateName(args[0]); err != nil {
+				return usageError{fmt.Errorf("ns add: %w", err)}
+			}
+			ns, err := nsjoin.NewNamed(args[0])
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			fmt.Fprintf(a.stdout, "%s %s\n", args[0], ns)
+			return nil
+		},
+	}
+}
+
+func newNSDelCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:               "del NAME...",
+		Short:             "Delete named network namespaces, as ip netns del does",
+		Args:              func(c *cobra.Command, args []string) error { return minArgs(c, args, 1, "a NAME") },
+		ValidArgsFunction: completeNSRef,
+		RunE: func(c *cobra.Command, args []string) error {
+			for _, name := range args {
+				if err := nsjoin.DeleteNamed(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func minArgs(c *cobra.Command, args []string, n int, what string) error {
+	if len(args) < n {
+		return usageErrorf("%s needs %s (see %s --help)", c.CommandPath(), what, c.CommandPath())
+	}
+	return nil
+}
