@@ -1,0 +1,142 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/netobs/netobs/internal/nstest"
+	"golang.org/x/sys/unix"
+)
+
+// failRestore marks threads (by TID) whose next restore must fail.
+var failRestore sync.Map
+
+// injectRestoreFailures makes setns fail when a thread marked in
+// failRestore tries to return to its original namespace, and undoes that
+// when the test ends.
+func injectRestoreFailures(t *testing.T) {
+	real := setns
+	setns = func(fd int, typ Type) error {
+		if orig, _ := originalNS(typ); fd == orig {
+			if _, marked := failRestore.LoadAndDelete(unix.Gettid()); marked {
+				return os.NewSyscallError("setns", unix.EPERM)
+			}
+		}
+		return real(fd, typ)
+	}
+	t.Cleanup(func() { setns = real })
+}
+
+// TestThreadHygiene runs 100,000 Do calls from many goroutines, some of
+// whose functions fail, some panic (recovered by the caller), and some of
+// whose restores are made to fail; afterwards no thread of the process may
+// be in a foreign namespace and the process must still work.
+func TestThreadHygiene(t *testing.T) {
+	name := nstest.NetNS(t)
+	ns, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	injectRestoreFailures(t)
+
+	const total, workers = 100000, 32
+	var calls, fnErrs, panics, discarded, wrongNS atomic.Int64
+	errFn := errors.New("fn failed")
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < total; i += workers {
+				calls.Add(1)
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							if _, ok := p.(*PanicError); !ok {
+								t.Errorf("panic value %T, want *PanicError", p)
+							}
+							panics.Add(1)
+						}
+					}()
+					err := ns.Do(func() error {
+						link, _ := os.Readlink("/proc/thread-self/ns/net")
+						if link != ns.String() {
+							wrongNS.Add(1)
+						}
+						switch {
+						case i%997 == 0:
+							failRestore.Store(unix.Gettid(), true)
+						case i%13 == 0:
+							panic(fmt.Sprintf("call %d panics", i))
+						case i%7 == 0:
+							return errFn
+						}
+						return nil
+					})
+					switch {
+					case errors.Is(err, ErrThreadDiscarded):
+						discarded.Add(1)
+					case errors.Is(err, errFn):
+						fnErrs.Add(1)
+					case err != nil:
+						t.Errorf("Do: %v", err)
+					}
+				}()
+			}
+		}(w)
+	}
+	wg.Wait()
+	t.Logf("%d calls: %d fn errors, %d panics, %d threads discarded", calls.Load(), fnErrs.Load(), panics.Load(), discarded.Load())
+	if wrongNS.Load() != 0 {
+		t.Errorf("%d functions ran outside the target namespace", wrongNS.Load())
+	}
+	if discarded.Load() == 0 || panics.Load() == 0 || fnErrs.Load() == 0 {
+		t.Errorf("the injected failures did not all happen")
+	}
+	nstest.CheckThreads(t)
+	// The process still works: Do again, and a plain syscall on this thread.
+	if err := ns.Do(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Readlink("/proc/self/ns/net"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoLeaks opens, enters and closes 10,000 times and checks that no file
+// descriptor or goroutine is left over.
+func TestNoLeaks(t *testing.T) {
+	name := nstest.NetNS(t)
+	// Warm up the cached original-namespace descriptors first.
+	if ns, err := Open(name); err == nil {
+		ns.Do(func() error { return nil })
+		ns.Close()
+	}
+	fds, goroutines := nstest.FDCount(t), runtime.NumGoroutine()
+	for i := 0; i < 10000; i++ {
+		ns, err := Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.Do(func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ns.Close()
+	}
+	if now := nstest.FDCount(t); now > fds {
+		t.Errorf("%d file descriptors leaked", now-fds)
+	}
+	for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
+		nstest.Sleep()
+	}
+	if now := runtime.NumGoroutine(); now > goroutines {
+		t.Errorf("%d goroutines leaked", now-goroutines)
+	}
+	nstest.CheckThreads(t)
+}
