@@ -22,13 +22,12 @@ var setns = func(fd int, t Type) error {
 // was, without opening /proc/thread-self on every call.
 var origNS struct {
 	once sync.Once
-	fds  map[Type]int
+	fds  [Time + 1]int
 	err  error
 }
 
 func originalNS(t Type) (int, error) {
 	origNS.once.Do(func() {
-		origNS.fds = make(map[Type]int, 3)
 		for _, t := range []Type{Net, UTS, IPC} {
 			fd, err := unix.Open("/proc/self/ns/"+t.String(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
