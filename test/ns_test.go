@@ -188,6 +188,18 @@ func TestNSAddDelInteropWithIPNetns(t *testing.T) {
 	}
 }
 
+// ourNetns lists the `ip netns` names this test run made (other suites may
+// be running beside it).
+func ourNetns(t *testing.T) []string {
+	var ours []string
+	for _, n := range ipNetnsList(t) {
+		if strings.HasPrefix(n, nstest.Prefix()) {
+			ours = append(ours, n)
+		}
+	}
+	return ours
+}
+
 func ipNetnsList(t *testing.T) []string {
 	var names []string
 	for _, l := range strings.Split(nstest.Run(t, "ip", "netns", "list"), "\n") {
@@ -244,7 +256,7 @@ func TestNSBadInput(t *testing.T) {
 		{"same with missing", []string{"ns", "same", "self", unknown}, 2, "ip netns list"},
 		{"missing program", []string{"ns", "exec", "--net", named, "--", "/nonexistent/prog"}, 1, "exec /nonexistent/prog"},
 	}
-	before := ipNetnsList(t)
+	before := ourNetns(t)
 	for _, c := range cases {
 		r := netobs(t, c.args...)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
@@ -256,7 +268,7 @@ func TestNSBadInput(t *testing.T) {
 			t.Errorf("%s: stack dump on stderr", c.name)
 		}
 	}
-	if after := ipNetnsList(t); strings.Join(after, " ") != strings.Join(before, " ") {
+	if after := ourNetns(t); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("namespaces changed: before %v after %v", before, after)
 	}
 }
