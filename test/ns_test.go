@@ -21,6 +21,7 @@ type lsnsRow struct {
 	Type   string      `json:"type"`
 	NProcs json.Number `json:"nprocs"`
 	PID    json.Number `json:"pid"`
+	ONS    json.Number `json:"ons"`
 }
 
 func TestNSLsAgreesWithLsns(t *testing.T) {
@@ -31,7 +32,7 @@ func TestNSLsAgreesWithLsns(t *testing.T) {
 	var lsns struct {
 		Namespaces []lsnsRow `json:"namespaces"`
 	}
-	if err := json.Unmarshal([]byte(nstest.Run(t, "lsns", "-J", "-o", "NS,TYPE,NPROCS,PID")), &lsns); err != nil {
+	if err := json.Unmarshal([]byte(nstest.Run(t, "lsns", "-J", "-o", "NS,TYPE,NPROCS,PID,ONS")), &lsns); err != nil {
 		t.Fatal(err)
 	}
 	ours := map[string]map[string]any{}
@@ -56,6 +57,9 @@ func TestNSLsAgreesWithLsns(t *testing.T) {
 		}
 		if n, _ := r.NProcs.Int64(); int64(row["nprocs"].(float64)) != n || int(row["pid"].(float64)) != pid {
 			t.Errorf("%s %s: lsns nprocs %s pid %s, netobs %v %v", r.Type, r.NS, r.NProcs, r.PID, row["nprocs"], row["pid"])
+		}
+		if ons, _ := r.ONS.Int64(); row["userns"] == nil || int64(row["userns"].(float64)) != ons {
+			t.Errorf("%s %s: lsns owner namespace %s, netobs %v", r.Type, r.NS, r.ONS, row["userns"])
 		}
 		checked++
 	}
