@@ -11,9 +11,13 @@ import (
 )
 
 // setns is the one place nsjoin switches a thread; tests replace it to
-// inject failures.
+// inject failures. setns never blocks, so it is made as a raw system call:
+// the scheduler need not prepare to hand the P to another thread.
 var setns = func(fd int, t Type) error {
-	return os.NewSyscallError("setns", unix.Setns(fd, t.CloneFlag()))
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETNS, uintptr(fd), uintptr(t.CloneFlag()), 0); errno != 0 {
+		return os.NewSyscallError("setns", errno)
+	}
+	return nil
 }
 
 // origNS holds, per type Do accepts, an fd of the namespace the process
