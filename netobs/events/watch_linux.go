@@ -271,6 +271,14 @@ func (w *Watcher) open(n *nsw) error {
 		return err
 	}
 	w.byFD[fd], w.byKey[n.key] = n, n
+	if n.pidfd >= 0 {
+		// A pidfd turns readable when its process exits (zombie or not),
+		// so a PID reference ends at once, not at the next tick.
+		if err := w.poll(n.pidfd); err != nil {
+			return err
+		}
+		w.byFD[n.pidfd] = n
+	}
 	w.fresh = append(w.fresh, n)
 	w.watching.Add(1)
 	return nil
@@ -294,6 +302,7 @@ func (w *Watcher) remove(n *nsw) {
 		return
 	}
 	delete(w.byFD, n.fd)
+	delete(w.byFD, n.pidfd)
 	delete(w.byKey, n.key)
 	n.close()
 	w.watching.Add(-1)
@@ -390,7 +399,14 @@ func (w *Watcher) run() {
 			case w.disc != nil && fd == w.disc.inofd:
 				w.disc.readInotify(w)
 			default:
-				if nn := w.byFD[fd]; nn != nil {
+				nn := w.byFD[fd]
+				switch {
+				case nn == nil:
+				case fd == nn.pidfd:
+					if err := w.gone(nn, fmt.Sprintf("process %d exited", nn.info.PID)); err == errStop {
+						return
+					}
+				default:
 					if err := w.read(nn); err == errStop {
 						return
 					}
@@ -809,13 +825,21 @@ func (w *Watcher) tick() error {
 		if reason == "" {
 			continue
 		}
-		w.remove(n)
-		if !w.emit(Event{Time: time.Now(), NS: n.info, Action: Gone, Text: "namespace gone: " + reason}) {
-			return errStop
+		if err := w.gone(n, reason); err != nil {
+			return err
 		}
 	}
 	if w.disc != nil {
 		return w.disc.addNew(w, seen)
+	}
+	return nil
+}
+
+// gone stops watching n and says why.
+func (w *Watcher) gone(n *nsw, reason string) error {
+	w.remove(n)
+	if !w.emit(Event{Time: time.Now(), NS: n.info, Action: Gone, Text: "namespace gone: " + reason}) {
+		return errStop
 	}
 	return nil
 }
@@ -832,7 +856,8 @@ func (w *Watcher) sorted() []*nsw {
 // goneExplicit says why a namespace named by the caller is gone, or "".
 func (n *nsw) goneExplicit() string {
 	if n.pidfd >= 0 {
-		if unix.PidfdSendSignal(n.pidfd, 0, nil, 0) == unix.ESRCH {
+		pfd := []unix.PollFd{{Fd: int32(n.pidfd), Events: unix.POLLIN}}
+		if k, _ := unix.Poll(pfd, 0); k > 0 {
 			return fmt.Sprintf("process %d exited", n.info.PID)
 		}
 		return ""
