@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -91,7 +92,30 @@ type discovery struct {
 	started  bool           // namespaces found from now on are reported as Appeared
 }
 
+// capSysAdmin is CAP_SYS_ADMIN's bit in /proc/self/status's CapEff.
+const capSysAdmin = 21
+
+// hasCapSysAdmin reports whether the process may enter other namespaces.
+// Without it, All would quietly watch nothing but the process's own
+// namespace, since /proc hides the others' namespace files.
+func hasCapSysAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<capSysAdmin) != 0
+		}
+	}
+	return false
+}
+
 func (w *Watcher) startDiscovery() (*discovery, error) {
+	if !hasCapSysAdmin() {
+		return nil, fmt.Errorf("all namespaces: %w (needs root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)", fs.ErrPermission)
+	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)

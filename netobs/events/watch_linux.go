@@ -246,6 +246,12 @@ func (w *Watcher) addExplicit(ns *nsjoin.NS, labels map[nsKey]*sighting) error {
 	}
 	if err := w.open(n); err != nil {
 		n.close()
+		// Do names the watcher's own handle (/proc/self/fd/N); the
+		// caller's reference says more.
+		var ne *nsjoin.Error
+		if errors.As(err, &ne) && strings.HasPrefix(ne.Ref, "/proc/self/fd/") {
+			err = ne.Err
+		}
 		return fmt.Errorf("%s: %w", ns.Ref(), err)
 	}
 	return nil
@@ -528,8 +534,16 @@ func (w *Watcher) dump(n *nsw, kinds []Kind) ([]record, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		recs, err := w.dumpOnce(fd, n, kinds)
-		if errors.Is(err, errDumpInterrupted) && attempt < 10 {
-			continue
+		if errors.Is(err, errDumpInterrupted) {
+			if attempt < 3 {
+				continue
+			}
+			// Under a steady stream of changes every dump may be
+			// interrupted. An inconsistent dump is still usable: each
+			// change that raced with it is also queued on the subscribed
+			// socket (subscribed, and drained, before the dump began), and
+			// applying those afterwards makes the state right.
+			return recs, nil
 		}
 		return recs, err
 	}
@@ -537,6 +551,7 @@ func (w *Watcher) dump(n *nsw, kinds []Kind) ([]record, error) {
 
 func (w *Watcher) dumpOnce(fd int, n *nsw, kinds []Kind) ([]record, error) {
 	var recs []record
+	var interrupted error
 	names := map[int32]string{}
 	// A dump that omits links labels with the names already known.
 	resolve := func(i int32) string {
@@ -557,11 +572,15 @@ func (w *Watcher) dumpOnce(fd int, n *nsw, kinds []Kind) ([]record, error) {
 			recs = append(recs, r)
 			return nil
 		})
+		if errors.Is(err, errDumpInterrupted) {
+			interrupted = err
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	return recs, nil
+	return recs, interrupted
 }
 
 // store records r in n's state without reporting it.
