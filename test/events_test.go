@@ -48,6 +48,7 @@ type eventsProc struct {
 	mu     sync.Mutex
 	stderr bytes.Buffer
 	done   chan struct{}
+	seen   []evLine // every event next has read
 }
 
 // startEvents runs netobs events with args and returns once it says it is
@@ -134,6 +135,7 @@ func (p *eventsProc) next(t *testing.T, what string, match func(evLine) bool) ev
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {
 				t.Fatalf("not JSON: %q: %v", line, err)
 			}
+			p.seen = append(p.seen, ev)
 			if ev.Action == "error" {
 				t.Errorf("netobs reported an error: %s", line)
 			}
@@ -231,6 +233,8 @@ func TestEventsTextLikeIPMonitor(t *testing.T) {
 func TestEventsAll(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "ip", "unshare")
+	pre := nstest.NetNS(t) // exists before the start: watched, not "appeared"
+	preInode := nsInode(t, "/run/netns/"+pre)
 	p := startEvents(t, "--all", "--json", "--kinds", "link", "--rescan", "200ms")
 	name := nstest.UniqueName("ns")
 	nstest.Run(t, "ip", "netns", "add", name)
@@ -262,6 +266,13 @@ func TestEventsAll(t *testing.T) {
 	p.next(t, "gone "+name, func(ev evLine) bool { return ev.Action == "gone" && ev.NS.Inode == inode })
 	syscall.Kill(pid, syscall.SIGKILL)
 	p.next(t, fmt.Sprintf("gone pid %d", pid), func(ev evLine) bool { return ev.Action == "gone" && ev.NS.PID == pid })
+	nstest.Run(t, "ip", "-n", pre, "link", "set", "lo", "down")
+	p.next(t, "lo down in "+pre, func(ev evLine) bool { return ev.NS.Inode == preInode && ev.Kind == "link" })
+	for _, ev := range p.seen {
+		if ev.NS.Inode == preInode && ev.Action == "appeared" {
+			t.Errorf("namespace %s existed before the start but was reported as appeared", pre)
+		}
+	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d after SIGINT: %s", code, p.errText())
 	}

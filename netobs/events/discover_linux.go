@@ -257,7 +257,7 @@ func (d *discovery) add(w *Watcher, k nsKey, s *sighting) error {
 		ns.Close() // the PID was reused by a process elsewhere; next scan
 		return nil
 	}
-	n := &nsw{ns: ns, key: k, pidfd: -1, fd: -1,
+	n := &nsw{ns: ns, key: k, pidfd: -1, fd: -1, announce: d.started,
 		info: Namespace{Dev: k.dev, Inode: k.ino, Name: s.name, PID: s.pid}}
 	if err := w.open(n); err != nil {
 		n.close()

@@ -38,6 +38,7 @@ type nsw struct {
 	links map[int32]linkInfo
 
 	explicit bool   // named by the caller, not discovered
+	announce bool   // found after the start: say so with an Appeared event
 	pidfd    int    // for a PID reference: the process, to notice it exit
 	refPath  string // for a name or path reference: the file, to notice it go
 	overflow bool   // ENOBUFS seen: resync before reading on
@@ -477,7 +478,7 @@ func (w *Watcher) start(n *nsw) error {
 	for _, r := range recs {
 		n.store(r, w.kinds)
 	}
-	if !n.explicit && w.disc != nil && w.disc.started {
+	if n.announce {
 		if !w.emit(Event{Time: time.Now(), NS: n.info, Action: Appeared, Text: "namespace appeared"}) {
 			return errStop
 		}
