@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command eventsbench measures `netobs events --all` against one
 // `ip monitor` per namespace, side by side in one run: peak memory while
 // watching N namespaces, latency from a change made with ip to its event,
