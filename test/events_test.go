@@ -198,6 +198,18 @@ func TestEventsEachKindLabelled(t *testing.T) {
 			}
 		}
 	}
+	// A link moved from a to b: deleted in a with a note, added in b.
+	va, vb := nstest.UniqueName("va"), nstest.UniqueName("vb")
+	nstest.Run(t, "ip", "-n", a, "link", "add", va, "type", "veth", "peer", "name", vb)
+	nstest.Run(t, "ip", "-n", a, "link", "set", vb, "netns", b)
+	ev := p.next(t, "move out of "+a, func(ev evLine) bool { return ev.Action == "del" && ev.Dev == vb })
+	if ev.NS.Name != a || !strings.Contains(strings.Join(ev.Notes, ","), "moved to netnsid") {
+		t.Errorf("link moved out of %s: %+v", a, ev)
+	}
+	ev = p.next(t, "move into "+b, func(ev evLine) bool { return ev.Action == "add" && ev.Dev == vb })
+	if ev.NS.Name != b {
+		t.Errorf("link moved into %s reported from %+v", b, ev.NS)
+	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d after SIGINT: %s", code, p.errText())
 	}

@@ -198,10 +198,12 @@ const DefaultRcvBuf = 16 << 20
 var ErrClosed = errors.New("watcher closed")
 
 // Watch streams the events of one namespace until ctx is cancelled, then
-// closes the channel. It is what `netobs attach` uses to interleave a
-// namespace's events with its frames. The channel must be drained until
-// it is closed; events are not dropped when the reader is slow, the kernel
-// queue fills instead, and an overflow ends in a Resync event.
+// closes the channel; if the namespace goes first (its process exits, its
+// name is removed), a Gone event is the last before the channel closes.
+// It is what `netobs attach` uses to interleave a namespace's events with
+// its frames. Read the channel until it is closed: a slow reader loses
+// nothing silently (the kernel queue fills, and an overflow ends in a
+// Resync event), and cancelling ctx ends the watch even if nobody reads.
 func Watch(ctx context.Context, ns *nsjoin.NS, kinds Kinds) (<-chan Event, error) {
 	w, err := New(ctx, []*nsjoin.NS{ns}, Options{Kinds: kinds})
 	if err != nil {
