@@ -324,7 +324,11 @@ func TestEventsOverflowResync(t *testing.T) {
 	batch.WriteString("addr add 10.51.0.1/32 dev lo\n") // the last change: a marker
 	f := filepath.Join(t.TempDir(), "batch")
 	os.WriteFile(f, []byte(batch.String()), 0o644)
+	// Stopped, netobs cannot read: the burst is sure to overflow its
+	// minimal buffer, however fast this machine is.
+	p.cmd.Process.Signal(syscall.SIGSTOP)
 	nstest.Run(t, "ip", "-n", ns, "-batch", f)
+	p.cmd.Process.Signal(syscall.SIGCONT)
 
 	model := map[string]bool{}
 	resyncs := 0

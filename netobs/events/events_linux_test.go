@@ -269,3 +269,60 @@ func TestNoNamespace(t *testing.T) {
 		t.Error("New with no namespace and no All succeeded")
 	}
 }
+
+// TestOverflowResync: while nobody reads, a burst overflows a minimal
+// receive buffer; the watcher reports a Resync whose changes, applied to
+// what it reported before, give the namespace's addresses exactly.
+func TestOverflowResync(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	model := map[string]string{}
+	apply := func(a Action, key, text string) {
+		if a == Deleted {
+			delete(model, key)
+		} else {
+			model[key] = text
+		}
+	}
+	for len(model) < 2 { // 127.0.0.1/8 and ::1/128
+		ev := <-w.Events()
+		apply(ev.Action, ev.Key, ev.Text)
+	}
+	// Not reading now: the watcher blocks delivering, the kernel queue fills.
+	var batch strings.Builder
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&batch, "addr add 10.81.%d.%d/32 dev lo\n", i/250, i%250+1)
+	}
+	batch.WriteString("addr del 127.0.0.1/8 dev lo\n")
+	f := t.TempDir() + "/batch"
+	os.WriteFile(f, []byte(batch.String()), 0o644)
+	nstest.Run(t, "ip", "-n", name, "-batch", f)
+	resynced := false
+	waitEvent(t, w.Events(), "the last address", func(ev Event) bool {
+		if ev.Action == Resync {
+			resynced = true
+			for _, c := range ev.Changes {
+				apply(c.Action, c.Key, c.Text)
+			}
+		} else {
+			apply(ev.Action, ev.Key, ev.Text)
+		}
+		_, last := model["addr 1 inet 10.81.1.250/32"]
+		_, lo := model["addr 1 inet 127.0.0.1/8"]
+		return last && !lo
+	})
+	if !resynced {
+		t.Error("no Resync event after overflowing a minimal buffer")
+	}
+	if len(model) != 501 {
+		t.Errorf("after the resync the state has %d addresses, want 501 (500 added, ::1 kept, 127.0.0.1 deleted)", len(model))
+	}
+	if st := w.Stats(); st.Resyncs == 0 {
+		t.Errorf("Stats().Resyncs = 0 after a resync")
+	}
+}
