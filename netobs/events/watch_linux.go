@@ -621,7 +621,10 @@ func (w *Watcher) event(n *nsw, r record, a Action, t time.Time) Event {
 // time so that one busy namespace does not starve the others.
 func (w *Watcher) read(n *nsw) error {
 	for i := 0; i < 64; i++ {
-		nr, _, _, _, err := unix.Recvmsg(n.fd, w.buf, nil, unix.MSG_DONTWAIT)
+		nr, _, rflags, _, err := unix.Recvmsg(n.fd, w.buf, nil, unix.MSG_DONTWAIT)
+		if err == nil && rflags&unix.MSG_TRUNC != 0 {
+			err = unix.ENOBUFS // cut short is lost too: resync
+		}
 		switch err {
 		case nil:
 		case unix.EAGAIN:
