@@ -474,3 +474,62 @@ func TestEventsWithoutPrivilege(t *testing.T) {
 		t.Errorf("as nobody, netobs events self: %s", stderr.String())
 	}
 }
+
+// TestEventsInitialMatchesIP: with --initial, the routes netobs reports
+// are, line for line, what `ip route show table all` prints, and the
+// rules what `ip rule` prints.
+func TestEventsInitialMatchesIP(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	br := nstest.UniqueName("br")
+	for _, args := range [][]string{
+		{"link", "add", br, "type", "bridge"},
+		{"addr", "add", "10.61.0.1/24", "dev", br},
+		{"-6", "addr", "add", "2001:db8:61::1/64", "dev", br, "nodad"},
+		{"link", "set", br, "up"},
+		{"route", "add", "10.62.0.0/16", "via", "10.61.0.9", "metric", "5"},
+		{"route", "add", "blackhole", "10.63.0.0/16", "table", "7"},
+		{"route", "add", "default", "via", "10.61.0.254"},
+		{"rule", "add", "fwmark", "0x10/0xff", "lookup", "7", "pref", "200"},
+		{"rule", "add", "from", "10.61.0.0/24", "to", "10.64.0.0/16", "lookup", "7", "pref", "300"},
+	} {
+		nstest.Run(t, "ip", append([]string{"-n", ns}, args...)...)
+	}
+	p := startEvents(t, "--initial", "--json", "--kinds", "route,rule", ns)
+	got := map[string]bool{}
+	marker := "10.65.0.0/16"
+	nstest.Run(t, "ip", "-n", ns, "route", "add", "unreachable", marker)
+	p.next(t, "initial state, then the marker", func(ev evLine) bool {
+		if ev.Action == "initial" {
+			got[ev.Kind+" "+ev.Text] = true
+		}
+		return strings.Contains(ev.Text, marker)
+	})
+	p.stop()
+	var want []string
+	for _, l := range strings.Split(nstest.Run(t, "ip", "-n", ns, "route", "show", "table", "all"), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.Contains(l, marker) {
+			want = append(want, "route "+l)
+		}
+	}
+	for _, l := range strings.Split(nstest.Run(t, "ip", "-6", "-n", ns, "route", "show", "table", "all"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			want = append(want, "route "+l)
+		}
+	}
+	for _, l := range strings.Split(nstest.Run(t, "ip", "-n", ns, "rule", "show"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			want = append(want, "rule inet "+strings.Replace(l, ":\t", ": ", 1))
+		}
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("ip shows %q; netobs --initial did not report it", w)
+		}
+	}
+	if t.Failed() {
+		for g := range got {
+			t.Logf("netobs: %s", g)
+		}
+	}
+}

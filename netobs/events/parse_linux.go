@@ -372,6 +372,7 @@ func parseRoute(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) s
 	var metric uint32
 	var hasMetric bool
 	var hops []string
+	pref := ""
 	for _, at := range as {
 		switch at.Attr.Type {
 		case unix.RTA_DST:
@@ -390,6 +391,10 @@ func parseRoute(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) s
 			table = u32(at.Value)
 		case unix.RTA_MULTIPATH:
 			hops = parseNexthops(at.Value, names)
+		case unix.RTA_PREF:
+			if len(at.Value) > 0 {
+				pref = map[uint8]string{0: "medium", 1: "high", 3: "low"}[at.Value[0]]
+			}
 		}
 	}
 	fam := familyName(m.Family)
@@ -458,6 +463,9 @@ func parseRoute(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) s
 	}
 	if m.Flags&unix.RTNH_F_LINKDOWN != 0 {
 		b.WriteString(" linkdown")
+	}
+	if pref != "" {
+		b.WriteString(" pref " + pref)
 	}
 	for _, hop := range hops {
 		b.WriteString(" nexthop " + hop)
