@@ -1,0 +1,45 @@
+// Package events streams routing-netlink events (links, addresses, routes,
+// neighbours, rules, nsids) from one, many or all network namespaces, each
+// event labelled with the namespace it came from.
+//
+// # Network namespaces
+//
+// For every namespace it watches, the package opens a NETLINK_ROUTE socket
+// inside that namespace through nsjoin's Do (the socket is created on a
+// locked thread that has entered the namespace, and is then used from the
+// host) and subscribes to the multicast groups of the kinds asked for. All
+// sockets are read by one goroutine through one epoll instance, with one
+// shared receive buffer, so watching a thousand namespaces costs a thousand
+// file descriptors and a few kilobytes of state each, not a thread or a
+// goroutine each. Sockets created in the caller's own namespace are made
+// without entering it, so watching "self" needs no privilege.
+//
+// # Never silent
+//
+// The kernel drops multicast messages when a socket's receive queue is full
+// and reports it once, as ENOBUFS, on the next read. Each socket therefore
+// gets a large receive buffer (SO_RCVBUFFORCE where permitted), and the
+// package keeps the state each namespace had as last reported: on ENOBUFS
+// it discards what is queued, dumps the namespace again, and emits one
+// Resync event that lists what changed against the state last reported.
+// Replaying events over a newer snapshot converges, because every later
+// change of an object arrives after the dump.
+//
+// # Namespaces that come and go
+//
+// With Options.All every network namespace on the system is watched: those
+// named under /run/netns (watched with inotify) and those of every process
+// (/proc rescanned periodically), deduplicated by namespace identity. A
+// watched namespace holds a socket, which keeps the kernel object alive, so
+// "gone" means unreachable: no name and no process refers to it any more.
+// Then a Gone event is emitted and its socket closed. Namespaces named
+// explicitly end the same way when their process exits or their name or
+// path disappears.
+//
+// # Privileges
+//
+// Entering another namespace needs CAP_SYS_ADMIN; a large receive buffer
+// needs CAP_NET_ADMIN (without it the buffer is capped by
+// net.core.rmem_max); listing other users' processes' namespaces needs
+// CAP_SYS_PTRACE.
+package events

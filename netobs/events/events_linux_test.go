@@ -1,0 +1,328 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netobs/netobs/internal/nstest"
+	"github.com/netobs/netobs/nsjoin"
+)
+
+// Namespace work happens on other threads; the test's main thread stays.
+func init() { runtime.LockOSThread() }
+
+func TestParseKinds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Kinds
+		err  bool
+	}{
+		{"link", 1 << Link, false},
+		{"link,addr", 1<<Link | 1<<Addr, false},
+		{" Route , neigh", 1<<Route | 1<<Neigh, false},
+		{"all", KindsAll, false},
+		{"rule,nsid", 1<<Rule | 1<<NSID, false},
+		{"", 0, true},
+		{"links", 0, true},
+		{"link,", 0, true},
+		{"addr,bogus", 0, true},
+	} {
+		got, err := ParseKinds(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseKinds(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+		if err != nil && !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("ParseKinds(%q): error %v is not ErrUnknownKind", tc.in, err)
+		}
+	}
+}
+
+func openNS(t *testing.T, ref string) *nsjoin.NS {
+	t.Helper()
+	ns, err := nsjoin.Open(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// waitEvent reads ch until an event satisfies match. The bound only stops
+// a broken test from hanging; no timing is asserted.
+func waitEvent(t *testing.T, ch <-chan Event, what string, match func(Event) bool) Event {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended before %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no event for %s", what)
+		}
+	}
+}
+
+func ip(t *testing.T, args ...string) { t.Helper(); nstest.Run(t, "ip", args...) }
+
+// TestEachKind makes one change of every kind with ip inside a namespace
+// and checks that each arrives, labelled with that namespace.
+func TestEachKind(t *testing.T) {
+	nstest.RequireRoot(t)
+	name, other := nstest.NetNS(t), nstest.NetNS(t)
+	ns := openNS(t, name)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := Watch(ctx, ns, KindsAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, br2 := nstest.UniqueName("br"), nstest.UniqueName("br")
+	steps := []struct {
+		do     []string
+		kind   string
+		action Action
+		text   string
+	}{
+		{[]string{"link", "add", br, "type", "bridge"}, "link", Added, br + ":"},
+		{[]string{"addr", "add", "10.77.0.1/24", "dev", br}, "addr", Added, "inet 10.77.0.1/24"},
+		{[]string{"link", "set", br, "up"}, "link", Changed, "UP"},
+		{[]string{"route", "add", "10.78.0.0/24", "via", "10.77.0.2", "dev", br, "onlink"}, "route", Added, "10.78.0.0/24 via 10.77.0.2 dev " + br},
+		{[]string{"neigh", "add", "10.77.0.3", "lladdr", "02:00:00:00:00:03", "dev", br}, "neigh", Added, "10.77.0.3 dev " + br + " lladdr 02:00:00:00:00:03 PERMANENT"},
+		{[]string{"rule", "add", "from", "10.77.0.0/24", "lookup", "100", "pref", "1000"}, "rule", Added, "inet 1000: from 10.77.0.0/24 lookup 100"},
+		{[]string{"netns", "set", other, "7"}, "nsid", Added, "nsid 7"},
+		{[]string{"link", "set", br, "name", br2}, "link", Changed, br2 + ":"},
+		{[]string{"rule", "del", "pref", "1000"}, "rule", Deleted, "inet 1000:"},
+		{[]string{"addr", "del", "10.77.0.1/24", "dev", br2}, "addr", Deleted, "inet 10.77.0.1/24"},
+		{[]string{"link", "del", br2}, "link", Deleted, br2 + ":"},
+	}
+	inode := ns.ID().Inode
+	for _, s := range steps {
+		ip(t, append([]string{"-n", name}, s.do...)...)
+		ev := waitEvent(t, ch, strings.Join(s.do, " "), func(ev Event) bool {
+			return ev.Kind == s.kind && ev.Action == s.action && strings.Contains(ev.Text, s.text)
+		})
+		if ev.NS.Inode != inode || ev.NS.Name != name {
+			t.Errorf("%s: event labelled %+v, want inode %d name %s", strings.Join(s.do, " "), ev.NS, inode, name)
+		}
+		if ev.Time.IsZero() {
+			t.Errorf("%s: no timestamp", strings.Join(s.do, " "))
+		}
+		if s.kind == "link" && s.text == br2+":" && s.action == Changed {
+			if !strings.Contains(strings.Join(ev.Notes, ","), "renamed from "+br) {
+				t.Errorf("rename: notes %q lack renamed from %s", ev.Notes, br)
+			}
+		}
+	}
+	nstest.CheckThreads(t)
+}
+
+// TestManyNamespaces watches three namespaces (one by PID) with one
+// watcher; a change in each comes labelled with its own namespace.
+func TestManyNamespaces(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.NetNS(t), nstest.NetNS(t)
+	pid := nstest.Sleeper(t)
+	refs := []string{a, b, fmt.Sprint(pid)}
+	var nss []*nsjoin.NS
+	for _, r := range refs {
+		nss = append(nss, openNS(t, r))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := New(ctx, append(nss, nss[0]), Options{Kinds: 1 << Link}) // a twice: deduplicated
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := w.Stats().Namespaces; n != 3 {
+		t.Errorf("watching %d namespaces, want 3 (duplicates merged)", n)
+	}
+	for i, r := range refs {
+		br := nstest.UniqueName("br")
+		if i == 2 {
+			nstest.Run(t, "nsenter", "-t", r, "-n", "ip", "link", "add", br, "type", "bridge")
+		} else {
+			ip(t, "-n", r, "link", "add", br, "type", "bridge")
+		}
+		ev := waitEvent(t, w.Events(), "bridge in "+r, func(ev Event) bool { return ev.Kind == "link" && ev.Dev == br })
+		if ev.NS.Inode != nss[i].ID().Inode {
+			t.Errorf("link %s made in %s reported from %v", br, r, ev.NS)
+		}
+		if i == 2 && ev.NS.PID != pid {
+			t.Errorf("namespace of PID %d labelled %+v", pid, ev.NS)
+		}
+		if i < 2 && ev.NS.Name != r {
+			t.Errorf("namespace %s labelled %+v", r, ev.NS)
+		}
+	}
+	w.Close()
+	if _, ok := <-w.Events(); ok {
+		t.Error("Events not closed after Close")
+	}
+}
+
+// TestGoneExplicit: a watched process's namespace ends with a Gone event
+// when the process exits, and the stream ends when nothing is left.
+func TestGoneExplicit(t *testing.T) {
+	nstest.RequireRoot(t)
+	pid := nstest.Sleeper(t)
+	ns := openNS(t, fmt.Sprint(pid))
+	w, err := New(context.Background(), []*nsjoin.NS{ns}, Options{Rescan: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	p, _ := os.FindProcess(pid)
+	p.Kill()
+	waitEvent(t, w.Events(), "gone", func(ev Event) bool { return ev.Action == Gone && ev.NS.PID == pid })
+	for range w.Events() {
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("Err after the last namespace went: %v", err)
+	}
+}
+
+// TestInitial reports existing objects first, as Initial events.
+func TestInitial(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	ip(t, "-n", name, "addr", "add", "10.79.0.1/8", "dev", "lo")
+	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Initial: true, Kinds: 1<<Addr | 1<<Link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	waitEvent(t, w.Events(), "initial lo", func(ev Event) bool { return ev.Action == Initial && ev.Kind == "link" && ev.Dev == "lo" })
+	waitEvent(t, w.Events(), "initial address", func(ev Event) bool {
+		return ev.Action == Initial && ev.Kind == "addr" && strings.Contains(ev.Text, "10.79.0.1/8")
+	})
+}
+
+// TestWatchStopCycles: 500 watch/stop cycles leave no goroutine, fd or
+// thread behind.
+func TestWatchStopCycles(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	ns := openNS(t, name)
+	cycle := func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, err := Watch(ctx, ns, KindsAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for range ch { // drained until closed: the poller has ended
+		}
+	}
+	cycle() // warm up: nsjoin's own fds, runtime threads
+	runtime.GC()
+	g0, fd0 := runtime.NumGoroutine(), nstest.FDCount(t)
+	for i := 0; i < 500; i++ {
+		cycle()
+	}
+	// Do's goroutines may still be finishing their last instructions.
+	var g int
+	for i := 0; i < 100; i++ {
+		if g = runtime.NumGoroutine(); g <= g0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g > g0 {
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before, %d after 500 cycles\n%s", g0, g, buf[:runtime.Stack(buf, true)])
+	}
+	if fd := nstest.FDCount(t); fd > fd0 {
+		t.Errorf("fds: %d before, %d after 500 cycles", fd0, fd)
+	}
+	nstest.CheckThreads(t)
+}
+
+// TestCloseWhileBlocked: Close returns even when nobody reads Events and
+// the poller is blocked delivering.
+func TestCloseWhileBlocked(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Initial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		ip(t, "-n", name, "addr", "add", fmt.Sprintf("10.80.0.%d/32", i+1), "dev", "lo")
+	}
+	w.Close()
+	w.Close() // idempotent
+}
+
+func TestNoNamespace(t *testing.T) {
+	if _, err := New(context.Background(), nil, Options{}); err == nil {
+		t.Error("New with no namespace and no All succeeded")
+	}
+}
+
+// TestOverflowResync: while nobody reads, a burst overflows a minimal
+// receive buffer; the watcher reports a Resync whose changes, applied to
+// what it reported before, give the namespace's addresses exactly.
+func TestOverflowResync(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	model := map[string]string{}
+	apply := func(a Action, key, text string) {
+		if a == Deleted {
+			delete(model, key)
+		} else {
+			model[key] = text
+		}
+	}
+	for len(model) < 2 { // 127.0.0.1/8 and ::1/128
+		ev := <-w.Events()
+		apply(ev.Action, ev.Key, ev.Text)
+	}
+	// Not reading now: the watcher blocks delivering, the kernel queue fills.
+	var batch strings.Builder
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&batch, "addr add 10.81.%d.%d/32 dev lo\n", i/250, i%250+1)
+	}
+	batch.WriteString("addr del 127.0.0.1/8 dev lo\n")
+	f := t.TempDir() + "/batch"
+	os.WriteFile(f, []byte(batch.String()), 0o644)
+	nstest.Run(t, "ip", "-n", name, "-batch", f)
+	resynced := false
+	waitEvent(t, w.Events(), "the last address", func(ev Event) bool {
+		if ev.Action == Resync {
+			resynced = true
+			for _, c := range ev.Changes {
+				apply(c.Action, c.Key, c.Text)
+			}
+		} else {
+			apply(ev.Action, ev.Key, ev.Text)
+		}
+		_, last := model["addr 1 inet 10.81.1.250/32"]
+		_, lo := model["addr 1 inet 127.0.0.1/8"]
+		return last && !lo
+	})
+	if !resynced {
+		t.Error("no Resync event after overflowing a minimal buffer")
+	}
+	if len(model) != 501 {
+		t.Errorf("after the resync the state has %d addresses, want 501 (500 added, ::1 kept, 127.0.0.1 deleted)", len(model))
+	}
+	if st := w.Stats(); st.Resyncs == 0 {
+		t.Errorf("Stats().Resyncs = 0 after a resync")
+	}
+}
