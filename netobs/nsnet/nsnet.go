@@ -227,3 +227,16 @@ func looksLikeName(h string) bool {
 	}
 	return true
 }
+
+// CheckAddress reports whether address is one that Dial (listen false) or
+// Listen and ListenPacket (listen true) accept for network, without
+// creating anything: numeric, well formed and fitting the network. Use it
+// to refuse bad input before serving.
+func CheckAddress(network, address string, listen bool) error {
+	o := opDial
+	if listen {
+		o = opListen
+	}
+	_, err := parse(o, network, address)
+	return err
+}

@@ -206,6 +206,10 @@ func waitConnected(ctx context.Context, f *os.File) error {
 	return cerr
 }
 
+// doSlots bounds how many threads are inside namespaces for this package
+// at once.
+var doSlots = make(chan struct{}, 8)
+
 // socketIn creates a socket for s inside ns and runs setup on it there,
 // with the address already converted (a zone resolved in the namespace).
 // It returns the fd, non-blocking and close-on-exec, or closes it on error.
@@ -213,6 +217,10 @@ func socketIn(ns *nsjoin.NS, s *spec, setup func(fd int, sa unix.Sockaddr) error
 	if ns == nil {
 		return -1, ErrNoNamespace
 	}
+	// Each Do holds an OS thread; bounding them keeps a burst of dials
+	// from making the runtime start a thread per dial.
+	doSlots <- struct{}{}
+	defer func() { <-doSlots }()
 	fd := -1
 	err := ns.Do(func() error {
 		s2 := *s
