@@ -145,7 +145,9 @@ func TestUDPSessions(t *testing.T) {
 		defer close(done)
 		var d net.Dialer
 		st, _ = ServeUDP(ctx, pc, Config{
-			Dial:    func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "udp", svc.LocalAddr().String()) },
+			Dial: func(ctx context.Context) (net.Conn, error) {
+				return d.DialContext(ctx, "udp", svc.LocalAddr().String())
+			},
 			UDPIdle: 200 * time.Millisecond,
 			Done:    func(c Conn) { ended <- c },
 		})
