@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,8 +93,18 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 	if err := nsnet.CheckAddress(proto, nsSide, o.reverse); err != nil {
 		return usageErrorf("forward: %s %q (inside the namespace): %v", nsWhat, nsSide, err)
 	}
-	if _, _, err := net.SplitHostPort(hostSide); err != nil {
+	// The host side may name a host (it resolves in the host), but its
+	// port must be a number; a target port cannot be 0.
+	_, p, err := net.SplitHostPort(hostSide)
+	if err != nil {
 		return usageErrorf("forward: %q: %v", hostSide, err)
+	}
+	minPort := uint64(0)
+	if o.reverse {
+		minPort = 1
+	}
+	if n, err := strconv.ParseUint(p, 10, 16); err != nil || n < minPort {
+		return usageErrorf("forward: %q: port %q is not a number from %d to 65535", hostSide, p, minPort)
 	}
 
 	ns, err := nsjoin.Open(ref)
