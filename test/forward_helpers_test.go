@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -112,3 +113,5 @@ func startForward(tb testing.TB, args ...string) (*bgNetobs, string) {
 	m := p.waitStderr(tb, `forward: (?:tcp|udp) (\S+) (?:on the host|in \S+) -> `)
 	return p, m[1]
 }
+
+func osPID() int { return os.Getpid() }
