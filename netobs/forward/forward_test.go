@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +184,70 @@ func TestUDPSessions(t *testing.T) {
 	<-done
 	if st.Conns != 3 || st.Up != 24 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestUDPTargetRefusesThenComesUp: a session whose target refused
+// datagrams (ICMP port unreachable) carries on once the target is there.
+func TestUDPTargetRefusesThenComesUp(t *testing.T) {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := l.LocalAddr().String()
+	l.Close()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan Conn, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var d net.Dialer
+		ServeUDP(ctx, pc, Config{
+			Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "udp", target) },
+			Done: func(c Conn) { ended <- c },
+		})
+	}()
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("nobody"))
+	time.Sleep(100 * time.Millisecond) // the ICMP error arrives
+	svc, err := net.ListenPacket("udp", target)
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	defer svc.Close()
+	go func() {
+		b := make([]byte, 100)
+		for {
+			n, from, err := svc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			svc.WriteTo(b[:n], from)
+		}
+	}()
+	var got string
+	for try := 0; try < 5 && got == ""; try++ {
+		c.Write([]byte("up"))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		b := make([]byte, 100)
+		if n, err := c.Read(b); err == nil {
+			got = string(b[:n])
+		}
+	}
+	if got != "up" {
+		t.Fatalf("no reply once the target is up")
+	}
+	cancel()
+	<-done
+	if s := <-ended; s.Err == nil || !strings.Contains(s.Err.Error(), "refused") {
+		t.Errorf("session error %v, want the refusal recorded", s.Err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -115,6 +116,49 @@ func ServeUDP(ctx context.Context, pc net.PacketConn, cfg Config) (Stats, error)
 		}
 	}
 
+	// lookup returns the session of client from, opening one if there is
+	// none and the table has room; nil if the datagram is to be dropped.
+	lookup := func(from net.Addr) *session {
+		key := from.String()
+		mu.Lock()
+		s := sessions[key]
+		full := len(sessions) >= maxSessions
+		mu.Unlock()
+		if s != nil {
+			return s
+		}
+		if full {
+			st.dropped.Add(1)
+			return nil
+		}
+		st.conns.Add(1)
+		info := Conn{ID: ids.Add(1), Client: from, Start: time.Now()}
+		dctx, dcancel := context.WithTimeout(ctx, cfg.dialTimeout())
+		conn, err := cfg.Dial(dctx)
+		dcancel()
+		if err != nil {
+			st.failed.Add(1)
+			st.dropped.Add(1)
+			info.Err = err
+			cfg.done(info)
+			return nil
+		}
+		info.Target = conn.RemoteAddr()
+		s = &session{key: key, client: from, conn: conn, info: info}
+		s.touch()
+		mu.Lock()
+		if sessions == nil { // shutting down
+			mu.Unlock()
+			conn.Close()
+			return nil
+		}
+		sessions[key] = s
+		mu.Unlock()
+		wg.Add(1)
+		go replies(s)
+		return s
+	}
+
 	buf := make([]byte, maxDatagram)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -127,51 +171,33 @@ func ServeUDP(ctx context.Context, pc net.PacketConn, cfg Config) (Stats, error)
 			}
 			return st.snapshot(), err
 		}
-		key := from.String()
-		mu.Lock()
-		s := sessions[key]
-		full := len(sessions) >= maxSessions
-		mu.Unlock()
-		if s == nil {
-			if full {
-				st.dropped.Add(1)
+		// Twice at most: a session found in the table may have just ended
+		// on its idle timeout; the datagram then opens a new one.
+		for attempt := 0; attempt < 2; attempt++ {
+			s := lookup(from)
+			if s == nil {
+				break
+			}
+			_, err := s.conn.Write(buf[:n])
+			if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+				// An ICMP port unreachable for an earlier datagram is
+				// reported by this send, which it fails; once reported,
+				// sending again works.
+				s.setErr(err)
+				_, err = s.conn.Write(buf[:n])
+			}
+			if errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 				continue
 			}
-			st.conns.Add(1)
-			info := Conn{ID: ids.Add(1), Client: from, Start: time.Now()}
-			dctx, dcancel := context.WithTimeout(ctx, cfg.dialTimeout())
-			conn, err := cfg.Dial(dctx)
-			dcancel()
 			if err != nil {
-				st.failed.Add(1)
+				s.setErr(err)
 				st.dropped.Add(1)
-				info.Err = err
-				cfg.done(info)
-				continue
+				break
 			}
-			info.Target = conn.RemoteAddr()
-			s = &session{key: key, client: from, conn: conn, info: info}
 			s.touch()
-			mu.Lock()
-			if sessions == nil { // shutting down
-				mu.Unlock()
-				conn.Close()
-				continue
-			}
-			sessions[key] = s
-			mu.Unlock()
-			wg.Add(1)
-			go replies(s)
+			s.up.Add(int64(n))
+			st.up.Add(uint64(n))
+			break
 		}
-		s.touch()
-		if _, err := s.conn.Write(buf[:n]); err != nil {
-			// A refused previous datagram shows up here as ECONNREFUSED;
-			// the datagram itself may still have gone out.
-			s.setErr(err)
-			st.dropped.Add(1)
-			continue
-		}
-		s.up.Add(int64(n))
-		st.up.Add(uint64(n))
 	}
 }
