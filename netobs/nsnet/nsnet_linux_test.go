@@ -25,7 +25,7 @@ import (
 // The main goroutine stays on the main thread, as nsjoin asks.
 func init() { runtime.LockOSThread() }
 
-func openNS(t *testing.T) (string, *nsjoin.NS) {
+func openNS(t testing.TB) (string, *nsjoin.NS) {
 	t.Helper()
 	name := nstest.NetNS(t)
 	ns, err := nsjoin.Open(name)
