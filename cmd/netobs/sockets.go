@@ -54,6 +54,11 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
 	f.BoolVarP(&o.UDP, "udp", "u", false, "UDP sockets (default: TCP and UDP)")
 	f.BoolVarP(&o.Listening, "listening", "l", false, "only listening TCP and unconnected UDP sockets")
 	f.BoolVar(&asJS, "json", false, "one JSON object per socket")
+	// ss habits: -a (every state) is the default and -n (numeric) is
+	// how addresses are always shown; accept both so `-tuna` works.
+	var all, numeric bool
+	f.BoolVarP(&all, "all", "a", false, "every state (the default; for ss habits)")
+	f.BoolVarP(&numeric, "numeric", "n", false, "numeric addresses (always; for ss habits)")
 	return c
 }
 
