@@ -41,7 +41,12 @@ socat TCP-LISTEN:$SOCATC,bind=127.0.0.1,fork,reuseaddr EXEC:"ip netns exec $NS s
 # socat lingers 0.5 s (-t) after one side closes; -t 0 on both is the
 # fastest socat can turn short connections around.
 socat -t 0 TCP-LISTEN:$SOCATC0,bind=127.0.0.1,fork,reuseaddr EXEC:"ip netns exec $NS socat -t 0 STDIO TCP\:127.0.0.1\:$CONN_PORT" 2>/dev/null & pids+=($!)
-sleep 0.5
+# Until every listener is up (at most 5 s each).
+for where in "ip netns exec $NS ss -Htln sport = :$IPERF_PORT" "ip netns exec $NS ss -Htln sport = :$CONN_PORT" \
+             "ss -Htln sport = :$FW" "ss -Htln sport = :$FWC" "ss -Htln sport = :$SOCAT" \
+             "ss -Htln sport = :$SOCATC" "ss -Htln sport = :$SOCATC0"; do
+  for _ in $(seq 100); do $where | grep -q . && break; sleep 0.05; done
+done
 
 # gbits runs iperf3 and prints the receiver's Gbit/s.
 gbits() {
