@@ -271,7 +271,7 @@ func TestEventsAll(t *testing.T) {
 	p.next(t, fmt.Sprintf("lo up in pid %d", pid), func(ev evLine) bool {
 		return ev.Kind == "link" && ev.NS.PID == pid && strings.Contains(ev.Text, "UP")
 	})
-	checkThreadsOf(t, p.cmd.Process.Pid)
+	nstest.CheckThreadsOf(t, p.cmd.Process.Pid)
 	sleeper.Process.Kill()
 	sleeper.Wait()
 	nstest.Run(t, "ip", "netns", "del", name)
@@ -287,22 +287,6 @@ func TestEventsAll(t *testing.T) {
 	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d after SIGINT: %s", code, p.errText())
-	}
-}
-
-// checkThreadsOf fails if a thread of process pid is in a network
-// namespace other than the process's.
-func checkThreadsOf(t *testing.T, pid int) {
-	t.Helper()
-	own, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/ns/net", pid))
-	if len(tasks) == 0 {
-		t.Fatalf("no threads found for %d", pid)
-	}
-	for _, task := range tasks {
-		if l, err := os.Readlink(task); err == nil && l != own {
-			t.Errorf("%s is %s, the process %s", task, l, own)
-		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -12,12 +13,15 @@ var nsTypes = []string{"net", "uts", "ipc", "mnt", "pid_for_children", "user", "
 // ForeignThreads scans /proc/self/task/*/ns/* and returns a line for every
 // thread whose namespace of some type differs from the process's own.
 // Threads that exit during the scan are ignored.
-func ForeignThreads() []string {
+func ForeignThreads() []string { return foreignThreads("self") }
+
+// foreignThreads does the scan for /proc/PROC: "self" or a PID.
+func foreignThreads(proc string) []string {
 	own := map[string]string{}
 	for _, t := range nsTypes {
-		own[t], _ = os.Readlink("/proc/self/ns/" + t)
+		own[t], _ = os.Readlink("/proc/" + proc + "/ns/" + t)
 	}
-	tasks, _ := filepath.Glob("/proc/self/task/*")
+	tasks, _ := filepath.Glob("/proc/" + proc + "/task/*")
 	var bad []string
 	for _, task := range tasks {
 		for _, t := range nsTypes {
@@ -36,16 +40,23 @@ func ForeignThreads() []string {
 // CheckThreads fails the test if a thread is in a foreign namespace. A
 // thread the runtime is terminating may still show for a moment, so the
 // scan is repeated a bounded number of times before failing.
-func CheckThreads(tb testing.TB) {
+func CheckThreads(tb testing.TB) { tb.Helper(); checkThreads(tb, "self") }
+
+// CheckThreadsOf is CheckThreads for another process, such as a netobs
+// command a test started: none of its threads may stay in a foreign
+// namespace.
+func CheckThreadsOf(tb testing.TB, pid int) { tb.Helper(); checkThreads(tb, strconv.Itoa(pid)) }
+
+func checkThreads(tb testing.TB, proc string) {
 	tb.Helper()
 	var bad []string
 	for i := 0; i < 200; i++ {
-		if bad = ForeignThreads(); len(bad) == 0 {
+		if bad = foreignThreads(proc); len(bad) == 0 {
 			return
 		}
 		sleepBriefly()
 	}
-	tb.Errorf("%d threads in foreign namespaces, first: %s", len(bad), bad[0])
+	tb.Errorf("process %s: %d threads in foreign namespaces, first: %s", proc, len(bad), bad[0])
 }
 
 // FDCount returns how many file descriptors the process has open.

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netobs/netobs/netobs/forward"
+	"github.com/netobs/netobs/netobs/nsnet"
+	"github.com/netobs/netobs/nsjoin"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newForwardCmd) }
+
+type forwardOpts struct {
+	udp, reverse, verbose bool
+	udpIdle, dialTimeout  time.Duration
+	maxSessions           int
+}
+
+func newForwardCmd(a *app) *cobra.Command {
+	var o forwardOpts
+	c := &cobra.Command{
+		Use:   "forward NSREF LISTEN TARGET",
+		Short: "Forward TCP or UDP between the host and a network namespace",
+		Long: `forward listens on the host at LISTEN and relays every connection to TARGET
+inside the network namespace NSREF, where the connection is made from a
+socket created in that namespace: a service bound to 127.0.0.1 inside a
+container becomes reachable from the host. With --reverse it listens inside
+the namespace and connects from the host.
+
+LISTEN and TARGET are [ADDRESS:]PORT; without an address (PORT or :PORT) they
+mean 127.0.0.1. Use 0.0.0.0:PORT or [::]:PORT to listen on every address.
+Addresses inside the namespace must be numeric: host names would be resolved
+by the host. Port 0 listens on a free port; the line on stderr says which.
+
+TCP: many connections at once, each relayed both ways with half-close passed
+on. UDP (--udp): a session per client address, ended after --udp-timeout
+without traffic. Failures to reach the target are reported on stderr, one
+line each, and the client's connection is closed; forward goes on serving.
+It stops on SIGINT or SIGTERM, and with an error when the namespace goes
+away (its process exits or its name is deleted).`,
+		Example: `  netobs forward web 8080 80                 # host 127.0.0.1:8080 -> 127.0.0.1:80 in netns web
+  netobs forward 4242 0.0.0.0:5353 53 --udp    # UDP into the netns of PID 4242
+  netobs forward web --reverse 3128 10.0.0.1:3128  # inside web 127.0.0.1:3128 -> host proxy`,
+		Args: exactArgs(3, "NSREF, LISTEN and TARGET"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runForward(a, args[0], args[1], args[2], o)
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.udp, "udp", false, "forward UDP datagrams instead of TCP connections")
+	f.BoolVar(&o.reverse, "reverse", false, "listen inside the namespace and connect from the host")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "print a line on stderr for every connection or UDP session")
+	f.DurationVar(&o.udpIdle, "udp-timeout", 60*time.Second, "end a UDP session after this long without traffic")
+	f.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "give up connecting to TARGET after this long")
+	f.IntVar(&o.maxSessions, "max-sessions", 1024, "most UDP sessions at once; datagrams from further clients are dropped")
+	return c
+}
+
+// defaultLoopback turns PORT and :PORT into 127.0.0.1:PORT: forward never
+// exposes a port on every address unless asked to.
+func defaultLoopback(s string) string {
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		return "127.0.0.1:" + s
+	}
+	if strings.HasPrefix(s, ":") {
+		return "127.0.0.1" + s
+	}
+	return s
+}
+
+func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
+	proto := "tcp"
+	if o.udp {
+		proto = "udp"
+	}
+	listenAddr, targetAddr := defaultLoopback(listenArg), defaultLoopback(targetArg)
+	if o.udpIdle <= 0 || o.dialTimeout <= 0 || o.maxSessions <= 0 {
+		return usageErrorf("forward: --udp-timeout, --dial-timeout and --max-sessions must be positive")
+	}
+	// Refuse bad input before anything is created.
+	nsSide, hostSide, nsWhat := targetAddr, listenAddr, "TARGET"
+	if o.reverse {
+		nsSide, hostSide, nsWhat = listenAddr, targetAddr, "LISTEN"
+	}
+	if err := nsnet.CheckAddress(proto, nsSide, o.reverse); err != nil {
+		return usageErrorf("forward: %s %q (inside the namespace): %v", nsWhat, nsSide, err)
+	}
+	// The host side may name a host (it resolves in the host), but its
+	// port must be a number; a target port cannot be 0.
+	_, p, err := net.SplitHostPort(hostSide)
+	if err != nil {
+		return usageErrorf("forward: %q: %v", hostSide, err)
+	}
+	minPort := uint64(0)
+	if o.reverse {
+		minPort = 1
+	}
+	if n, err := strconv.ParseUint(p, 10, 16); err != nil || n < minPort {
+		return usageErrorf("forward: %q: port %q is not a number from %d to 65535", hostSide, p, minPort)
+	}
+
+	ns, err := nsjoin.Open(ref)
+	if err != nil {
+		return fmt.Errorf("forward: %w", err)
+	}
+	defer ns.Close()
+
+	var (
+		dial     forward.DialFunc
+		ln       net.Listener
+		pc       net.PacketConn
+		from, to string
+	)
+	if !o.reverse {
+		if o.udp {
+			pc, err = net.ListenPacket(proto, listenAddr)
+		} else {
+			ln, err = net.Listen(proto, listenAddr)
+		}
+		if err != nil {
+			return fmt.Errorf("forward: listen on the host: %w", hint(err))
+		}
+		dial = func(ctx context.Context) (net.Conn, error) {
+			return nsnet.DialContext(ctx, ns, proto, targetAddr)
+		}
+		to = targetAddr + " in " + ref
+	} else {
+		// Resolve a host-side name once now, so a typo fails at start.
+		host, _, _ := net.SplitHostPort(targetAddr)
+		if host != "" && net.ParseIP(host) == nil {
+			if _, err := net.DefaultResolver.LookupHost(a.ctx, host); err != nil {
+				return fmt.Errorf("forward: TARGET %s: %w", targetAddr, err)
+			}
+		}
+		if o.udp {
+			pc, err = nsnet.ListenPacket(ns, proto, listenAddr)
+		} else {
+			ln, err = nsnet.Listen(ns, proto, listenAddr)
+		}
+		if err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+		var d net.Dialer
+		dial = func(ctx context.Context) (net.Conn, error) {
+			return d.DialContext(ctx, proto, targetAddr)
+		}
+		to = targetAddr + " on the host"
+	}
+	if ln != nil {
+		from = ln.Addr().String()
+	} else {
+		from = pc.LocalAddr().String()
+	}
+	if o.reverse {
+		from += " in " + ref
+	} else {
+		from += " on the host"
+	}
+	fmt.Fprintf(a.stderr, "forward: %s %s -> %s\n", proto, from, to)
+
+	ctx, cancel := context.WithCancelCause(a.ctx)
+	defer cancel(nil)
+	stopWatch := watchNamespace(ctx, ns, func(err error) { cancel(err) })
+	defer stopWatch()
+
+	var mu sync.Mutex // one line at a time on stderr
+	cfg := forward.Config{
+		Dial:        dial,
+		DialTimeout: o.dialTimeout,
+		UDPIdle:     o.udpIdle,
+		MaxSessions: o.maxSessions,
+		Done: func(c forward.Conn) {
+			if !o.verbose && c.Err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			printConn(a.stderr, proto, c)
+		},
+	}
+	var st forward.Stats
+	if o.udp {
+		st, err = forward.ServeUDP(ctx, pc, cfg)
+	} else {
+		st, err = forward.ServeTCP(ctx, ln, cfg)
+	}
+	what := "connections"
+	if o.udp {
+		what = "sessions"
+	}
+	fmt.Fprintf(a.stderr, "forward: %d %s (%d failed), %d bytes to the target, %d bytes back", st.Conns, what, st.Failed, st.Up, st.Down)
+	if o.udp {
+		fmt.Fprintf(a.stderr, ", %d datagrams dropped", st.Dropped)
+	}
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return fmt.Errorf("forward: %w", err)
+	}
+	if cause := context.Cause(ctx); cause != nil && a.ctx.Err() == nil {
+		return fmt.Errorf("forward: %w", cause)
+	}
+	return nil
+}
+
+func printConn(w io.Writer, proto string, c forward.Conn) {
+	status, why := "closed", ""
+	if c.Err != nil {
+		status, why = "failed", ": "+oneLine(c.Err.Error())
+	}
+	target := "-"
+	if c.Target != nil {
+		target = c.Target.String()
+	}
+	fmt.Fprintf(w, "forward: %s #%d %s -> %s %s after %s, %d bytes up, %d down%s\n",
+		proto, c.ID, c.Client, target, status, c.Duration.Round(time.Millisecond), c.Up, c.Down, why)
+}
+
+// hint adds the fix to host-side listen errors the issue calls out.
+func hint(err error) error {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "permission denied"):
+		return fmt.Errorf("%w (ports below 1024 need CAP_NET_BIND_SERVICE)", err)
+	case strings.Contains(s, "no such host"), strings.Contains(s, "server misbehaving"):
+		return fmt.Errorf("%w (LISTEN must be an address of this host)", err)
+	}
+	return err
+}

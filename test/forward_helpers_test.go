@@ -1,0 +1,117 @@
+package test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// bgNetobs is a netobs process running in the background.
+type bgNetobs struct {
+	cmd            *exec.Cmd
+	stdout, stderr lockedBuffer
+	done           chan struct{}
+	code           int
+}
+
+// startNetobs starts netobs with args; it is killed at the end of the test
+// if still running.
+func startNetobs(tb testing.TB, args ...string) *bgNetobs {
+	tb.Helper()
+	p := &bgNetobs{done: make(chan struct{})}
+	p.cmd = exec.Command(netobsBin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("start netobs %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	tb.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// waitStderr waits until stderr matches re and returns the submatches.
+func (p *bgNetobs) waitStderr(tb testing.TB, re string) []string {
+	tb.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m
+		}
+		select {
+		case <-p.done:
+			if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
+				return m
+			}
+			tb.Fatalf("netobs exited %d before printing %q; stderr:\n%s", p.code, re, p.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tb.Fatalf("netobs did not print %q in 20s; stderr:\n%s", re, p.stderr.String())
+	return nil
+}
+
+// stop sends sig and waits for the exit status.
+func (p *bgNetobs) stop(tb testing.TB, sig syscall.Signal) int {
+	tb.Helper()
+	p.cmd.Process.Signal(sig)
+	return p.wait(tb)
+}
+
+func (p *bgNetobs) wait(tb testing.TB) int {
+	tb.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		tb.Fatalf("netobs did not exit; stderr:\n%s", p.stderr.String())
+		return -1
+	}
+}
+
+// forwardAddr starts `netobs forward args...` and returns the process and
+// the address it listens on, as its first stderr line says.
+func startForward(tb testing.TB, args ...string) (*bgNetobs, string) {
+	tb.Helper()
+	p := startNetobs(tb, append([]string{"forward"}, args...)...)
+	m := p.waitStderr(tb, `forward: (?:tcp|udp) (\S+) (?:on the host|in \S+) -> `)
+	return p, m[1]
+}
+
+func osPID() int { return os.Getpid() }
