@@ -31,11 +31,22 @@ const frameBuf = 65536 + 18
 // nil for every orderly stop; Result.Reason says which.
 func Run(ctx context.Context, o Options) (Result, error) {
 	res, err := run(ctx, o)
-	if err != nil {
+	var named namedError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &named):
+		// nsjoin and tapdev name the reference already.
+		return res, fmt.Errorf("attach: %w", named.error)
+	default:
 		return res, fmt.Errorf("attach %s: %w", o.Ref, err)
 	}
-	return res, nil
 }
+
+// namedError marks an error whose text already names the namespace.
+type namedError struct{ error }
+
+func (e namedError) Unwrap() error { return e.error }
 
 type runner struct {
 	o    Options
@@ -75,12 +86,12 @@ func run(ctx context.Context, o Options) (Result, error) {
 	}
 	ns, err := nsjoin.Open(o.Ref)
 	if err != nil {
-		return Result{}, err
+		return Result{}, namedError{err}
 	}
 	defer ns.Close()
 	dev, err := tapdev.Create(ns, o.Device)
 	if err != nil {
-		return Result{}, err
+		return Result{}, namedError{err}
 	}
 	defer dev.Close()
 	r := &runner{o: o, dev: dev, stopped: make(chan struct{})}
