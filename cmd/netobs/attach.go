@@ -19,7 +19,7 @@ func init() { register(newAttachCmd) }
 // defaultTxQueueLen is the transmit queue netobs gives its device: the
 // kernel's 500 frames are under a millisecond at full rate, so a burst
 // overflows before the reader is scheduled.
-const defaultTxQueueLen = 10000
+const defaultTxQueueLen = 65536
 
 // exitGone is the status when the target namespace or the device went
 // away while attached (output still flushed and valid).
