@@ -30,6 +30,15 @@
 // holding syscall.ForkLock, before any fork can inherit it. Queues never
 // call (*os.File).Fd, which would switch the descriptor to blocking mode.
 //
+// # Reading in batches
+//
+// Queue.ReadBatch reads every frame that is queued, up to a batch, with one
+// io_uring_enter (reads flagged RWF_NOWAIT, so an empty queue returns
+// EAGAIN at once and the wait for the next frame happens in Go's poller,
+// where Close and read deadlines reach it). Where io_uring is unavailable
+// it falls back to one read(2) per frame. The ring is made on the first
+// ReadBatch in the host namespace and closed with the queue.
+//
 // # Privileges
 //
 // Entering the target needs CAP_SYS_ADMIN over it; creating a device and

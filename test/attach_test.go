@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -246,6 +247,23 @@ func TestAttachCountSIGTERMPersist(t *testing.T) {
 	}
 	if s := tunDevices(t, ns); s != "" {
 		t.Errorf("device left after -c: %s", s)
+	}
+
+	// The first frame may be IPv6 autoconfiguration or the ping's ARP.
+	b = startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.73.0.1/24", "--json", "-c", "1")
+	go inNS(ns, "ping", "-c", "3", "-i", "0.3", "-W", "1", "10.73.0.2").Run()
+	if code := b.wait(t); code != 0 {
+		t.Fatalf("exit %d with --json -c 1: %s", code, b.stderr.String())
+	}
+	var fr struct {
+		Time, Dev, Proto, Src, Dst, Summary string
+		Len                                 int
+	}
+	if err := json.Unmarshal(b.stdout.Bytes(), &fr); err != nil {
+		t.Fatalf("--json output %q: %v", b.stdout.String(), err)
+	}
+	if fr.Dev != dev || fr.Len == 0 || fr.Time == "" || fr.Summary == "" || fr.Proto == "" {
+		t.Errorf("--json object lacks fields: %+v", fr)
 	}
 
 	b = startNetobs(t, "attach", ns, "--tap", "--name", dev, "--persist")

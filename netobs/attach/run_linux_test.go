@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -120,6 +121,64 @@ func TestRunCycles(t *testing.T) {
 	}
 	if out := nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
 		t.Errorf("devices left: %s", out)
+	}
+	nstest.CheckThreads(t)
+}
+
+// TestRunCountAndInject reads frames the namespace sends until Count, then
+// injects them back, in process, so the race detector sees both paths.
+func TestRunCountAndInject(t *testing.T) {
+	nstest.RequireTools(t, "ip", "ping")
+	nsName := nstest.NetNS(t)
+	nstest.Run(t, "ip", "netns", "exec", nsName, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	name := nstest.UniqueName("tap")
+	var out, log bytes.Buffer
+	type ret struct {
+		res Result
+		err error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		res, err := Run(context.Background(), Options{Ref: nsName, Format: PCAP, Output: &out, Count: 3, Log: &log,
+			Device: tapdev.Config{Kind: tapdev.TAP, Name: name, Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}}})
+		done <- ret{res, err}
+	}()
+	for nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun") == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var r ret
+	for sent := false; ; {
+		select {
+		case r = <-done:
+		case <-time.After(100 * time.Millisecond):
+			if !sent {
+				// ARP requests for a neighbour nobody answers.
+				go nstest.Output("ip", "netns", "exec", nsName, "ping", "-c", "4", "-i", "0.3", "-W", "1", "10.79.0.2")
+				sent = true
+			}
+			continue
+		}
+		break
+	}
+	if r.err != nil || r.res.Reason != CountReached || r.res.Read != 3 || r.res.Device != name {
+		t.Fatalf("Run = %+v, %v; log: %s", r.res, r.err, log.String())
+	}
+	path := t.TempDir() + "/c.pcap"
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInject(path, tapdev.TAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	res, err := Run(context.Background(), Options{Ref: nsName, Inject: in, InjectOnly: true, Log: &log,
+		Device: tapdev.Config{Kind: tapdev.TAP, Name: name}})
+	if err != nil || res.Reason != InjectDone || res.Written != 3 || res.InjectFailed != 0 {
+		t.Fatalf("inject: %+v, %v; log: %s", res, err, log.String())
+	}
+	if _, err := OpenInject(path, tapdev.TUN); err == nil || !strings.Contains(err.Error(), "link type") {
+		t.Errorf("Ethernet capture accepted for a TUN device: %v", err)
 	}
 	nstest.CheckThreads(t)
 }
