@@ -304,6 +304,19 @@ func TestAttachMirror(t *testing.T) {
 	if s := tunDevices(t, a); s != "" {
 		t.Errorf("device left: %s", s)
 	}
+
+	// A pipe reader that goes away ends netobs through its cleanup, with
+	// status 0, instead of SIGPIPE killing it with the tc rules in place.
+	ping := inNS(bns, "ping", "-c", "20", "-i", "0.2", "10.74.0.1")
+	ping.Start()
+	defer func() { ping.Process.Kill(); ping.Wait() }()
+	out, err := exec.Command("bash", "-c", netobsBin+" attach "+a+" --tap --mirror "+va+" | head -1; exit ${PIPESTATUS[0]}").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "output closed") {
+		t.Errorf("netobs | head -1: %v: %s", err, out)
+	}
+	if out := nsOutput(t, a, "tc", "qdisc", "show", "dev", va); strings.Contains(out, "clsact") {
+		t.Errorf("clsact left on %s after a closed pipe: %s", va, out)
+	}
 }
 
 // writePcap writes frames as a pcap file of the given link type.

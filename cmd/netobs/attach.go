@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +51,8 @@ to a terminal. Counts go to stderr.
 
 Stops on -c COUNT, SIGINT/SIGTERM, the end of --inject-only, or when the
 namespace goes away. The device and tc rules are removed unless --persist.
-Exit status: 0 stopped by -c, a signal or the end of --inject-only;
+Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
+closed output pipe;
 1 error; 2 usage; 3 the namespace or the device went away.`,
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
@@ -151,6 +154,13 @@ Exit status: 0 stopped by -c, a signal or the end of --inject-only;
 			if injectOnly {
 				out = nil
 			}
+
+			// A closed output pipe must end netobs through its cleanup
+			// (tc rules removed), not kill it: with SIGPIPE delivered to a
+			// channel, writes fail with EPIPE instead.
+			sigpipe := make(chan os.Signal, 1)
+			signal.Notify(sigpipe, syscall.SIGPIPE)
+			defer signal.Stop(sigpipe)
 
 			res, err := attach.Run(a.ctx, attach.Options{
 				Ref: args[0], Device: cfg, Output: out, Format: f, Count: count,

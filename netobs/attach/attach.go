@@ -95,6 +95,9 @@ const (
 	InjectDone
 	// DeviceGone: the device was deleted from inside the namespace.
 	DeviceGone
+	// OutputClosed: the reader of the output went away (EPIPE), as when
+	// piping into head.
+	OutputClosed
 )
 
 func (r StopReason) String() string {
@@ -109,6 +112,8 @@ func (r StopReason) String() string {
 		return "injection done"
 	case DeviceGone:
 		return "device gone"
+	case OutputClosed:
+		return "output closed"
 	}
 	return "StopReason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -142,7 +142,7 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if r.stopErr != nil {
 		return r.res, r.stopErr
 	}
-	if ferr != nil {
+	if ferr != nil && !errors.Is(ferr, unix.EPIPE) {
 		return r.res, fmt.Errorf("write output: %w", ferr)
 	}
 	return r.res, cerr
@@ -174,7 +174,7 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 			err := r.sink.flush(false, nil)
 			r.mu.Unlock()
 			if err != nil {
-				r.stop(0, "", fmt.Errorf("write output: %w", err))
+				r.outputFailed(err)
 				return
 			}
 		}
@@ -245,7 +245,7 @@ func (r *runner) read(q *tapdev.Queue) {
 		}
 		r.mu.Unlock()
 		if werr != nil {
-			r.stop(0, "", fmt.Errorf("write output: %w", werr))
+			r.outputFailed(werr)
 			return
 		}
 		if count > 0 && total >= count {
@@ -253,6 +253,15 @@ func (r *runner) read(q *tapdev.Queue) {
 			return
 		}
 	}
+}
+
+// outputFailed stops on a write error; a closed pipe is an orderly end.
+func (r *runner) outputFailed(err error) {
+	if errors.Is(err, unix.EPIPE) {
+		r.stop(OutputClosed, "", nil)
+		return
+	}
+	r.stop(0, "", fmt.Errorf("write output: %w", err))
 }
 
 func (r *runner) inject() {
