@@ -550,6 +550,16 @@ func (q *Queue) Write(b []byte) (int, error) { return q.f.Write(b) }
 // frame), and one poller round trip instead of one per frame. One
 // goroutine at a time may call ReadBatch on a queue.
 func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return q.readBatch(bufs, sizes, true)
+}
+
+// TryReadBatch is ReadBatch without the wait: it returns 0 and no error
+// when no frame is queued. It drains a queue after a reader has stopped.
+func (q *Queue) TryReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return q.readBatch(bufs, sizes, false)
+}
+
+func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
@@ -583,7 +593,7 @@ func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 				q.want = max(n+2, 4)
 			}
 			if r != nil {
-				return n > 0 || rerr != nil
+				return n > 0 || rerr != nil || !wait
 			}
 		}
 		for n < len(bufs) {
@@ -594,7 +604,7 @@ func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 				n++
 			case err == unix.EINTR:
 			case err == unix.EAGAIN:
-				return n > 0
+				return n > 0 || !wait
 			default:
 				rerr = os.NewSyscallError("read", err)
 				return true

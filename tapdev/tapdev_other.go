@@ -34,7 +34,8 @@ func (d *Device) Write(b []byte) (int, error) { return 0, errGOOS }
 func (d *Device) Mirroring() string           { return "" }
 func (d *Device) Stats() (Stats, error)       { return Stats{}, errGOOS }
 
-func (q *Queue) Read(b []byte) (int, error)                        { return 0, errGOOS }
-func (q *Queue) Write(b []byte) (int, error)                       { return 0, errGOOS }
-func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error) { return 0, errGOOS }
-func (q *Queue) SetReadDeadline(t time.Time) error                 { return errGOOS }
+func (q *Queue) Read(b []byte) (int, error)                           { return 0, errGOOS }
+func (q *Queue) Write(b []byte) (int, error)                          { return 0, errGOOS }
+func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error)    { return 0, errGOOS }
+func (q *Queue) TryReadBatch(bufs [][]byte, sizes []int) (int, error) { return 0, errGOOS }
+func (q *Queue) SetReadDeadline(t time.Time) error                    { return errGOOS }

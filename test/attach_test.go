@@ -189,7 +189,6 @@ func TestAttachSleeperTUNPcapng(t *testing.T) {
 	}
 	inNS(target, "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.72.0.9").Run()
 	nsOutput(t, target, "bash", "-c", "for i in 1 2; do echo hello > /dev/udp/10.72.0.9/7777; done")
-	time.Sleep(300 * time.Millisecond) // let the reader drain before the target dies
 	syscall.Kill(pid, syscall.SIGKILL)
 	if code := b.wait(t); code != 3 {
 		t.Fatalf("exit %d after the target died, want 3: %s", code, b.stderr.String())

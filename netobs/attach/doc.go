@@ -12,8 +12,11 @@
 // namespace goes away (the process named by a PID reference exits, the
 // nsfs file of a path or `ip netns` reference is deleted or now names
 // another namespace), when the device is deleted from inside, or, with
-// InjectOnly, when the injection is done. In every case the output is
-// flushed and valid, and the counts are in the Result.
+// InjectOnly, when the injection is done, or when the output's reader goes
+// away (EPIPE). Frames still queued in the kernel when Run is cancelled or
+// the namespace goes away are read and written out before it returns. In
+// every case the output is flushed and valid, and the counts are in the
+// Result.
 //
 // # Threads and privileges
 //

@@ -128,6 +128,11 @@ func run(ctx context.Context, o Options) (Result, error) {
 		q.SetReadDeadline(time.Now())
 	}
 	wg.Wait()
+	if r.res.Reason == Cancelled || r.res.Reason == NamespaceGone {
+		// Frames the namespace sent before the stop are still queued in
+		// the kernel; they belong in the output.
+		r.drain()
+	}
 	r.res.Read = r.nread.Load()
 	if after, err := dev.Stats(); err == nil {
 		r.res.Dropped = after.TxDropped - before.TxDropped
@@ -202,15 +207,20 @@ func namespaceGone(ns *nsjoin.NS) (bool, string) {
 	return false, ""
 }
 
-func (r *runner) read(q *tapdev.Queue) {
+// maxDrain bounds the final drain when the namespace keeps sending.
+const maxDrain = 1 << 20
+
+func newBufs() ([][]byte, []int) {
 	slab := make([]byte, batch*frameBuf)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
 		bufs[i] = slab[i*frameBuf : (i+1)*frameBuf : (i+1)*frameBuf]
 	}
-	sizes := make([]int, batch)
-	count := r.o.Count
-	lineFlush := r.o.Format == Text || r.o.Format == JSON
+	return bufs, make([]int, batch)
+}
+
+func (r *runner) read(q *tapdev.Queue) {
+	bufs, sizes := newBufs()
 	for {
 		n, err := q.ReadBatch(bufs, sizes)
 		if err != nil {
@@ -223,36 +233,58 @@ func (r *runner) read(q *tapdev.Queue) {
 			}
 			return
 		}
-		r.mu.Lock()
-		if r.isStopped() {
-			r.mu.Unlock()
-			return
-		}
-		total := r.nread.Load()
-		var werr error
-		for i := 0; i < n; i++ {
-			if count > 0 && total >= count {
-				break
-			}
-			if werr = r.sink.frame(time.Now(), bufs[i][:sizes[i]]); werr != nil {
-				break
-			}
-			total++
-		}
-		r.nread.Store(total)
-		if werr == nil && lineFlush {
-			werr = r.sink.flush(false, nil)
-		}
-		r.mu.Unlock()
-		if werr != nil {
-			r.outputFailed(werr)
-			return
-		}
-		if count > 0 && total >= count {
-			r.stop(CountReached, "", nil)
+		if !r.write(bufs[:n], sizes) {
 			return
 		}
 	}
+}
+
+// drain reads what is left in the queues without waiting, once the
+// readers have stopped.
+func (r *runner) drain() {
+	bufs, sizes := newBufs()
+	for _, q := range r.dev.Queues() {
+		q.SetReadDeadline(time.Time{})
+		for total := 0; total < maxDrain; {
+			n, err := q.TryReadBatch(bufs, sizes)
+			if n == 0 || err != nil || !r.write(bufs[:n], sizes) {
+				break
+			}
+			total += n
+		}
+	}
+}
+
+// write writes a batch of frames to the sink, up to Count, and reports
+// whether reading should go on.
+func (r *runner) write(bufs [][]byte, sizes []int) bool {
+	count := r.o.Count
+	r.mu.Lock()
+	total := r.nread.Load()
+	var werr error
+	for i := range bufs {
+		if count > 0 && total >= count {
+			break
+		}
+		if werr = r.sink.frame(time.Now(), bufs[i][:sizes[i]]); werr != nil {
+			break
+		}
+		total++
+	}
+	r.nread.Store(total)
+	if werr == nil && (r.o.Format == Text || r.o.Format == JSON) {
+		werr = r.sink.flush(false, nil)
+	}
+	r.mu.Unlock()
+	if werr != nil {
+		r.outputFailed(werr)
+		return false
+	}
+	if count > 0 && total >= count {
+		r.stop(CountReached, "", nil)
+		return false
+	}
+	return true
 }
 
 // outputFailed stops on a write error; a closed pipe is an orderly end.
