@@ -1,6 +1,7 @@
 package tapdev
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -45,7 +46,8 @@ type Queue struct {
 
 	ringMu sync.Mutex // guards ring, noRing and closed
 	ring   *uring     // batch reader, made by the first ReadBatch
-	noRing bool       // io_uring unavailable: ReadBatch uses read(2)
+	wring  *uring     // batch writer, made by the first WriteBatch
+	noRing bool       // io_uring unavailable: read(2) and write(2)
 	closed bool
 	want   int // adaptive batch size, used only by the reader
 }
@@ -57,9 +59,11 @@ func (q *Queue) close() error {
 	q.ringMu.Lock()
 	defer q.ringMu.Unlock()
 	q.closed = true
-	if q.ring != nil {
-		q.ring.close()
-		q.ring = nil
+	for _, r := range []**uring{&q.ring, &q.wring} {
+		if *r != nil {
+			(*r).close()
+			*r = nil
+		}
 	}
 	return err
 }
@@ -563,7 +567,7 @@ func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	r := q.uring(len(bufs))
+	r := q.uring(&q.ring, len(bufs))
 	if q.want == 0 {
 		q.want = 4
 	}
@@ -623,14 +627,14 @@ func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
 
 // uring returns the queue's ring, making it on first use, or nil if
 // io_uring is unavailable (or disabled with NETOBS_NO_IO_URING=1).
-func (q *Queue) uring(batch int) *uring {
+func (q *Queue) uring(ring **uring, batch int) *uring {
 	q.ringMu.Lock()
 	defer q.ringMu.Unlock()
 	if q.noRing || q.closed {
 		return nil
 	}
-	if q.ring != nil {
-		return q.ring
+	if *ring != nil {
+		return *ring
 	}
 	if os.Getenv("NETOBS_NO_IO_URING") == "1" {
 		q.noRing = true
@@ -645,8 +649,69 @@ func (q *Queue) uring(batch int) *uring {
 		q.noRing = true
 		return nil
 	}
-	q.ring = r
+	*ring = r
 	return r
+}
+
+// WriteBatch writes frames, one frame per element, in order: a batch of up
+// to 64 costs one io_uring_enter where io_uring is available. A frame the
+// kernel refuses (too short, too long) is skipped; WriteBatch returns how
+// many frames were written and the first error. One goroutine at a time
+// may call WriteBatch on a queue.
+func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
+	written := 0
+	var first error
+	for len(frames) > 0 {
+		k := min(len(frames), 64)
+		r := q.uring(&q.wring, 64)
+		if r == nil {
+			for _, f := range frames[:k] {
+				if _, err := q.f.Write(f); err != nil {
+					if errors.Is(err, os.ErrClosed) {
+						return written, err
+					}
+					first = cmp.Or(first, err)
+					continue
+				}
+				written++
+			}
+			frames = frames[k:]
+			continue
+		}
+		var res [256]int32
+		var derr error
+		err := q.rc.Write(func(fd uintptr) bool {
+			k, derr = r.do(ioringOpWrite, int(fd), frames, k, &res)
+			return true
+		})
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			return written, err
+		}
+		for i := 0; i < k; i++ {
+			switch {
+			case res[i] >= 0:
+				written++
+			case unix.Errno(-res[i]) == unix.EAGAIN:
+				// The device is full for now: write this one through
+				// the poller, which waits for room.
+				if _, err := q.f.Write(frames[i]); err != nil {
+					if errors.Is(err, os.ErrClosed) {
+						return written, err
+					}
+					first = cmp.Or(first, err)
+				} else {
+					written++
+				}
+			default:
+				first = cmp.Or(first, error(os.NewSyscallError("write", unix.Errno(-res[i]))))
+			}
+		}
+		frames = frames[k:]
+	}
+	return written, first
 }
 
 // SetReadDeadline makes pending and future reads fail with an error

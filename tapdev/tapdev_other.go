@@ -38,4 +38,5 @@ func (q *Queue) Read(b []byte) (int, error)                           { return 0
 func (q *Queue) Write(b []byte) (int, error)                          { return 0, errGOOS }
 func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error)    { return 0, errGOOS }
 func (q *Queue) TryReadBatch(bufs [][]byte, sizes []int) (int, error) { return 0, errGOOS }
+func (q *Queue) WriteBatch(frames [][]byte) (int, error)              { return 0, errGOOS }
 func (q *Queue) SetReadDeadline(t time.Time) error                    { return errGOOS }

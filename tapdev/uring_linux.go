@@ -67,6 +67,7 @@ type uringCQE struct {
 
 const (
 	ioringOpRead         = 22
+	ioringOpWrite        = 23
 	ioringEnterGetEvents = 1
 	ioringFeatSingleMmap = 1
 	ioringOffSQRing      = 0
@@ -131,11 +132,10 @@ func (r *uring) close() {
 	unix.Close(r.fd)
 }
 
-// read submits k reads of fd into bufs[:k] and waits for all of them.
-// Frames land in bufs in the order the device queued them; it returns how
-// many were read, compacted to the front of bufs and sizes, and the first
-// error other than EAGAIN.
-func (r *uring) read(fd int, bufs [][]byte, sizes []int, k int) (int, error) {
+// do submits op (read or write) of bufs[i] on fd for i < k, waits for
+// every completion and stores each result (a length or -errno) in res[i].
+// Operations run in submission order.
+func (r *uring) do(op uint8, fd int, bufs [][]byte, k int, res *[256]int32) (int, error) {
 	if k > int(r.entries) {
 		k = int(r.entries)
 	}
@@ -144,8 +144,15 @@ func (r *uring) read(fd int, bufs [][]byte, sizes []int, k int) (int, error) {
 	for i := 0; i < k; i++ {
 		idx := (tail + uint32(i)) & mask
 		sqe := (*uringSQE)(unsafe.Pointer(&r.sqes[int(idx)*int(unsafe.Sizeof(uringSQE{}))]))
-		*sqe = uringSQE{opcode: ioringOpRead, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(&bufs[i][0]))), len: uint32(len(bufs[i])), rwFlags: unix.RWF_NOWAIT, userData: uint64(i)}
+		var addr uint64
+		if len(bufs[i]) > 0 {
+			addr = uint64(uintptr(unsafe.Pointer(&bufs[i][0])))
+		}
+		// RWF_NOWAIT: a read of an empty queue fails with EAGAIN at once
+		// instead of being parked in the kernel, out of Close's reach.
+		*sqe = uringSQE{opcode: op, fd: int32(fd), addr: addr, len: uint32(len(bufs[i])), rwFlags: unix.RWF_NOWAIT, userData: uint64(i)}
 		*(*uint32)(unsafe.Add(r.sqArray, idx*4)) = idx
+		res[i] = -int32(unix.ECANCELED)
 	}
 	atomic.StoreUint32(r.sqTail, tail+uint32(k))
 	submit := k
@@ -168,20 +175,27 @@ func (r *uring) read(fd int, bufs [][]byte, sizes []int, k int) (int, error) {
 	head := atomic.LoadUint32(r.cqHead)
 	ctail := atomic.LoadUint32(r.cqTail)
 	cmask := *r.cqMask
-	// Results by submission index; reads ran in submission order.
-	var res [256]int32
-	seen := 0
 	for ; head != ctail; head++ {
 		cqe := (*uringCQE)(unsafe.Add(r.cqes, uintptr(head&cmask)*unsafe.Sizeof(uringCQE{})))
-		if int(cqe.userData) < len(res) {
+		if cqe.userData < uint64(k) {
 			res[cqe.userData] = cqe.res
 		}
-		seen++
 	}
 	atomic.StoreUint32(r.cqHead, head)
+	return k, nil
+}
+
+// read reads up to k frames of fd into bufs. Frames land in the order the
+// device queued them; it returns how many were read, compacted to the
+// front of bufs and sizes, and the first error other than EAGAIN.
+func (r *uring) read(fd int, bufs [][]byte, sizes []int, k int) (int, error) {
+	var res [256]int32
+	k, err := r.do(ioringOpRead, fd, bufs, k, &res)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	var err error
-	for i := 0; i < k && i < seen; i++ {
+	for i := 0; i < k; i++ {
 		switch {
 		case res[i] >= 0:
 			if n != i {

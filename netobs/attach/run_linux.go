@@ -301,26 +301,42 @@ func (r *runner) inject() {
 	q := r.dev.Queues()[0]
 	start := time.Now()
 	var firstErr error
-	for !r.isStopped() {
-		data, err := in.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			firstErr = fmt.Errorf("read %s: %w", in.Path, err)
-			break
-		}
-		if _, err := q.Write(data); err != nil {
-			if errors.Is(err, os.ErrClosed) {
+	// Frames are copied out of the reader's buffer into one arena per
+	// batch and written with one WriteBatch call.
+	arena := make([]byte, 0, batch*2048)
+	ends := make([]int, 0, batch)
+	frames := make([][]byte, 0, batch)
+	eof := false
+	for !eof && !r.isStopped() {
+		arena, ends, frames = arena[:0], ends[:0], frames[:0]
+		for len(ends) < batch {
+			data, err := in.Next()
+			if err == io.EOF {
+				eof = true
 				break
 			}
-			r.res.InjectFailed++
-			if firstErr == nil {
-				firstErr = err
+			if err != nil {
+				firstErr = fmt.Errorf("read %s: %w", in.Path, err)
+				eof = true
+				break
 			}
-			continue
+			arena = append(arena, data...)
+			ends = append(ends, len(arena))
 		}
-		r.res.Written++
+		prev := 0
+		for _, e := range ends {
+			frames = append(frames, arena[prev:e:e])
+			prev = e
+		}
+		n, err := q.WriteBatch(frames)
+		r.res.Written += uint64(n)
+		if errors.Is(err, os.ErrClosed) {
+			break
+		}
+		r.res.InjectFailed += uint64(len(frames) - n)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
 	}
 	r.res.InjectTime = time.Since(start)
 	rate := float64(r.res.Written) / r.res.InjectTime.Seconds()
