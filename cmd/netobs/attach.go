@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netobs/netobs/netobs/attach"
+	"github.com/netobs/netobs/tapdev"
+)
+
+func init() { register(newAttachCmd) }
+
+// defaultTxQueueLen is the transmit queue netobs gives its device: the
+// kernel's 500 frames are under a millisecond at full rate, so a burst
+// overflows before the reader is scheduled.
+const defaultTxQueueLen = 65536
+
+// exitGone is the status when the target namespace or the device went
+// away while attached (output still flushed and valid).
+const exitGone = 3
+
+func newAttachCmd(a *app) *cobra.Command {
+	var (
+		tap, tun, persist, jsonOut, injectOnly bool
+		name, mac, mirror, wfile, format, inj  string
+		addrs, routes                          []string
+		mtu, queues, txqlen                    int
+		count                                  uint64
+	)
+	c := &cobra.Command{
+		Use:   "attach NSREF --tap|--tun [flags]",
+		Short: "Create a TAP/TUN device inside a namespace and read and write its frames from here",
+		Long: `attach creates a TAP (Ethernet) or TUN (IP) device inside the network
+namespace NSREF, configures it there, and from the host prints every frame
+the namespace sends through it. Nothing is installed in the target. With
+--mirror the device also sees the traffic of an existing interface there
+(tc clsact + mirred). --inject writes the frames of a pcap file into the
+namespace through the device.
+
+Output: one line per frame (text), --json, or -w FILE as pcap (pcapng if
+FILE ends in .pcapng or with --format pcapng); -w - writes to stdout, never
+to a terminal. Counts go to stderr.
+
+Stops on -c COUNT, SIGINT/SIGTERM, the end of --inject-only, or when the
+namespace goes away. The device and tc rules are removed unless --persist.
+Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
+closed output pipe;
+1 error; 2 usage; 3 the namespace or the device went away.`,
+		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
+  netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
+  netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
+  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap -c 10`,
+		Args: exactArgs(1, "a namespace reference (NSREF)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := tapdev.Config{Name: name, MTU: mtu, Queues: queues, Persist: persist, Mirror: mirror, TxQueueLen: txqlen}
+			switch {
+			case tap && tun:
+				return usageErrorf("attach: --tap and --tun exclude each other")
+			case tap:
+				cfg.Kind = tapdev.TAP
+			case tun:
+				cfg.Kind = tapdev.TUN
+			default:
+				return usageErrorf("attach: say --tap or --tun")
+			}
+			if cmd.Flags().Changed("mtu") && mtu == 0 {
+				return usageErrorf("attach: --mtu 0: MTU out of range 68-65535")
+			}
+			if cmd.Flags().Changed("queues") && queues == 0 {
+				return usageErrorf("attach: --queues 0: want 1-%d", tapdev.MaxQueues)
+			}
+			if txqlen < 1 {
+				return usageErrorf("attach: --txqueuelen %d: want at least 1", txqlen)
+			}
+			if mac != "" {
+				hw, err := net.ParseMAC(mac)
+				if err != nil {
+					return usageErrorf("attach: --mac %q: not a MAC address", mac)
+				}
+				cfg.MAC = hw
+			}
+			for _, s := range addrs {
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					return usageErrorf("attach: --addr %q: not an address with prefix length (like 10.0.0.1/24)", s)
+				}
+				cfg.Addrs = append(cfg.Addrs, p)
+			}
+			for _, s := range routes {
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					return usageErrorf("attach: --route %q: not a prefix (like 10.99.0.0/16)", s)
+				}
+				cfg.Routes = append(cfg.Routes, p)
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("attach: %v", err)
+			}
+
+			fmtName := format
+			if jsonOut {
+				if format != "" && format != "json" {
+					return usageErrorf("attach: --json and --format %s exclude each other", format)
+				}
+				fmtName = "json"
+			}
+			if fmtName == "" {
+				switch {
+				case wfile == "":
+					fmtName = "text"
+				case strings.HasSuffix(wfile, ".pcapng"):
+					fmtName = "pcapng"
+				default:
+					fmtName = "pcap"
+				}
+			}
+			f, err := attach.ParseFormat(fmtName)
+			if err != nil {
+				return usageErrorf("attach: --format: %v", err)
+			}
+			if injectOnly && inj == "" {
+				return usageErrorf("attach: --inject-only needs --inject FILE")
+			}
+
+			// Everything that can fail on bad input is checked before the
+			// device exists, so a failure leaves nothing in the target.
+			var out io.Writer = a.stdout
+			if wfile != "" && wfile != "-" {
+				file, err := os.OpenFile(wfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+				if err != nil {
+					return fmt.Errorf("attach: %w", err)
+				}
+				defer file.Close()
+				out = file
+			}
+			if f.Binary() && isTerminal(out) {
+				return usageErrorf("attach: refusing to write %s to a terminal: use -w FILE or redirect stdout", f)
+			}
+			var in *attach.InjectFile
+			if inj != "" {
+				if in, err = attach.OpenInject(inj, cfg.Kind); err != nil {
+					return fmt.Errorf("attach: %w", err)
+				}
+				defer in.Close()
+			}
+			if injectOnly {
+				out = nil
+			}
+
+			// A closed output pipe must end netobs through its cleanup
+			// (tc rules removed), not kill it: with SIGPIPE delivered to a
+			// channel, writes fail with EPIPE instead.
+			sigpipe := make(chan os.Signal, 1)
+			signal.Notify(sigpipe, syscall.SIGPIPE)
+			defer signal.Stop(sigpipe)
+
+			res, err := attach.Run(a.ctx, attach.Options{
+				Ref: args[0], Device: cfg, Output: out, Format: f, Count: count,
+				Inject: in, InjectOnly: injectOnly, Log: a.stderr,
+			})
+			if res.Device != "" {
+				stopped := res.Reason.String()
+				if res.Detail != "" {
+					stopped += " (" + res.Detail + ")"
+				}
+				if err != nil {
+					stopped = "error"
+				}
+				fmt.Fprintf(a.stderr, "netobs: %d frames read, %d written, %d dropped by kernel; %s\n", res.Read, res.Written, res.Dropped, stopped)
+			}
+			if err != nil {
+				return err
+			}
+			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone {
+				return exitStatus{exitGone, fmt.Sprintf("attach %s: %s: %s", args[0], res.Reason, res.Detail)}
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&tap, "tap", false, "create a TAP device (Ethernet frames)")
+	fl.BoolVar(&tun, "tun", false, "create a TUN device (IP packets)")
+	fl.StringVar(&name, "name", "", "device name in the target (default: the kernel picks tapN/tunN; %d allowed)")
+	fl.StringArrayVar(&addrs, "addr", nil, "address with prefix length to give the device, IPv4 or IPv6 (repeatable)")
+	fl.StringArrayVar(&routes, "route", nil, "prefix to route through the device in the target (repeatable)")
+	fl.IntVar(&mtu, "mtu", 0, "device MTU (68-65535)")
+	fl.StringVar(&mac, "mac", "", "MAC address of a TAP device")
+	fl.StringVar(&mirror, "mirror", "", "mirror this interface's ingress and egress traffic into the device (tc clsact + mirred)")
+	fl.IntVar(&queues, "queues", 1, "number of queues (more than 1: multiqueue device, one reader each)")
+	fl.IntVar(&txqlen, "txqueuelen", defaultTxQueueLen, "device transmit queue length: frames the kernel holds for netobs before dropping")
+	fl.BoolVar(&persist, "persist", false, "leave the device in the target when netobs exits")
+	fl.StringVarP(&wfile, "write", "w", "", "write frames to FILE (- for stdout) as pcap, or pcapng if FILE ends in .pcapng")
+	fl.StringVar(&format, "format", "", "output format: text, json, pcap, pcapng (default text, or pcap with -w)")
+	fl.BoolVar(&jsonOut, "json", false, "one JSON object per frame (same as --format json)")
+	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read")
+	fl.StringVar(&inj, "inject", "", "write the frames of this pcap/pcapng file into the namespace through the device")
+	fl.BoolVar(&injectOnly, "inject-only", false, "stop when --inject is done, without reading frames")
+	return c
+}

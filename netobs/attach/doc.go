@@ -1,0 +1,27 @@
+// Package attach is the observer behind `netobs attach`: it creates a TAP
+// or TUN device inside a target network namespace (package tapdev), reads
+// every frame the namespace sends through it, writes them out as text,
+// JSON, pcap or pcapng, optionally injects the frames of a capture file
+// into the namespace through the device, and removes the device when it
+// stops.
+//
+// # When Run stops
+//
+// Run stops when the context is cancelled (the CLI cancels it on SIGINT
+// and SIGTERM), when Count frames have been read, when the target
+// namespace goes away (the process named by a PID reference exits, the
+// nsfs file of a path or `ip netns` reference is deleted or now names
+// another namespace), when the device is deleted from inside, or, with
+// InjectOnly, when the injection is done, or when the output's reader goes
+// away (EPIPE). Frames still queued in the kernel when Run is cancelled or
+// the namespace goes away are read and written out before it returns. In
+// every case the output is flushed and valid, and the counts are in the
+// Result.
+//
+// # Threads and privileges
+//
+// Run enters the target only through tapdev.Create (nsjoin's Do); reading,
+// writing and the watch on the namespace run on ordinary goroutines in
+// the host namespaces. It needs CAP_SYS_ADMIN over the target and
+// CAP_NET_ADMIN in it.
+package attach

@@ -1,0 +1,351 @@
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netobs/netobs/nsjoin"
+	"github.com/netobs/netobs/tapdev"
+)
+
+// batch is how many frames one ReadBatch may return: enough to amortise
+// the poller round trip at full rate, small enough to keep 64 KiB
+// buffers cheap (untouched pages cost nothing).
+const batch = 64
+
+// frameBuf holds the largest frame a TUN/TAP device passes: a 64 KiB IP
+// packet plus an Ethernet header with VLAN tag.
+const frameBuf = 65536 + 18
+
+// Run creates the device in the target, then reads (and injects) until
+// one of the stop conditions in the package documentation. It always
+// removes the device (unless persistent) before returning. The error is
+// nil for every orderly stop; Result.Reason says which.
+func Run(ctx context.Context, o Options) (Result, error) {
+	res, err := run(ctx, o)
+	var named namedError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &named):
+		// nsjoin and tapdev name the reference already.
+		return res, fmt.Errorf("attach: %w", named.error)
+	default:
+		return res, fmt.Errorf("attach %s: %w", o.Ref, err)
+	}
+}
+
+// namedError marks an error whose text already names the namespace.
+type namedError struct{ error }
+
+func (e namedError) Unwrap() error { return e.error }
+
+type runner struct {
+	o    Options
+	dev  *tapdev.Device
+	sink sink
+	mu   sync.Mutex // guards sink and res.Read
+	res  Result
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	stopErr  error
+	nread    atomic.Uint64
+}
+
+func (r *runner) stop(reason StopReason, detail string, err error) {
+	r.stopOnce.Do(func() {
+		r.res.Reason, r.res.Detail, r.stopErr = reason, detail, err
+		close(r.stopped)
+	})
+}
+
+func (r *runner) isStopped() bool {
+	select {
+	case <-r.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+func run(ctx context.Context, o Options) (Result, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.WatchInterval <= 0 {
+		o.WatchInterval = 100 * time.Millisecond
+	}
+	ns, err := nsjoin.Open(o.Ref)
+	if err != nil {
+		return Result{}, namedError{err}
+	}
+	defer ns.Close()
+	dev, err := tapdev.Create(ns, o.Device)
+	if err != nil {
+		return Result{}, namedError{err}
+	}
+	defer dev.Close()
+	r := &runner{o: o, dev: dev, stopped: make(chan struct{})}
+	r.res.Device, r.res.Namespace = dev.Name(), dev.Namespace()
+	if r.sink, err = newSink(o.Output, o.Format, dev.Name(), dev.Kind(), dev.Namespace()); err != nil {
+		return r.res, fmt.Errorf("write %v header: %w", o.Format, err)
+	}
+	before, err := dev.Stats()
+	if err != nil {
+		return r.res, err
+	}
+	mirror := ""
+	if m := dev.Mirroring(); m != "" {
+		mirror = ", mirroring " + m
+	}
+	fmt.Fprintf(o.Log, "netobs: attached %s %s (%d queue(s)%s) in %s (%s)\n", dev.Kind(), dev.Name(), len(dev.Queues()), mirror, dev.Namespace(), o.Ref)
+
+	var wg sync.WaitGroup
+	if !o.InjectOnly {
+		for _, q := range dev.Queues() {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.read(q) }()
+		}
+	}
+	if o.Inject != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.inject() }()
+	}
+	r.watch(ctx, ns)
+
+	// Stop the readers without closing the device, so the final counts
+	// can still be read from the kernel.
+	for _, q := range dev.Queues() {
+		q.SetReadDeadline(time.Now())
+	}
+	wg.Wait()
+	if r.res.Reason == Cancelled || r.res.Reason == NamespaceGone {
+		// Frames the namespace sent before the stop are still queued in
+		// the kernel; they belong in the output.
+		r.drain()
+	}
+	r.res.Read = r.nread.Load()
+	if after, err := dev.Stats(); err == nil {
+		r.res.Dropped = after.TxDropped - before.TxDropped
+	}
+	r.mu.Lock()
+	ferr := r.sink.flush(true, &r.res)
+	r.mu.Unlock()
+	cerr := dev.Close()
+	if dev.Persistent() {
+		fmt.Fprintf(o.Log, "netobs: left %s in %s (persistent)\n", dev.Name(), dev.Namespace())
+	}
+	if r.stopErr != nil {
+		return r.res, r.stopErr
+	}
+	if ferr != nil && !errors.Is(ferr, unix.EPIPE) {
+		return r.res, fmt.Errorf("write output: %w", ferr)
+	}
+	return r.res, cerr
+}
+
+// watch waits for a stop condition, checking the namespace and flushing
+// binary output every interval so a pipe reader sees frames while they
+// come.
+func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
+	t := time.NewTicker(r.o.WatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopped:
+			return
+		case <-ctx.Done():
+			r.stop(Cancelled, "", nil)
+			return
+		case <-t.C:
+			if gone, why := namespaceGone(ns); gone {
+				r.stop(NamespaceGone, why, nil)
+				return
+			}
+			if _, err := r.dev.Stats(); err != nil {
+				r.stop(DeviceGone, r.dev.Name()+" deleted in the namespace", nil)
+				return
+			}
+			r.mu.Lock()
+			err := r.sink.flush(false, nil)
+			r.mu.Unlock()
+			if err != nil {
+				r.outputFailed(err)
+				return
+			}
+		}
+	}
+}
+
+// namespaceGone reports whether the target went away: the process a PID
+// reference named exited (a zombie has already left its namespaces, so
+// /proc/PID/ns/net is gone too), or the nsfs file that named it was
+// removed (ip netns del) or now names another namespace.
+func namespaceGone(ns *nsjoin.NS) (bool, string) {
+	if pid := ns.PID(); pid != 0 && !ns.ProcessAlive() {
+		return true, fmt.Sprintf("process %d exited", pid)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(ns.Path(), &st); err != nil {
+		if pid := ns.PID(); pid != 0 {
+			return true, fmt.Sprintf("process %d exited", pid)
+		}
+		return true, ns.Path() + " removed"
+	}
+	if id := ns.ID(); st.Ino != id.Inode || st.Dev != id.Dev {
+		return true, ns.Path() + " now names another namespace"
+	}
+	return false, ""
+}
+
+// maxDrain bounds the final drain when the namespace keeps sending.
+const maxDrain = 1 << 20
+
+func newBufs() ([][]byte, []int) {
+	slab := make([]byte, batch*frameBuf)
+	bufs := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = slab[i*frameBuf : (i+1)*frameBuf : (i+1)*frameBuf]
+	}
+	return bufs, make([]int, batch)
+}
+
+func (r *runner) read(q *tapdev.Queue) {
+	bufs, sizes := newBufs()
+	for {
+		n, err := q.ReadBatch(bufs, sizes)
+		if err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, os.ErrClosed):
+			case errors.Is(err, unix.EBADFD):
+				r.stop(DeviceGone, r.dev.Name()+" deleted in the namespace", nil)
+			default:
+				r.stop(0, "", fmt.Errorf("read %s: %w", r.dev.Name(), err))
+			}
+			return
+		}
+		if !r.write(bufs[:n], sizes) {
+			return
+		}
+	}
+}
+
+// drain reads what is left in the queues without waiting, once the
+// readers have stopped.
+func (r *runner) drain() {
+	bufs, sizes := newBufs()
+	for _, q := range r.dev.Queues() {
+		q.SetReadDeadline(time.Time{})
+		for total := 0; total < maxDrain; {
+			n, err := q.TryReadBatch(bufs, sizes)
+			if n == 0 || err != nil || !r.write(bufs[:n], sizes) {
+				break
+			}
+			total += n
+		}
+	}
+}
+
+// write writes a batch of frames to the sink, up to Count, and reports
+// whether reading should go on.
+func (r *runner) write(bufs [][]byte, sizes []int) bool {
+	count := r.o.Count
+	r.mu.Lock()
+	total := r.nread.Load()
+	var werr error
+	for i := range bufs {
+		if count > 0 && total >= count {
+			break
+		}
+		if werr = r.sink.frame(time.Now(), bufs[i][:sizes[i]]); werr != nil {
+			break
+		}
+		total++
+	}
+	r.nread.Store(total)
+	if werr == nil && (r.o.Format == Text || r.o.Format == JSON) {
+		werr = r.sink.flush(false, nil)
+	}
+	r.mu.Unlock()
+	if werr != nil {
+		r.outputFailed(werr)
+		return false
+	}
+	if count > 0 && total >= count {
+		r.stop(CountReached, "", nil)
+		return false
+	}
+	return true
+}
+
+// outputFailed stops on a write error; a closed pipe is an orderly end.
+func (r *runner) outputFailed(err error) {
+	if errors.Is(err, unix.EPIPE) {
+		r.stop(OutputClosed, "", nil)
+		return
+	}
+	r.stop(0, "", fmt.Errorf("write output: %w", err))
+}
+
+func (r *runner) inject() {
+	in := r.o.Inject
+	q := r.dev.Queues()[0]
+	start := time.Now()
+	var firstErr error
+	// Frames are copied out of the reader's buffer into one arena per
+	// batch and written with one WriteBatch call.
+	arena := make([]byte, 0, batch*2048)
+	ends := make([]int, 0, batch)
+	frames := make([][]byte, 0, batch)
+	eof := false
+	for !eof && !r.isStopped() {
+		arena, ends, frames = arena[:0], ends[:0], frames[:0]
+		for len(ends) < batch {
+			data, err := in.Next()
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			if err != nil {
+				firstErr = fmt.Errorf("read %s: %w", in.Path, err)
+				eof = true
+				break
+			}
+			arena = append(arena, data...)
+			ends = append(ends, len(arena))
+		}
+		prev := 0
+		for _, e := range ends {
+			frames = append(frames, arena[prev:e:e])
+			prev = e
+		}
+		n, err := q.WriteBatch(frames)
+		r.res.Written += uint64(n)
+		if errors.Is(err, os.ErrClosed) {
+			break
+		}
+		r.res.InjectFailed += uint64(len(frames) - n)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	r.res.InjectTime = time.Since(start)
+	rate := float64(r.res.Written) / r.res.InjectTime.Seconds()
+	fmt.Fprintf(r.o.Log, "netobs: injected %d frames from %s into %s in %v (%.0f frames/s)", r.res.Written, in.Path, r.dev.Name(), r.res.InjectTime.Round(time.Microsecond), rate)
+	if r.res.InjectFailed > 0 || firstErr != nil {
+		fmt.Fprintf(r.o.Log, "; %d failed, first: %v", r.res.InjectFailed, firstErr)
+	}
+	fmt.Fprintln(r.o.Log)
+	if r.o.InjectOnly {
+		r.stop(InjectDone, "", nil)
+	}
+}

@@ -1,0 +1,184 @@
+package attach
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/netobs/netobs/internal/nstest"
+	"github.com/netobs/netobs/tapdev"
+)
+
+// The main goroutine keeps the main thread, which must never enter a
+// namespace (see nsjoin).
+func init() { runtime.LockOSThread() }
+
+func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestDecode(t *testing.T) {
+	mac1, mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	eth := &layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
+	udp := &layers.UDP{SrcPort: 1000, DstPort: 53}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, SYN: true, Seq: 7}
+	icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 5, Seq: 1}
+	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: layers.ARPRequest, SourceHwAddress: mac1, SourceProtAddress: []byte{10, 0, 0, 1}, DstHwAddress: make([]byte, 6), DstProtAddress: []byte{10, 0, 0, 2}}
+	udp.SetNetworkLayerForChecksum(ip)
+	tcp.SetNetworkLayerForChecksum(ip)
+
+	ipU := *ip
+	ipU.Protocol = layers.IPProtocolUDP
+	ipT := *ip
+	ipT.Protocol = layers.IPProtocolTCP
+	ipI := *ip
+	ipI.Protocol = layers.IPProtocolICMPv4
+	ethA := *eth
+	ethA.EthernetType = layers.EthernetTypeARP
+	cases := []struct {
+		kind  tapdev.Kind
+		data  []byte
+		proto string
+		want  string
+	}{
+		{tapdev.TAP, serialize(t, &ethA, arp), "arp", "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 60"},
+		{tapdev.TAP, serialize(t, eth, &ipU, udp, gopacket.Payload("hi")), "ipv4/udp", "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, payload 2, length 60"},
+		{tapdev.TAP, serialize(t, eth, &ipT, tcp), "ipv4/tcp", "IP 10.0.0.1.40000 > 10.0.0.2.80: TCP [S], seq 7, length 60"},
+		{tapdev.TAP, serialize(t, eth, &ipI, icmp), "ipv4/icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 60"},
+		{tapdev.TUN, serialize(t, &ipI, icmp), "ipv4/icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 28"},
+		{tapdev.TUN, []byte{0x00, 1, 2}, "unknown", "unknown packet, length 3"},
+	}
+	for _, c := range cases {
+		f := Decode(c.data, c.kind)
+		if f.Summary != c.want || f.Proto != c.proto {
+			t.Errorf("Decode = %q (%s), want %q (%s)", f.Summary, f.Proto, c.want, c.proto)
+		}
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, s := range []string{"text", "json", "pcap", "pcapng"} {
+		f, err := ParseFormat(s)
+		if err != nil || f.String() != s {
+			t.Errorf("ParseFormat(%q) = %v, %v", s, f, err)
+		}
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) succeeded")
+	}
+}
+
+// TestRunCycles attaches and detaches 500 times in this process and checks
+// that no file descriptor, goroutine or device is left and that no thread
+// stays in the target.
+func TestRunCycles(t *testing.T) {
+	nsName := nstest.NetNS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // each Run creates, configures, reads, stops and removes
+	opts := func(out *bytes.Buffer) Options {
+		return Options{Ref: nsName, Format: PCAP, Output: out, WatchInterval: time.Millisecond,
+			Device: tapdev.Config{Kind: tapdev.TAP, Addrs: []netip.Prefix{netip.MustParsePrefix("10.78.0.1/24")}}}
+	}
+	for i := 0; i < 5; i++ {
+		var out bytes.Buffer
+		if _, err := Run(ctx, opts(&out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fds, gor := nstest.FDCount(t), runtime.NumGoroutine()
+	for i := 0; i < 500; i++ {
+		var out bytes.Buffer
+		res, err := Run(ctx, opts(&out))
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		if res.Reason != Cancelled || out.Len() < 24 {
+			t.Fatalf("cycle %d: reason %v, %d bytes of pcap", i, res.Reason, out.Len())
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := nstest.FDCount(t); got != fds {
+		t.Errorf("%d fds after 500 attach/detach cycles, %d before", got, fds)
+	}
+	if got := runtime.NumGoroutine(); got > gor {
+		t.Errorf("%d goroutines after 500 cycles, %d before", got, gor)
+	}
+	if out := nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Errorf("devices left: %s", out)
+	}
+	nstest.CheckThreads(t)
+}
+
+// TestRunCountAndInject reads frames the namespace sends until Count, then
+// injects them back, in process, so the race detector sees both paths.
+func TestRunCountAndInject(t *testing.T) {
+	nstest.RequireTools(t, "ip", "ping")
+	nsName := nstest.NetNS(t)
+	nstest.Run(t, "ip", "netns", "exec", nsName, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	name := nstest.UniqueName("tap")
+	var out, log bytes.Buffer
+	type ret struct {
+		res Result
+		err error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		res, err := Run(context.Background(), Options{Ref: nsName, Format: PCAP, Output: &out, Count: 3, Log: &log,
+			Device: tapdev.Config{Kind: tapdev.TAP, Name: name, Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}}})
+		done <- ret{res, err}
+	}()
+	for nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun") == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var r ret
+	for sent := false; ; {
+		select {
+		case r = <-done:
+		case <-time.After(100 * time.Millisecond):
+			if !sent {
+				// ARP requests for a neighbour nobody answers.
+				go nstest.Output("ip", "netns", "exec", nsName, "ping", "-c", "4", "-i", "0.3", "-W", "1", "10.79.0.2")
+				sent = true
+			}
+			continue
+		}
+		break
+	}
+	if r.err != nil || r.res.Reason != CountReached || r.res.Read != 3 || r.res.Device != name {
+		t.Fatalf("Run = %+v, %v; log: %s", r.res, r.err, log.String())
+	}
+	path := t.TempDir() + "/c.pcap"
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInject(path, tapdev.TAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	res, err := Run(context.Background(), Options{Ref: nsName, Inject: in, InjectOnly: true, Log: &log,
+		Device: tapdev.Config{Kind: tapdev.TAP, Name: name}})
+	if err != nil || res.Reason != InjectDone || res.Written != 3 || res.InjectFailed != 0 {
+		t.Fatalf("inject: %+v, %v; log: %s", res, err, log.String())
+	}
+	if _, err := OpenInject(path, tapdev.TUN); err == nil || !strings.Contains(err.Error(), "link type") {
+		t.Errorf("Ethernet capture accepted for a TUN device: %v", err)
+	}
+	nstest.CheckThreads(t)
+}

@@ -1,0 +1,720 @@
+package tapdev
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/netobs/netobs/nsjoin"
+	"github.com/songgao/water"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Device is a TUN or TAP device in a network namespace, read and written
+// from the host through its queues. A Device is safe for concurrent use;
+// each Queue may have one reader and one writer at a time.
+type Device struct {
+	kind    Kind
+	name    string
+	index   int
+	ns      string // the namespace's kernel name, net:[4026532...]
+	nsID    nsjoin.ID
+	ref     string
+	persist bool
+	queues  []*Queue
+
+	mu     sync.Mutex      // guards h, mirror and closed
+	h      *netlink.Handle // bound to the target namespace; nil once closed
+	mirror *mirrorRules    // tc rules Create added, nil if none
+	closed bool
+}
+
+// Queue is one file descriptor of a device. Reading returns one frame the
+// namespace sent through the device; writing delivers one frame to the
+// namespace as if the device had received it.
+type Queue struct {
+	f  *os.File // non-blocking, in Go's poller; never call f.Fd()
+	rc syscall.RawConn
+
+	ringMu sync.Mutex // guards ring, noRing and closed
+	ring   *uring     // batch reader, made by the first ReadBatch
+	wring  *uring     // batch writer, made by the first WriteBatch
+	noRing bool       // io_uring unavailable: read(2) and write(2)
+	closed bool
+	want   int // adaptive batch size, used only by the reader
+}
+
+// close closes the descriptor, waiting for a ReadBatch in progress to
+// leave it, then the ring.
+func (q *Queue) close() error {
+	err := q.f.Close()
+	q.ringMu.Lock()
+	defer q.ringMu.Unlock()
+	q.closed = true
+	for _, r := range []**uring{&q.ring, &q.wring} {
+		if *r != nil {
+			(*r).close()
+			*r = nil
+		}
+	}
+	return err
+}
+
+// createMu serialises Create: water leaks the descriptor when TUNSETIFF
+// fails, and Create finds it by looking for unattached /dev/net/tun
+// descriptors, which only works if no other Create is between open and
+// TUNSETIFF.
+var createMu sync.Mutex
+
+// Create makes a device as cfg describes inside the network namespace ns
+// and configures it there. ns stays owned by the caller and may be closed
+// once Create returns: the device's descriptors keep the namespace alive.
+// On error nothing Create added is left in the namespace.
+func Create(ns *nsjoin.NS, cfg Config) (*Device, error) {
+	d, err := create(ns, cfg)
+	if err != nil {
+		what := cfg.Kind.String()
+		if cfg.Name != "" {
+			what += " " + cfg.Name
+		}
+		return nil, fmt.Errorf("create %s in %s: %w", what, ns.Ref(), err)
+	}
+	return d, nil
+}
+
+func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if ns.Type() != nsjoin.Net {
+		return nil, fmt.Errorf("%w: %s is a %s namespace, not net", nsjoin.ErrWrongType, ns.Ref(), ns.Type())
+	}
+	nq := cfg.Queues
+	if nq == 0 {
+		nq = 1
+	}
+	d := &Device{kind: cfg.Kind, ns: ns.String(), nsID: ns.ID(), ref: ns.Ref(), persist: cfg.Persist}
+
+	createMu.Lock()
+	defer createMu.Unlock()
+	err := ns.Do(func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("netlink socket: %w", err)
+		}
+		d.h = h
+		// Checked before opening the device: TUNSETIFF on the name of an
+		// existing persistent TUN/TAP device would attach to it instead
+		// of failing.
+		if cfg.Name != "" && !hasPattern(cfg.Name) {
+			if _, err := h.LinkByName(cfg.Name); err == nil {
+				return fmt.Errorf("%w: %s is already in %s", ErrExists, cfg.Name, d.ns)
+			} else if !isNotFound(err) {
+				return fmt.Errorf("look up %s: %w", cfg.Name, err)
+			}
+		}
+		if cfg.Mirror != "" {
+			if _, err := h.LinkByName(cfg.Mirror); err != nil {
+				if isNotFound(err) {
+					return fmt.Errorf("mirror %s: no such interface in %s", cfg.Mirror, d.ns)
+				}
+				return fmt.Errorf("mirror %s: %w", cfg.Mirror, err)
+			}
+		}
+		name := cfg.Name
+		for i := 0; i < nq; i++ {
+			q, got, err := openQueue(cfg.Kind, name, nq > 1)
+			if err != nil {
+				if i > 0 {
+					return fmt.Errorf("queue %d: %w", i, err)
+				}
+				return err
+			}
+			d.queues = append(d.queues, q)
+			name = got
+		}
+		d.name = name
+		return nil
+	})
+	if err != nil {
+		d.undo()
+		return nil, err
+	}
+	if err := d.configure(cfg); err != nil {
+		d.undo()
+		return nil, fmt.Errorf("configure %s: %w", d.name, err)
+	}
+	return d, nil
+}
+
+func hasPattern(name string) bool {
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == '%' && name[i+1] == 'd' {
+			return true
+		}
+	}
+	return false
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// openQueue opens /dev/net/tun through water on the calling thread, which
+// Create runs inside the target namespace, and makes the descriptor
+// close-on-exec before any fork can copy it.
+func openQueue(kind Kind, name string, multi bool) (*Queue, string, error) {
+	wc := water.Config{DeviceType: water.TAP}
+	if kind == TUN {
+		wc.DeviceType = water.TUN
+	}
+	wc.Name = name
+	wc.MultiQueue = multi
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	ifce, err := water.New(wc)
+	if err != nil {
+		closeUnattachedTun()
+		return nil, "", tunError(err)
+	}
+	f, ok := ifce.ReadWriteCloser.(*os.File)
+	if !ok {
+		ifce.Close()
+		return nil, "", fmt.Errorf("water returned a %T, not an *os.File", ifce.ReadWriteCloser)
+	}
+	q := &Queue{f: f}
+	if q.rc, err = f.SyscallConn(); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	var serr error
+	if err := q.rc.Control(func(fd uintptr) {
+		_, serr = unix.FcntlInt(fd, unix.F_SETFD, unix.FD_CLOEXEC)
+	}); err != nil || serr != nil {
+		f.Close()
+		return nil, "", os.NewSyscallError("fcntl", errors.Join(err, serr))
+	}
+	return q, ifce.Name(), nil
+}
+
+// tunError names what failed in water's bare errno and the capability
+// that is usually missing.
+func tunError(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		// water's only SyscallErrors come from ioctl; TUNSETIFF fails
+		// first and most.
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("ioctl TUNSETIFF: %w (needs CAP_NET_ADMIN)", se.Err)
+		}
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("ioctl TUNSETIFF: %w: %w", ErrExists, se.Err)
+		}
+		return fmt.Errorf("ioctl TUNSETIFF: %w", se.Err)
+	}
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("open /dev/net/tun: %w (needs CAP_NET_ADMIN)", err)
+	}
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
+		return fmt.Errorf("open /dev/net/tun: %w (no TUN/TAP support: modprobe tun, or mount /dev/net/tun into this mount namespace)", err)
+	}
+	return fmt.Errorf("open /dev/net/tun: %w", err)
+}
+
+// closeUnattachedTun closes the descriptor water leaks when TUNSETIFF
+// fails: a /dev/net/tun descriptor attached to no device (TUNGETIFF fails
+// with EBADFD). Every attached queue of this process is left alone.
+func closeUnattachedTun() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); link != "/dev/net/tun" {
+			continue
+		}
+		ifr, err := unix.NewIfreq("")
+		if err != nil {
+			continue
+		}
+		if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); errors.Is(err, unix.EBADFD) {
+			unix.Close(fd)
+		}
+	}
+}
+
+func (d *Device) configure(cfg Config) error {
+	h := d.h
+	link, err := h.LinkByName(d.name)
+	if err != nil {
+		return fmt.Errorf("look up: %w", err)
+	}
+	d.index = link.Attrs().Index
+	if cfg.TxQueueLen > 0 {
+		if err := h.LinkSetTxQLen(link, cfg.TxQueueLen); err != nil {
+			return fmt.Errorf("set txqueuelen %d: %w", cfg.TxQueueLen, err)
+		}
+	}
+	if cfg.MTU > 0 {
+		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
+			return fmt.Errorf("set mtu %d: %w", cfg.MTU, err)
+		}
+	}
+	if cfg.MAC != nil {
+		if err := h.LinkSetHardwareAddr(link, cfg.MAC); err != nil {
+			return fmt.Errorf("set mac %s: %w", cfg.MAC, err)
+		}
+	}
+	for _, p := range cfg.Addrs {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if p.Addr().Is6() {
+			// Usable at once: duplicate address detection would hold a
+			// fresh address back for a second or more.
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, a); err != nil {
+			return fmt.Errorf("add address %s: %w", p, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	for _, p := range cfg.Routes {
+		p = p.Masked()
+		r := &netlink.Route{LinkIndex: d.index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if err := h.RouteAdd(r); err != nil {
+			return fmt.Errorf("add route %s: %w", p, err)
+		}
+	}
+	if cfg.Mirror != "" {
+		if cfg.Mirror == d.name {
+			return fmt.Errorf("%w: cannot mirror %s into itself", ErrInvalid, d.name)
+		}
+		m, err := addMirror(h, cfg.Mirror, d.index)
+		if m != nil {
+			d.mirror = m
+		}
+		if err != nil {
+			return fmt.Errorf("mirror %s: %w", cfg.Mirror, err)
+		}
+	}
+	if cfg.Persist {
+		if err := d.queues[0].ioctl(unix.TUNSETPERSIST, 1); err != nil {
+			return fmt.Errorf("set persist: %w", err)
+		}
+	}
+	return nil
+}
+
+func (q *Queue) ioctl(req uint, arg int) error {
+	var serr error
+	err := q.rc.Control(func(fd uintptr) { serr = unix.IoctlSetInt(int(fd), req, arg) })
+	if err != nil {
+		return err
+	}
+	return os.NewSyscallError("ioctl", serr)
+}
+
+// mirrorRules is what addMirror added: the filters, and the clsact qdisc
+// if there was none before.
+type mirrorRules struct {
+	link     netlink.Link
+	ownQdisc bool
+	qdisc    netlink.Qdisc
+	filters  []netlink.Filter
+}
+
+// mirrorPrio is where mirror filters start looking for a free priority,
+// high enough to stay out of the way of filters people add by hand.
+const mirrorPrio = 0xc000
+
+func addMirror(h *netlink.Handle, iface string, tapIndex int) (*mirrorRules, error) {
+	link, err := h.LinkByName(iface)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, errors.New("no such interface")
+		}
+		return nil, err
+	}
+	m := &mirrorRules{link: link}
+	qdiscs, err := h.QdiscList(link)
+	if err != nil {
+		return nil, fmt.Errorf("list qdiscs: %w", err)
+	}
+	for _, q := range qdiscs {
+		if q.Type() == "clsact" {
+			m.qdisc = q
+		}
+	}
+	if m.qdisc == nil {
+		q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: link.Attrs().Index,
+			Handle:    netlink.MakeHandle(0xffff, 0),
+			Parent:    netlink.HANDLE_CLSACT,
+		}}
+		if err := h.QdiscAdd(q); err != nil {
+			return nil, fmt.Errorf("add clsact qdisc: %w", err)
+		}
+		m.qdisc, m.ownQdisc = q, true
+	}
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		prio, err := freePrio(h, link, parent)
+		if err != nil {
+			return m, err
+		}
+		attrs := netlink.FilterAttrs{
+			LinkIndex: link.Attrs().Index,
+			Parent:    parent,
+			Priority:  prio,
+			Protocol:  unix.ETH_P_ALL,
+		}
+		actions := []netlink.Action{&netlink.MirredAction{
+			ActionAttrs:  netlink.ActionAttrs{Action: netlink.TC_ACT_PIPE},
+			MirredAction: netlink.TCA_EGRESS_MIRROR,
+			Ifindex:      tapIndex,
+		}}
+		var f netlink.Filter = &netlink.MatchAll{FilterAttrs: attrs, Actions: actions}
+		err = h.FilterAdd(f)
+		if errors.Is(err, unix.ENOENT) {
+			// Kernels built without cls_matchall: a u32 filter with no
+			// selector key matches every packet too.
+			f = &netlink.U32{FilterAttrs: attrs, Actions: actions}
+			err = h.FilterAdd(f)
+		}
+		if err != nil {
+			return m, fmt.Errorf("add mirred filter: %w", err)
+		}
+		m.filters = append(m.filters, f)
+	}
+	return m, nil
+}
+
+func freePrio(h *netlink.Handle, link netlink.Link, parent uint32) (uint16, error) {
+	fs, err := h.FilterList(link, parent)
+	if err != nil {
+		return 0, fmt.Errorf("list filters: %w", err)
+	}
+	used := map[uint16]bool{}
+	for _, f := range fs {
+		used[f.Attrs().Priority] = true
+	}
+	for p := uint16(mirrorPrio); p < 0xffff; p++ {
+		if !used[p] {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free filter priority")
+}
+
+// remove deletes the filters, then the qdisc if addMirror created it.
+func (m *mirrorRules) remove(h *netlink.Handle) error {
+	var errs []error
+	for _, f := range m.filters {
+		if err := h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete filter: %w", err))
+		}
+	}
+	if m.ownQdisc {
+		if err := h.QdiscDel(m.qdisc); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("delete clsact qdisc: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// undo releases what a failed Create made, persistent or not.
+func (d *Device) undo() {
+	if d.h != nil && d.mirror != nil {
+		d.mirror.remove(d.h)
+	}
+	for _, q := range d.queues {
+		q.ioctl(unix.TUNSETPERSIST, 0)
+		q.close()
+	}
+	if d.h != nil {
+		d.h.Close()
+	}
+}
+
+// Close removes the tc rules Create added, closes the queues (the kernel
+// then deletes the device unless it is persistent) and releases the
+// netlink socket. Pending reads and writes return an error wrapping
+// os.ErrClosed. Close is idempotent; later calls return nil.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	if d.mirror != nil {
+		if err := d.mirror.remove(d.h); err != nil {
+			errs = append(errs, err)
+		}
+		d.mirror = nil
+	}
+	for _, q := range d.queues {
+		if err := q.close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	d.h.Close()
+	d.h = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close %s in %s: %w", d.name, d.ref, err)
+	}
+	return nil
+}
+
+// Name returns the device's name in the target namespace.
+func (d *Device) Name() string { return d.name }
+
+// Index returns the device's interface index in the target namespace.
+func (d *Device) Index() int { return d.index }
+
+// Kind returns TAP or TUN.
+func (d *Device) Kind() Kind { return d.kind }
+
+// Namespace returns the kernel's name of the namespace the device is in,
+// like net:[4026532281].
+func (d *Device) Namespace() string { return d.ns }
+
+// NamespaceID returns the identity of the namespace the device is in.
+func (d *Device) NamespaceID() nsjoin.ID { return d.nsID }
+
+// Persistent reports whether the device outlives Close.
+func (d *Device) Persistent() bool { return d.persist }
+
+// Queues returns the device's queues; a device that is not multiqueue
+// has exactly one.
+func (d *Device) Queues() []*Queue { return d.queues }
+
+// Read reads one frame from the first queue.
+func (d *Device) Read(b []byte) (int, error) { return d.queues[0].Read(b) }
+
+// Write writes one frame through the first queue.
+func (d *Device) Write(b []byte) (int, error) { return d.queues[0].Write(b) }
+
+// Mirroring returns the interface whose traffic is mirrored into the
+// device, or "" if none.
+func (d *Device) Mirroring() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.mirror == nil {
+		return ""
+	}
+	return d.mirror.link.Attrs().Name
+}
+
+// Stats reads the device's counters in the target namespace.
+func (d *Device) Stats() (Stats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return Stats{}, fmt.Errorf("stats of %s: %w", d.name, ErrClosed)
+	}
+	link, err := d.h.LinkByIndex(d.index)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats of %s in %s: %w", d.name, d.ref, err)
+	}
+	s := link.Attrs().Statistics
+	if s == nil {
+		return Stats{}, fmt.Errorf("stats of %s in %s: kernel sent no statistics", d.name, d.ref)
+	}
+	return Stats{
+		RxPackets: s.RxPackets, RxBytes: s.RxBytes, RxDropped: s.RxDropped,
+		TxPackets: s.TxPackets, TxBytes: s.TxBytes, TxDropped: s.TxDropped,
+	}, nil
+}
+
+// Read reads one frame into b. A frame longer than b is truncated.
+func (q *Queue) Read(b []byte) (int, error) { return q.f.Read(b) }
+
+// Write writes one frame.
+func (q *Queue) Write(b []byte) (int, error) { return q.f.Write(b) }
+
+// ReadBatch waits for at least one frame, then reads as many as are
+// queued, up to len(bufs), one per buffer, storing their lengths in
+// sizes; it may reorder the buffers in bufs. A batch costs one
+// io_uring_enter where io_uring is available (else one read(2) per
+// frame), and one poller round trip instead of one per frame. One
+// goroutine at a time may call ReadBatch on a queue.
+func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return q.readBatch(bufs, sizes, true)
+}
+
+// TryReadBatch is ReadBatch without the wait: it returns 0 and no error
+// when no frame is queued. It drains a queue after a reader has stopped.
+func (q *Queue) TryReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return q.readBatch(bufs, sizes, false)
+}
+
+func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	r := q.uring(&q.ring, len(bufs))
+	if q.want == 0 {
+		q.want = 4
+	}
+	n := 0
+	var rerr error
+	err := q.rc.Read(func(fd uintptr) bool {
+		if r != nil {
+			k := q.want
+			if k > len(bufs) {
+				k = len(bufs)
+			}
+			n, rerr = r.read(int(fd), bufs, sizes, k)
+			if n == 0 && errors.Is(rerr, unix.EOPNOTSUPP) {
+				// The kernel refuses RWF_NOWAIT on this file; without it a
+				// read would wait in the kernel, out of Close's reach.
+				q.ringMu.Lock()
+				q.noRing = true
+				q.ringMu.Unlock()
+				r, rerr = nil, nil
+			}
+			// Grow the batch while it comes back full, shrink it to what
+			// arrives: a read that finds nothing costs kernel time too.
+			switch {
+			case n == k:
+				q.want = 2 * k
+			case n+2 < q.want:
+				q.want = max(n+2, 4)
+			}
+			if r != nil {
+				return n > 0 || rerr != nil || !wait
+			}
+		}
+		for n < len(bufs) {
+			m, err := unix.Read(int(fd), bufs[n])
+			switch {
+			case err == nil:
+				sizes[n] = m
+				n++
+			case err == unix.EINTR:
+			case err == unix.EAGAIN:
+				return n > 0 || !wait
+			default:
+				rerr = os.NewSyscallError("read", err)
+				return true
+			}
+		}
+		return true
+	})
+	if n > 0 {
+		return n, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, rerr
+}
+
+// uring returns the queue's ring, making it on first use, or nil if
+// io_uring is unavailable (or disabled with NETOBS_NO_IO_URING=1).
+func (q *Queue) uring(ring **uring, batch int) *uring {
+	q.ringMu.Lock()
+	defer q.ringMu.Unlock()
+	if q.noRing || q.closed {
+		return nil
+	}
+	if *ring != nil {
+		return *ring
+	}
+	if os.Getenv("NETOBS_NO_IO_URING") == "1" {
+		q.noRing = true
+		return nil
+	}
+	entries := uint32(1)
+	for int(entries) < batch && entries < 256 {
+		entries <<= 1
+	}
+	r, err := newUring(entries)
+	if err != nil {
+		q.noRing = true
+		return nil
+	}
+	*ring = r
+	return r
+}
+
+// WriteBatch writes frames, one frame per element, in order: a batch of up
+// to 64 costs one io_uring_enter where io_uring is available. A frame the
+// kernel refuses (too short, too long) is skipped; WriteBatch returns how
+// many frames were written and the first error. One goroutine at a time
+// may call WriteBatch on a queue.
+func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
+	written := 0
+	var first error
+	for len(frames) > 0 {
+		k := min(len(frames), 64)
+		r := q.uring(&q.wring, 64)
+		if r == nil {
+			for _, f := range frames[:k] {
+				if _, err := q.f.Write(f); err != nil {
+					if errors.Is(err, os.ErrClosed) {
+						return written, err
+					}
+					first = cmp.Or(first, err)
+					continue
+				}
+				written++
+			}
+			frames = frames[k:]
+			continue
+		}
+		var res [256]int32
+		var derr error
+		err := q.rc.Write(func(fd uintptr) bool {
+			k, derr = r.do(ioringOpWrite, int(fd), frames, k, &res)
+			return true
+		})
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			return written, err
+		}
+		for i := 0; i < k; i++ {
+			switch {
+			case res[i] >= 0:
+				written++
+			case unix.Errno(-res[i]) == unix.EAGAIN:
+				// The device is full for now: write this one through
+				// the poller, which waits for room.
+				if _, err := q.f.Write(frames[i]); err != nil {
+					if errors.Is(err, os.ErrClosed) {
+						return written, err
+					}
+					first = cmp.Or(first, err)
+				} else {
+					written++
+				}
+			default:
+				first = cmp.Or(first, error(os.NewSyscallError("write", unix.Errno(-res[i]))))
+			}
+		}
+		frames = frames[k:]
+	}
+	return written, first
+}
+
+// SetReadDeadline makes pending and future reads fail with an error
+// wrapping os.ErrDeadlineExceeded after t; the zero time clears it. It
+// stops a reader without closing the device.
+func (q *Queue) SetReadDeadline(t time.Time) error { return q.f.SetReadDeadline(t) }
