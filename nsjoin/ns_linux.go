@@ -128,7 +128,7 @@ func openPID(ref string, pid int, t Type) (*NS, error) {
 		}
 		return nil, err
 	}
-	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err == unix.ESRCH {
+	if pidfdExited(pidfd) {
 		unix.Close(pidfd)
 		ns.Close()
 		return nil, fmt.Errorf("%w: PID %d exited while it was being opened", ErrNoProcess, pid)
@@ -263,14 +263,23 @@ func (ns *NS) Fd() int {
 
 // ProcessAlive reports, for a handle opened by PID, whether that very
 // process (held by its pidfd, so a reused PID does not count) is still
-// running. It returns true for handles not opened by PID.
+// running; a zombie counts as exited. It returns true for handles not opened by PID.
 func (ns *NS) ProcessAlive() bool {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if ns.pidfd < 0 {
 		return !ns.closed
 	}
-	return unix.PidfdSendSignal(ns.pidfd, 0, nil, 0) != unix.ESRCH
+	return !pidfdExited(ns.pidfd)
+}
+
+// pidfdExited reports whether the process a pidfd holds has exited. A pidfd
+// polls readable from the moment the process exits, zombie or reaped, where
+// pidfd_send_signal would still reach a zombie.
+func pidfdExited(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0
 }
 
 // UserNS opens the user namespace that owns ns (NS_GET_USERNS).

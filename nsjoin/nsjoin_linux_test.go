@@ -3,6 +3,7 @@ package nsjoin_test
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -151,3 +152,38 @@ func TestDoAfterClose(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestProcessAliveZombie: a process that has exited but is not reaped yet
+// no longer counts as alive.
+func TestProcessAliveZombie(t *testing.T) {
+	nstest.RequireRoot(t)
+	cmd := exec.Command("unshare", "-n", "sh", "-c", "read x")
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var ns *nsjoin.NS
+	var err error
+	self, _ := os.Readlink("/proc/self/ns/net")
+	for i := 0; i < 2000; i++ {
+		if link, _ := os.Readlink("/proc/" + itoa(cmd.Process.Pid) + "/ns/net"); link != "" && link != self {
+			break
+		}
+		nstest.Sleep()
+	}
+	if ns, err = nsjoin.Open(itoa(cmd.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if !ns.ProcessAlive() {
+		t.Fatal("ProcessAlive = false while the process runs")
+	}
+	stdin.Close() // sh exits; nobody reaps it until cmd.Wait
+	for i := 0; i < 5000 && ns.ProcessAlive(); i++ {
+		nstest.Sleep()
+	}
+	if ns.ProcessAlive() {
+		t.Fatal("ProcessAlive = true for an exited (zombie) process")
+	}
+}

@@ -21,51 +21,6 @@ import (
 	"github.com/netobs/netobs/internal/nstest"
 )
 
-// bg is a netobs process running in the background.
-type bg struct {
-	cmd            *exec.Cmd
-	stdout, stderr bytes.Buffer
-	done           chan struct{}
-	code           int
-}
-
-func startNetobs(t *testing.T, args ...string) *bg {
-	t.Helper()
-	b := &bg{cmd: exec.Command(netobsBin, args...), done: make(chan struct{})}
-	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		b.cmd.Wait()
-		b.code = b.cmd.ProcessState.ExitCode()
-		close(b.done)
-	}()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
-	return b
-}
-
-// wait waits for the process to exit. The bound is a safety net against
-// a hung test, not a performance limit.
-func (b *bg) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-b.done:
-		return b.code
-	case <-time.After(60 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.done
-		t.Fatalf("netobs did not stop; stderr:\n%s", b.stderr.String())
-		return -1
-	}
-}
-
-func (b *bg) signal(t *testing.T, sig syscall.Signal) int {
-	t.Helper()
-	b.cmd.Process.Signal(sig)
-	return b.wait(t)
-}
-
 // inNS runs a command in a network namespace given as an `ip netns`
 // name or a PID.
 func inNS(target string, args ...string) *exec.Cmd {
@@ -85,7 +40,7 @@ func nsOutput(t *testing.T, target string, args ...string) string {
 }
 
 // waitLink waits until dev exists in target, failing if netobs exits first.
-func waitLink(t *testing.T, b *bg, target, dev string) {
+func waitLink(t *testing.T, b *bgNetobs, target, dev string) {
 	t.Helper()
 	for {
 		if inNS(target, "ip", "link", "show", "dev", dev).Run() == nil {
@@ -114,22 +69,6 @@ func tshark(t *testing.T, file, filter string) int {
 	return len(strings.Fields(string(out)))
 }
 
-// checkThreadsOf fails if a thread of process pid is in another network
-// namespace than the host's.
-func checkThreadsOf(t *testing.T, pid int) {
-	t.Helper()
-	own, _ := os.Readlink("/proc/self/ns/net")
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
-	if len(tasks) == 0 {
-		t.Fatalf("no threads of %d", pid)
-	}
-	for _, task := range tasks {
-		if link, err := os.Readlink(task + "/ns/net"); err == nil && link != own {
-			t.Errorf("netobs thread %s is in %s", filepath.Base(task), link)
-		}
-	}
-}
-
 func TestAttachNamedNSPcap(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "ip", "ping", "arping", "tshark")
@@ -141,14 +80,14 @@ func TestAttachNamedNSPcap(t *testing.T) {
 	if exec.Command("ip", "link", "show", "dev", dev).Run() == nil {
 		t.Errorf("%s is in the host namespace", dev)
 	}
-	checkThreadsOf(t, b.cmd.Process.Pid)
+	nstest.CheckThreadsOf(t, b.cmd.Process.Pid)
 	// A neighbour that does not exist but has a static entry, so that
 	// ICMP and UDP frames leave through the tap without waiting for ARP.
 	nsOutput(t, ns, "ip", "neigh", "add", "10.71.0.9", "lladdr", "02:71:00:00:00:09", "dev", dev)
 	inNS(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.71.0.9").Run()
 	inNS(ns, "arping", "-c", "2", "-w", "2", "-I", dev, "10.71.0.2").Run()
 	nsOutput(t, ns, "bash", "-c", "for i in 1 2 3; do echo hello > /dev/udp/10.71.0.9/7777; done")
-	if code := b.signal(t, syscall.SIGINT); code != 0 {
+	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d after SIGINT: %s", code, b.stderr.String())
 	}
 	if !strings.Contains(b.stderr.String(), "frames read") || !strings.Contains(b.stderr.String(), "interrupted") {
@@ -267,7 +206,7 @@ func TestAttachCountSIGTERMPersist(t *testing.T) {
 
 	b = startNetobs(t, "attach", ns, "--tap", "--name", dev, "--persist")
 	waitLink(t, b, ns, dev)
-	if code := b.signal(t, syscall.SIGTERM); code != 0 {
+	if code := b.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d after SIGTERM: %s", code, b.stderr.String())
 	}
 	if s := tunDevices(t, ns); !strings.Contains(s, dev) {
@@ -288,7 +227,7 @@ func TestAttachMirror(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	nsOutput(t, bns, "ping", "-c", "3", "-i", "0.2", "10.74.0.1")
-	if code := b.signal(t, syscall.SIGINT); code != 0 {
+	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d: %s", code, b.stderr.String())
 	}
 	if got := tshark(t, file, "icmp.type == 8 && ip.src == 10.74.0.2"); got != 3 {
