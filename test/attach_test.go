@@ -417,3 +417,40 @@ func TestAttachBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachEvents: with --events the namespace's netlink events come in
+// the same stream as the frames, labelled with the namespace.
+func TestAttachEvents(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	dev := nstest.UniqueName("tap")
+	b := startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.74.0.1/24", "--json", "--events", "--event-kinds", "addr")
+	waitLink(t, b, ns, dev)
+	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.75.0.9/32", "dev", "lo")
+	var ev struct {
+		Event struct {
+			NS   struct{ Name string } `json:"ns"`
+			Kind string                `json:"kind"`
+			Text string                `json:"text"`
+		} `json:"event"`
+	}
+	found := false
+	for i := 0; i < 2000 && !found; i++ {
+		for _, line := range strings.Split(b.stdout.String(), "\n") {
+			if json.Unmarshal([]byte(line), &ev) == nil && strings.Contains(ev.Event.Text, "10.75.0.9/32") {
+				found = true
+				break
+			}
+		}
+		nstest.Sleep()
+	}
+	if !found {
+		t.Fatalf("no address event in the attach stream:\n%s", b.stdout.String())
+	}
+	if ev.Event.NS.Name != ns || ev.Event.Kind != "addr" {
+		t.Errorf("event %+v, want kind addr in namespace %s", ev.Event, ns)
+	}
+	if code := b.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d after SIGINT: %s", code, b.stderr.String())
+	}
+}

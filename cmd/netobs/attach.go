@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netobs/netobs/netobs/attach"
+	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -31,6 +32,8 @@ func newAttachCmd(a *app) *cobra.Command {
 	var (
 		tap, tun, persist, jsonOut, injectOnly bool
 		name, mac, mirror, wfile, format, inj  string
+		withEvents                             bool
+		eventKinds                             string
 		addrs, routes                          []string
 		mtu, queues, txqlen                    int
 		count                                  uint64
@@ -57,7 +60,8 @@ closed output pipe;
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
-  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap -c 10`,
+  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap -c 10
+  netobs attach myns --tap --addr 10.0.0.1/24 --events`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := tapdev.Config{Name: name, MTU: mtu, Queues: queues, Persist: persist, Mirror: mirror, TxQueueLen: txqlen}
@@ -126,6 +130,12 @@ closed output pipe;
 			if err != nil {
 				return usageErrorf("attach: --format: %v", err)
 			}
+			var kinds events.Kinds
+			if withEvents || cmd.Flags().Changed("event-kinds") {
+				if kinds, err = events.ParseKinds(eventKinds); err != nil {
+					return usageErrorf("attach: --event-kinds: %v", err)
+				}
+			}
 			if injectOnly && inj == "" {
 				return usageErrorf("attach: --inject-only needs --inject FILE")
 			}
@@ -164,7 +174,7 @@ closed output pipe;
 
 			res, err := attach.Run(a.ctx, attach.Options{
 				Ref: args[0], Device: cfg, Output: out, Format: f, Count: count,
-				Inject: in, InjectOnly: injectOnly, Log: a.stderr,
+				Inject: in, InjectOnly: injectOnly, Log: a.stderr, Events: kinds,
 			})
 			if res.Device != "" {
 				stopped := res.Reason.String()
@@ -203,5 +213,7 @@ closed output pipe;
 	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read")
 	fl.StringVar(&inj, "inject", "", "write the frames of this pcap/pcapng file into the namespace through the device")
 	fl.BoolVar(&injectOnly, "inject-only", false, "stop when --inject is done, without reading frames")
+	fl.BoolVar(&withEvents, "events", false, "interleave the namespace's netlink events (links, addresses, routes, ...) with the frames; on stderr beside pcap output")
+	fl.StringVar(&eventKinds, "event-kinds", "link,addr,route,neigh,rule", "with --events: the kinds to report")
 	return c
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -103,7 +102,7 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 		if jsonOut {
 			err = enc.Encode(ev)
 		} else {
-			err = writeText(out, ev)
+			err = events.WriteText(out, ev)
 		}
 		if ev.Action != events.Initial {
 			n++
@@ -130,39 +129,4 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 		return fmt.Errorf("events: %w", err)
 	}
 	return nil
-}
-
-// writeText prints an event as 'ip monitor' would, after a timestamp and
-// the namespace label.
-func writeText(w io.Writer, ev events.Event) error {
-	prefix := ev.Time.Format("15:04:05.000000") + " " + ev.NS.String() + " "
-	var err error
-	switch ev.Action {
-	case events.Appeared, events.Gone, events.Failed:
-		text := ev.Text
-		if ev.Action == events.Failed {
-			text = "error: " + text
-		}
-		_, err = fmt.Fprintf(w, "%s[NS] %s\n", prefix, text)
-	case events.Resync:
-		_, err = fmt.Fprintf(w, "%s[RESYNC] %s\n", prefix, ev.Text)
-		marks := map[events.Action]string{events.Added: "+", events.Deleted: "-", events.Changed: "~"}
-		for _, c := range ev.Changes {
-			if err != nil {
-				break
-			}
-			_, err = fmt.Fprintf(w, "%s[RESYNC] %s [%s] %s\n", prefix, marks[c.Action], strings.ToUpper(c.Kind), c.Text)
-		}
-	default:
-		del := ""
-		if ev.Action == events.Deleted {
-			del = "Deleted "
-		}
-		notes := ""
-		if len(ev.Notes) > 0 {
-			notes = " (" + strings.Join(ev.Notes, ", ") + ")"
-		}
-		_, err = fmt.Fprintf(w, "%s[%s] %s%s%s\n", prefix, strings.ToUpper(ev.Kind), del, ev.Text, notes)
-	}
-	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -78,6 +79,11 @@ type Options struct {
 	// WatchInterval is how often Run checks that the namespace still
 	// exists; zero means 100ms.
 	WatchInterval time.Duration
+	// Events, if not zero, interleaves the namespace's netlink events of
+	// these kinds with the frames: as lines in text output, as
+	// {"event": ...} objects in JSON, and on Log beside pcap output,
+	// which has no place for them.
+	Events events.Kinds
 }
 
 // StopReason says why Run stopped.
@@ -203,6 +209,7 @@ func (in *InjectFile) Close() error { return in.f.Close() }
 // sink writes frames in one format. Calls are serialised by the caller.
 type sink interface {
 	frame(ts time.Time, data []byte) error
+	event(ev events.Event) error
 	// flush pushes buffered output to the writer; stats are the final
 	// counts where the format has room for them.
 	flush(final bool, st *Result) error
@@ -250,6 +257,7 @@ const snapLen = 262144
 type discard struct{}
 
 func (discard) frame(time.Time, []byte) error { return nil }
+func (discard) event(events.Event) error      { return nil }
 func (discard) flush(bool, *Result) error     { return nil }
 
 type pcapSink struct {
@@ -263,6 +271,9 @@ func (s *pcapSink) frame(ts time.Time, data []byte) error {
 
 func (s *pcapSink) flush(bool, *Result) error { return s.bw.Flush() }
 
+// A pcap file has no place for events; Run writes them to Log.
+func (s *pcapSink) event(events.Event) error { return nil }
+
 type ngSink struct {
 	w     *pcapgo.NgWriter
 	start time.Time
@@ -271,6 +282,9 @@ type ngSink struct {
 func (s *ngSink) frame(ts time.Time, data []byte) error {
 	return s.w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data), InterfaceIndex: 0}, data)
 }
+
+// Run writes events beside pcapng output to Log, as for pcap.
+func (s *ngSink) event(events.Event) error { return nil }
 
 func (s *ngSink) flush(final bool, st *Result) error {
 	if final && st != nil {
@@ -314,6 +328,19 @@ func (s *textSink) frame(ts time.Time, data []byte) error {
 	s.line = append(s.line, '\n')
 	_, err := s.w.Write(s.line)
 	return err
+}
+
+func (s *textSink) event(ev events.Event) error {
+	if s.json {
+		if s.enc == nil {
+			s.enc = json.NewEncoder(s.w)
+			s.enc.SetEscapeHTML(false)
+		}
+		return s.enc.Encode(struct {
+			Event events.Event `json:"event"`
+		}{ev})
+	}
+	return events.WriteText(s.w, ev)
 }
 
 func (s *textSink) flush(bool, *Result) error { return s.w.Flush() }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
@@ -120,7 +121,21 @@ func run(ctx context.Context, o Options) (Result, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.inject() }()
 	}
+	stopEvents := func() {}
+	if o.Events != 0 {
+		evCtx, cancel := context.WithCancel(ctx)
+		ch, err := events.Watch(evCtx, ns, o.Events)
+		if err != nil {
+			cancel()
+			r.stop(0, "", fmt.Errorf("watch events: %w", err))
+		} else {
+			stopEvents = cancel
+			wg.Add(1)
+			go func() { defer wg.Done(); r.relayEvents(ch) }()
+		}
+	}
 	r.watch(ctx, ns)
+	stopEvents()
 
 	// Stop the readers without closing the device, so the final counts
 	// can still be read from the kernel.
@@ -285,6 +300,26 @@ func (r *runner) write(bufs [][]byte, sizes []int) bool {
 		return false
 	}
 	return true
+}
+
+// relayEvents writes the namespace's events into the output between
+// frames until the watch ends (its channel closes).
+func (r *runner) relayEvents(ch <-chan events.Event) {
+	for ev := range ch {
+		if r.o.Format.Binary() {
+			events.WriteText(r.o.Log, ev)
+			continue
+		}
+		r.mu.Lock()
+		err := r.sink.event(ev)
+		if err == nil {
+			err = r.sink.flush(false, nil)
+		}
+		r.mu.Unlock()
+		if err != nil {
+			r.outputFailed(err)
+		}
+	}
 }
 
 // outputFailed stops on a write error; a closed pipe is an orderly end.

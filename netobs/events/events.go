@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -210,4 +211,39 @@ func Watch(ctx context.Context, ns *nsjoin.NS, kinds Kinds) (<-chan Event, error
 		return nil, err
 	}
 	return w.Events(), nil
+}
+
+// WriteText prints an event as 'ip monitor' would, after a timestamp and
+// the namespace label.
+func WriteText(w io.Writer, ev Event) error {
+	prefix := ev.Time.Format("15:04:05.000000") + " " + ev.NS.String() + " "
+	var err error
+	switch ev.Action {
+	case Appeared, Gone, Failed:
+		text := ev.Text
+		if ev.Action == Failed {
+			text = "error: " + text
+		}
+		_, err = fmt.Fprintf(w, "%s[NS] %s\n", prefix, text)
+	case Resync:
+		_, err = fmt.Fprintf(w, "%s[RESYNC] %s\n", prefix, ev.Text)
+		marks := map[Action]string{Added: "+", Deleted: "-", Changed: "~"}
+		for _, c := range ev.Changes {
+			if err != nil {
+				break
+			}
+			_, err = fmt.Fprintf(w, "%s[RESYNC] %s [%s] %s\n", prefix, marks[c.Action], strings.ToUpper(c.Kind), c.Text)
+		}
+	default:
+		del := ""
+		if ev.Action == Deleted {
+			del = "Deleted "
+		}
+		notes := ""
+		if len(ev.Notes) > 0 {
+			notes = " (" + strings.Join(ev.Notes, ", ") + ")"
+		}
+		_, err = fmt.Fprintf(w, "%s[%s] %s%s%s\n", prefix, strings.ToUpper(ev.Kind), del, ev.Text, notes)
+	}
+	return err
 }
