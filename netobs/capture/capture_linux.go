@@ -245,4 +245,3 @@ func (c *Capture) Close() error {
 // busier one's packets: a packet can surface up to one block timeout after
 // its timestamp, plus scheduling.
 func (c *Capture) hold() time.Duration { return 2*c.cfg.BlockTimeout + 50*time.Millisecond }
-
