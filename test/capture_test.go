@@ -231,7 +231,9 @@ func TestCaptureAgreesWithTcpdump(t *testing.T) {
 	}
 	n := samePackets(t, "-i "+ifB, f("no.pcapng"), f("td.pcap"))
 	samePackets(t, "-i "+ifB+" --format pcap", f("no.pcap"), f("td.pcap"))
-	if os.Getenv("KEEP") != "" { exec.Command("cp", f("no-any.pcapng"), f("td-any.pcap"), "/tmp/").Run() }
+	if os.Getenv("KEEP") != "" {
+		exec.Command("cp", f("no-any.pcapng"), f("td-any.pcap"), "/tmp/").Run()
+	}
 	samePackets(t, "-i any", f("no-any.pcapng"), f("td-any.pcap"))
 	if n < 25 {
 		t.Fatalf("only %d packets captured; the traffic sends more", n)
