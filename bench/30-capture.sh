@@ -4,6 +4,7 @@
 #   1. 2,000,000 64-byte UDP frames (FRAMES to change), both capturing at once
 #   2. the same count of 1500-byte frames (FRAMES_BIG, default 500,000)
 #   3. 10 namespaces: one netobs writing one pcapng vs 10 tcpdump processes
+# PARTS="small big multi" selects the runs; FRAMES, FRAMES_BIG, NNS the sizes.
 # Reports captured, dropped by kernel, CPU seconds (user+sys) and peak RSS of
 # each, and the ratios netobs/tcpdump. Needs root, trafgen, tcpdump, GNU time.
 set -euo pipefail
@@ -12,6 +13,7 @@ NETOBS=${NETOBS:-$PWD/bin/netobs}
 FRAMES=${FRAMES:-2000000}
 FRAMES_BIG=${FRAMES_BIG:-500000}
 NNS=${NNS:-10}
+PARTS=${PARTS:-"small big multi"} # which runs to do
 P=bc$$ # every name of this run starts with it
 TMP=$(mktemp -d /tmp/netobs-bench.XXXXXX)
 
@@ -70,8 +72,9 @@ one_run() { # one_run NAME SIZE COUNT
 }
 
 link 0
-one_run small 64 "$FRAMES"
-one_run big 1500 "$FRAMES_BIG"
+[[ " $PARTS " == *" small "* ]] && one_run small 64 "$FRAMES"
+[[ " $PARTS " == *" big "* ]] && one_run big 1500 "$FRAMES_BIG"
+[[ " $PARTS " == *" multi "* ]] || exit 0
 
 echo "-- $NNS namespaces: $(( FRAMES / NNS )) 64-byte frames into each; one netobs -> one pcapng vs $NNS tcpdumps"
 for i in $(seq 1 $(( NNS - 1 ))); do link "$i"; done

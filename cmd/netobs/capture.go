@@ -201,9 +201,6 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		werr = ng.WriteStats(stats)
 	}
 	if file != nil {
-		if err := file.Sync(); err != nil && werr == nil && !errors.Is(err, os.ErrInvalid) {
-			werr = err
-		}
 		if err := file.Close(); err != nil && werr == nil {
 			werr = err
 		}

@@ -43,7 +43,7 @@ func (cp *copier) packet(r *ring, p *Packet) error {
 		select {
 		case cp.cur = <-cp.free:
 		default:
-			cp.cur = &batch{buf: make([]byte, 0, batchBytes+4096)}
+			cp.cur = &batch{buf: make([]byte, 0, batchBytes+4096), pkts: make([]pktMeta, 0, batchBytes/64)}
 		}
 		cp.cur.src = cp.src
 	}
@@ -92,6 +92,13 @@ func (c *Capture) runMerged(h Handler) error {
 
 	queues := make([][]*batch, n)
 	ended := make([]bool, n)
+	// heads[s] is the time of source s's first queued packet, or noPacket:
+	// the scan for the earliest packet reads one flat array.
+	const noPacket = int64(^uint64(0) >> 1)
+	heads := make([]int64, n)
+	for i := range heads {
+		heads[i] = noPacket
+	}
 	live := n
 	hold := c.hold().Nanoseconds()
 	var herr, firstErr error
@@ -113,22 +120,21 @@ func (c *Capture) runMerged(h Handler) error {
 		wrote := false
 		var p Packet
 		for {
-			best, blocked := -1, false
-			var bestT int64
-			for s, q := range queues {
-				if len(q) == 0 {
-					if !ended[s] {
-						blocked = true
-					}
-					continue
-				}
-				t := q[0].pkts[q[0].next].time
-				if best < 0 || t < bestT {
+			best, bestT := -1, noPacket
+			for s, t := range heads {
+				if t < bestT || (best < 0 && t != noPacket) {
 					best, bestT = s, t
 				}
 			}
 			if best < 0 {
 				break
+			}
+			blocked := false
+			for s, t := range heads {
+				if t == noPacket && !ended[s] {
+					blocked = true
+					break
+				}
 			}
 			if !all && blocked && bestT > now-hold {
 				wait = time.Duration(bestT + hold - now)
@@ -150,6 +156,10 @@ func (c *Capture) runMerged(h Handler) error {
 			if b.next++; b.next == len(b.pkts) {
 				queues[best] = queues[best][1:]
 				recycle(b)
+			}
+			heads[best] = noPacket
+			if q := queues[best]; len(q) > 0 {
+				heads[best] = q[0].pkts[q[0].next].time
 			}
 		}
 		if wrote && (wait == 0 || time.Since(lastFlush) >= c.cfg.BlockTimeout) {
@@ -190,6 +200,9 @@ func (c *Capture) runMerged(h Handler) error {
 				continue
 			}
 			queues[b.src] = append(queues[b.src], b)
+			if len(queues[b.src]) == 1 {
+				heads[b.src] = b.pkts[0].time
+			}
 		case <-tc:
 		}
 		if tc != nil && !timer.Stop() {

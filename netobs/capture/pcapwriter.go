@@ -42,7 +42,9 @@ func (pw *PcapWriter) Packet(p *Packet) error {
 	binary.LittleEndian.PutUint32(h[8:], uint32(p.CaptureLength()))
 	binary.LittleEndian.PutUint32(h[12:], uint32(p.Length))
 	pw.w.Write(h)
-	pw.w.Write(p.Head)
+	if len(p.Head) > 0 {
+		pw.w.Write(p.Head)
+	}
 	_, err := pw.w.Write(p.Data)
 	return err
 }
@@ -59,7 +61,7 @@ func (pw *PcapWriter) Ended(*Interface, error) {}
 type PcapngWriter struct {
 	w     *bufio.Writer
 	hdr   [28]byte
-	opt   []byte
+	trl   [8]byte // a field, not a local: bufio's Write would make it escape
 	ifcs  []*Interface
 	start time.Time
 }
@@ -167,11 +169,14 @@ func (nw *PcapngWriter) Packet(p *Packet) error {
 	binary.LittleEndian.PutUint32(h[20:], uint32(caplen))
 	binary.LittleEndian.PutUint32(h[24:], uint32(p.Length))
 	nw.w.Write(h)
-	nw.w.Write(p.Head)
+	if len(p.Head) > 0 {
+		nw.w.Write(p.Head)
+	}
 	nw.w.Write(p.Data)
-	var t [8]byte
+	t := nw.trl[:pad+4]
+	clear(t)
 	binary.LittleEndian.PutUint32(t[pad:], total)
-	_, err := nw.w.Write(t[:pad+4])
+	_, err := nw.w.Write(t)
 	return err
 }
 
