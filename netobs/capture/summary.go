@@ -25,6 +25,7 @@ type SummaryWriter struct {
 func NewSummaryWriter(w io.Writer, asJSON bool) *SummaryWriter {
 	sw := &SummaryWriter{w: bufio.NewWriter(w), json: asJSON}
 	sw.enc = json.NewEncoder(sw.w)
+	sw.enc.SetEscapeHTML(false)
 	return sw
 }
 
