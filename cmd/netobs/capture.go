@@ -187,7 +187,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	}
 	fmt.Fprintf(a.stderr, "netobs: capturing on %s, snapshot length %d bytes\n", strings.Join(names, ", "), cp.Interfaces()[0].Snaplen)
 
-	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr}
+	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces())}
 	stopLive := func() {}
 	if se, ok := a.stderr.(*os.File); ok && f.write != "" && captureIsTTY(se) {
 		stopLive = liveCounter(se, cp)
@@ -212,8 +212,11 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	if werr != nil {
 		return fmt.Errorf("capture: write %s: %w", f.write, werr)
 	}
+	if ch.ended == len(stats) {
+		return exitStatus{code: 1, msg: "capture: every part ended early (see above)"}
+	}
 	if ch.ended > 0 {
-		return exitStatus{code: 1, msg: fmt.Sprintf("capture: %d of %d parts ended early (see above); the rest was captured", ch.ended, len(stats))}
+		return exitStatus{code: 1, msg: fmt.Sprintf("capture: %d of %d parts ended early (see above); the others were captured to the end", ch.ended, len(stats))}
 	}
 	return nil
 }
@@ -257,6 +260,7 @@ type countingHandler struct {
 	capture.Handler
 	n, limit uint64
 	ended    int
+	parts    int
 	stderr   io.Writer
 }
 
@@ -273,7 +277,11 @@ func (h *countingHandler) Packet(p *capture.Packet) error {
 
 func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
 	h.ended++
-	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended, the rest goes on\n", ifc.Name, reason)
+	rest := ""
+	if h.ended < h.parts {
+		rest = ", the others go on"
+	}
+	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s\n", ifc.Name, reason, rest)
 	h.Handler.Ended(ifc, reason)
 }
 

@@ -356,10 +356,18 @@ func (r *ring) read(s sink) error {
 // endPart drains the ring once more, so what the kernel handed over before
 // the part ended is kept, and returns why it ended.
 func (r *ring) endPart(s sink, why error) error {
+	deadline := time.Now().Add(2*r.blockTO + 20*time.Millisecond)
 	for {
 		bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
 		if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
-			break
+			// The block being filled holds packets counted as received:
+			// wait for the block timeout to hand it over.
+			if atomic.LoadUint32(&bd.NumPkts) == 0 || time.Now().After(deadline) {
+				break
+			}
+			fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+			unix.Poll(fds, int(r.blockTO/time.Millisecond)+10)
+			continue
 		}
 		err := r.readBlock(bd, s)
 		atomic.StoreUint32(&bd.Status, tpStatusKernel)
