@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -64,6 +65,7 @@ type ring struct {
 	ifc       *Interface
 	target    Target
 	fd        int
+	efdMu     sync.Mutex // guards efd: wake may race with close
 	efd       int
 	mem       []byte
 	blockSize int
@@ -260,8 +262,12 @@ func (r *ring) setupRing(cfg Config) error {
 // wake makes the reader drain what is ready and return. Safe to call from
 // any goroutine, any number of times, until close.
 func (r *ring) wake() {
-	var one = [8]byte{1}
-	unix.Write(r.efd, one[:])
+	r.efdMu.Lock()
+	defer r.efdMu.Unlock()
+	if r.efd >= 0 {
+		var one = [8]byte{1}
+		unix.Write(r.efd, one[:])
+	}
 }
 
 // close releases the ring; the reader must have returned.
@@ -274,10 +280,12 @@ func (r *ring) close() {
 		unix.Close(r.fd)
 		r.fd = -1
 	}
+	r.efdMu.Lock()
 	if r.efd >= 0 {
 		unix.Close(r.efd)
 		r.efd = -1
 	}
+	r.efdMu.Unlock()
 }
 
 // sink is where a reader delivers packets.
