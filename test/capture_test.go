@@ -477,6 +477,21 @@ func TestCaptureNamespaceDeleted(t *testing.T) {
 	if count["any@"+nsA] != 10 || count["any@"+nsB] != 6 {
 		t.Fatalf("packets per interface %v, want 10 in %s and 6 in %s", count, nsA, nsB)
 	}
+	// A namespace named by PID goes away when the process exits.
+	pid := nstest.Sleeper(t)
+	r := startNetobs(t, "capture", nsA, strconv.Itoa(pid), "-w", filepath.Join(t.TempDir(), "pid.pcapng"))
+	syscall.Kill(pid, syscall.SIGKILL)
+	want := fmt.Sprintf("namespace went away: process %d exited", pid) // not reaped yet: "exited or left it"
+	for i := 0; !strings.Contains(r.stderr.String(), want); i++ {
+		if i == 3000 {
+			t.Fatalf("no note after killing %d: %s", pid, r.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := r.stop(t); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, r.stderr)
+	}
+
 	// One namespace only: the capture ends by itself.
 	nsC := nstest.NetNS(t)
 	q := startNetobs(t, "capture", nsC, "-w", filepath.Join(t.TempDir(), "c.pcapng"))
@@ -491,12 +506,13 @@ func TestCaptureNamespaceDeleted(t *testing.T) {
 	}
 }
 
-// ptyPair opens a pseudo-terminal and returns its terminal side.
-func ptyPair(t *testing.T) *os.File {
+// ptyPair opens a pseudo-terminal and returns its terminal side and its
+// master side.
+func ptyPair(t *testing.T) (tty, master *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no pty: %v", err)
+		nstest.Unavailable(t, fmt.Sprintf("needs a pseudo-terminal: %v", err))
 	}
 	t.Cleanup(func() { m.Close() })
 	sc, _ := m.SyscallConn()
@@ -515,7 +531,7 @@ func ptyPair(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, m
 }
 
 // The bad-input table: one clear line each, the right exit status.
@@ -554,7 +570,7 @@ func TestCaptureBadInput(t *testing.T) {
 		})
 	}
 	t.Run("write to a terminal", func(t *testing.T) {
-		tty := ptyPair(t)
+		tty, _ := ptyPair(t)
 		for _, args := range [][]string{{"capture", nsA, "-w", "-"}, {"capture", nsA, "-w", tty.Name()}} {
 			var stderr bytes.Buffer
 			cmd := exec.Command(netobsBin, args...)
@@ -566,4 +582,54 @@ func TestCaptureBadInput(t *testing.T) {
 		}
 	})
 	nstest.CheckThreads(t)
+}
+
+// With stderr on a terminal and -w, a live counter is shown and erased.
+func TestCaptureLiveCounter(t *testing.T) {
+	nsA, nsB, _, _ := captureNets(t)
+	tty, master := ptyPair(t)
+	file := filepath.Join(t.TempDir(), "live.pcapng")
+	cmd := exec.Command(netobsBin, "capture", nsB, "-w", file, "--", "icmp")
+	cmd.Stderr = tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	out := &syncBuf{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; !strings.Contains(out.String(), "capturing on"); i++ {
+		if i == 3000 {
+			t.Fatalf("no start line: %q", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-c", "3", "-i", "0.01", "10.93.0.2")
+	for i := 0; !strings.Contains(out.String(), "Got 6 "); i++ {
+		if i == 3000 {
+			t.Fatalf("no live counter: %q", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("netobs: %v: %q", err, out)
+	}
+	for i := 0; !strings.Contains(out.String(), "dropped by kernel"); i++ {
+		if i == 3000 {
+			t.Fatalf("no statistics: %q", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "\r\033[K6 packets captured") {
+		t.Fatalf("counter not erased before the statistics: %q", out)
+	}
 }

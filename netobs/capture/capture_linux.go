@@ -126,6 +126,11 @@ func namespaceGone(ns *nsjoin.NS) error {
 		if !ns.ProcessAlive() {
 			return fmt.Errorf("%w: process %d exited", ErrNamespaceGone, ns.PID())
 		}
+		// An exited process that is not yet reaped still takes signals,
+		// but its namespace links are gone.
+		if !sameFile(fmt.Sprintf("/proc/%d/ns/net", ns.PID()), ns.ID()) {
+			return fmt.Errorf("%w: process %d exited or left it", ErrNamespaceGone, ns.PID())
+		}
 		return nil
 	}
 	path := ns.Path()
