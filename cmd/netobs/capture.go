@@ -187,7 +187,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	}
 	fmt.Fprintf(a.stderr, "netobs: capturing on %s, snapshot length %d bytes\n", strings.Join(names, ", "), cp.Interfaces()[0].Snaplen)
 
-	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces())}
+	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces()), targets: targets}
 	stopLive := func() {}
 	if se, ok := a.stderr.(*os.File); ok && f.write != "" && captureIsTTY(se) {
 		stopLive = liveCounter(se, cp)
@@ -262,6 +262,7 @@ type countingHandler struct {
 	ended    int
 	parts    int
 	stderr   io.Writer
+	targets  []capture.Target
 }
 
 func (h *countingHandler) Packet(p *capture.Packet) error {
@@ -282,6 +283,15 @@ func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
 		rest = ", the others go on"
 	}
 	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s\n", ifc.Name, reason, rest)
+	if errors.Is(reason, capture.ErrNamespaceGone) {
+		// Holding the handle would keep the namespace, and the devices
+		// in it, alive until netobs exits.
+		for _, t := range h.targets {
+			if t.NS.String() == ifc.Namespace {
+				t.NS.Close()
+			}
+		}
+	}
 	h.Handler.Ended(ifc, reason)
 }
 

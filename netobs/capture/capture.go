@@ -136,6 +136,8 @@ type Handler interface {
 	Flush() error
 	// Ended reports that one interface's part of the capture ended early
 	// because its namespace or interface went away; the others go on.
+	// Its socket is closed by then. After ErrNamespaceGone the caller may
+	// close the namespace handle, so the namespace can be freed.
 	Ended(ifc *Interface, reason error)
 }
 

@@ -218,6 +218,7 @@ func (c *Capture) runOne(h Handler) error {
 		}
 	}
 	if isPartEnd(err) {
+		r.close() // the reader has returned; let the namespace go
 		h.Ended(r.ifc, err)
 		return nil
 	}

@@ -189,6 +189,10 @@ func (c *Capture) runMerged(h Handler) error {
 				live--
 				ended[b.src] = true
 				if isPartEnd(b.err) {
+					// Its reader has returned and its packets were
+					// copied out: release the socket, which holds the
+					// namespace alive.
+					c.rings[b.src].close()
 					h.Ended(c.ifcs[b.src], b.err)
 				} else if b.err != nil && !errors.Is(b.err, ErrStop) && firstErr == nil {
 					firstErr = wrap("capture", c.ifcs[b.src].Name, b.err)
