@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netobs/netobs/nsjoin"
+	"golang.org/x/sys/unix"
 )
 
 // Capture is a set of capture sockets, one per (namespace, interface).
@@ -21,9 +23,10 @@ type Capture struct {
 	rings []*ring
 	ifcs  []*Interface
 
-	mu      sync.Mutex // guards running, closed
+	mu      sync.Mutex // guards running, closed, efd
 	running bool
 	closed  bool
+	efd     int            // wakes the merging reader; -1 once closed
 	readers sync.WaitGroup // goroutines reading the rings
 }
 
@@ -46,7 +49,10 @@ func Open(targets []Target, cfg Config) (*Capture, error) {
 			return nil, wrap("capture", "", err)
 		}
 	}
-	c := &Capture{cfg: cfg}
+	c := &Capture{cfg: cfg, efd: -1}
+	if c.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, wrap("capture", "", os.NewSyscallError("eventfd", err))
+	}
 	for _, t := range targets {
 		if t.NS == nil {
 			c.Close()
@@ -193,6 +199,12 @@ func (c *Capture) wakeAll() {
 	for _, r := range c.rings {
 		r.wake()
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.efd >= 0 {
+		var one = [8]byte{1}
+		unix.Write(c.efd, one[:])
+	}
 }
 
 // direct hands packets straight from the ring to the handler: with one
@@ -244,6 +256,10 @@ func (c *Capture) Close() error {
 	for _, r := range c.rings {
 		r.close()
 	}
+	c.mu.Lock()
+	unix.Close(c.efd)
+	c.efd = -1
+	c.mu.Unlock()
 	return nil
 }
 

@@ -1,166 +1,221 @@
 package capture
 
 import (
-	"errors"
+	"os"
+	"sync/atomic"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// batchBytes is how many packet bytes a reader gathers before handing them
-// to the merger.
+// batchBytes is how many packet bytes are gathered in one batch.
 const batchBytes = 256 << 10
 
 type pktMeta struct {
 	time     int64
-	length   int
-	off      int
+	length   int32
+	off      int32
 	headLen  int32
 	dataLen  int32
 	outgoing bool
 }
 
-// batch carries copied packets from one reader to the merger, or, with
-// done set, the reader's end.
+// batch holds packets copied out of one ring, waiting to be merged.
 type batch struct {
-	src  int
 	pkts []pktMeta
 	buf  []byte
-	next int // merger's read position in pkts
-	done bool
-	err  error
+	next int // merge position in pkts
 }
 
-// copier is the sink of each reader when several sockets are merged: the
-// ring must be given back to the kernel, so packets are copied out.
-type copier struct {
-	src  int
-	out  chan<- *batch
-	free chan *batch
-	cur  *batch
+// source is one ring as the merger sees it.
+type source struct {
+	r      *ring
+	m      *merger
+	cur    *batch   // being filled
+	queue  []*batch // filled, oldest first
+	ended  bool
+	blocks int
 }
 
-func (cp *copier) packet(r *ring, p *Packet) error {
-	if cp.cur == nil {
-		select {
-		case cp.cur = <-cp.free:
-		default:
-			cp.cur = &batch{buf: make([]byte, 0, batchBytes+4096), pkts: make([]pktMeta, 0, batchBytes/64)}
-		}
-		cp.cur.src = cp.src
+// packet copies a packet out of the ring, which goes back to the kernel
+// right after: a quiet socket may make the merger wait (the hold time), and
+// the busy rings must not fill up meanwhile.
+func (s *source) packet(r *ring, p *Packet) error {
+	if s.cur == nil {
+		s.cur = s.m.get()
 	}
-	b := cp.cur
+	b := s.cur
 	off := len(b.buf)
 	b.buf = append(b.buf, p.Head...)
 	b.buf = append(b.buf, p.Data...)
-	b.pkts = append(b.pkts, pktMeta{time: p.Time, length: p.Length, off: off,
+	b.pkts = append(b.pkts, pktMeta{time: p.Time, length: int32(p.Length), off: int32(off),
 		headLen: int32(len(p.Head)), dataLen: int32(len(p.Data)), outgoing: p.Outgoing})
 	if len(b.buf) >= batchBytes {
-		cp.send()
+		s.push()
 	}
 	return nil
 }
 
-func (cp *copier) idle(*ring) error {
-	if cp.cur != nil && len(cp.cur.pkts) > 0 {
-		cp.send()
-	}
+func (s *source) idle(*ring) error {
+	s.push()
 	return nil
 }
 
-func (cp *copier) send() {
-	cp.out <- cp.cur
-	cp.cur = nil
+// push queues the batch being filled.
+func (s *source) push() {
+	b := s.cur
+	if b == nil || len(b.pkts) == 0 {
+		return
+	}
+	s.cur = nil
+	s.queue = append(s.queue, b)
 }
 
-// runMerged reads every ring on its own goroutine and merges the packets in
-// timestamp order. A packet is written once every socket still capturing
-// has something queued (so nothing earlier can come), or once it is older
-// than the hold time, which covers quiet sockets.
+// head is the time of the first queued packet, or noPacket.
+func (s *source) head() int64 {
+	if len(s.queue) == 0 {
+		return noPacket
+	}
+	q := s.queue[0]
+	return q.pkts[q.next].time
+}
+
+const noPacket = int64(^uint64(0) >> 1)
+
+type merger struct {
+	free []*batch
+}
+
+func (m *merger) get() *batch {
+	if n := len(m.free); n > 0 {
+		b := m.free[n-1]
+		m.free = m.free[:n-1]
+		return b
+	}
+	return &batch{buf: make([]byte, 0, batchBytes+4096), pkts: make([]pktMeta, 0, batchBytes/64)}
+}
+
+func (m *merger) put(b *batch) {
+	b.pkts, b.buf, b.next = b.pkts[:0], b.buf[:0], 0
+	if len(m.free) < 64 {
+		m.free = append(m.free, b)
+	}
+}
+
+// runMerged reads every ring from this one goroutine, with one poll(2) for
+// all of them, and merges their packets in timestamp order. A packet is
+// written once every socket still capturing has a packet queued (so nothing
+// earlier can come), or once it is older than the hold time, which covers
+// quiet sockets: a packet can surface up to two block timeouts late.
 func (c *Capture) runMerged(h Handler) error {
 	n := len(c.rings)
-	ch := make(chan *batch, 2*n+4)
-	free := make(chan *batch, 2*n+4)
+	m := &merger{}
+	srcs := make([]*source, n)
+	heads := make([]int64, n) // flat copy of each source's head, for the scan
+	now := time.Now()
 	for i, r := range c.rings {
-		c.readers.Add(1)
-		go func() {
-			defer c.readers.Done()
-			cp := &copier{src: i, out: ch, free: free}
-			err := r.read(cp)
-			cp.idle(r)
-			ch <- &batch{src: i, done: true, err: err}
-		}()
-	}
-
-	queues := make([][]*batch, n)
-	ended := make([]bool, n)
-	// heads[s] is the time of source s's first queued packet, or noPacket:
-	// the scan for the earliest packet reads one flat array.
-	const noPacket = int64(^uint64(0) >> 1)
-	heads := make([]int64, n)
-	for i := range heads {
+		srcs[i] = &source{r: r, m: m}
 		heads[i] = noPacket
+		r.lastStats = now
 	}
-	live := n
 	hold := c.hold().Nanoseconds()
+	live := n
 	var herr, firstErr error
-	lastFlush := time.Now()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	stopping := false
+	var stopAt time.Time
+	lastFlush := now
 
-	recycle := func(b *batch) {
-		b.pkts, b.buf, b.next = b.pkts[:0], b.buf[:0], 0
-		select {
-		case free <- b:
-		default:
+	endSource := func(i int, err error) {
+		s := srcs[i]
+		if s.ended {
+			return
+		}
+		s.ended = true
+		live--
+		s.push()
+		heads[i] = s.head()
+		s.r.readStats()
+		switch {
+		case isPartEnd(err):
+			s.r.close() // the socket holds the namespace alive
+			h.Ended(c.ifcs[i], err)
+		case err != nil && firstErr == nil:
+			firstErr = wrap("capture", c.ifcs[i].Name, err)
 		}
 	}
+	// drain moves every ready block of ring i into its queue.
+	drain := func(i int) {
+		s := srcs[i]
+		r := s.r
+		for !s.ended {
+			bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
+			if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
+				break
+			}
+			r.readBlock(bd, s) // a source never fails a packet
+			atomic.StoreUint32(&bd.Status, tpStatusKernel)
+			r.cur = (r.cur + 1) % r.nblocks
+			if s.blocks++; s.blocks%16 == 0 {
+				if err := r.periodic(); err != nil {
+					endSource(i, r.endPart(s, err))
+				}
+			}
+		}
+		if !s.ended {
+			s.push()
+		}
+		heads[i] = s.head()
+	}
 	// emit writes the packets that can be written; with all set, every
-	// queued packet. It returns when the next packet may become writable.
+	// queued one. It returns how long until the next may become writable.
 	emit := func(all bool) (wait time.Duration, err error) {
-		now := time.Now().UnixNano()
+		tnow := time.Now().UnixNano()
 		wrote := false
 		var p Packet
 		for {
 			best, bestT := -1, noPacket
-			for s, t := range heads {
+			for i, t := range heads {
 				if t < bestT || (best < 0 && t != noPacket) {
-					best, bestT = s, t
+					best, bestT = i, t
 				}
 			}
 			if best < 0 {
 				break
 			}
-			blocked := false
-			for s, t := range heads {
-				if t == noPacket && !ended[s] {
-					blocked = true
+			if !all && bestT > tnow-hold {
+				blocked := false
+				for i, t := range heads {
+					if t == noPacket && !srcs[i].ended {
+						blocked = true
+						break
+					}
+				}
+				if blocked {
+					wait = time.Duration(bestT + hold - tnow)
 					break
 				}
 			}
-			if !all && blocked && bestT > now-hold {
-				wait = time.Duration(bestT + hold - now)
-				break
+			s := srcs[best]
+			b := s.queue[0]
+			pm := &b.pkts[b.next]
+			hl, dl := int(pm.headLen), int(pm.dataLen)
+			off := int(pm.off)
+			p = Packet{Interface: c.ifcs[best], Time: pm.time, Length: int(pm.length), Outgoing: pm.outgoing,
+				Head: b.buf[off : off+hl], Data: b.buf[off+hl : off+hl+dl]}
+			err := h.Packet(&p)
+			if err == nil || err == ErrStop {
+				s.r.captured.Add(1)
 			}
-			b := queues[best][0]
-			m := b.pkts[b.next]
-			p = Packet{Interface: c.ifcs[best], Time: m.time, Length: m.length, Outgoing: m.outgoing,
-				Head: b.buf[m.off : m.off+int(m.headLen)],
-				Data: b.buf[m.off+int(m.headLen) : m.off+int(m.headLen)+int(m.dataLen)]}
-			if err := h.Packet(&p); err != nil {
-				if err == ErrStop {
-					c.rings[best].captured.Add(1)
-				}
+			if err != nil {
 				return 0, err
 			}
-			c.rings[best].captured.Add(1)
 			wrote = true
 			if b.next++; b.next == len(b.pkts) {
-				queues[best] = queues[best][1:]
-				recycle(b)
+				s.queue = s.queue[1:]
+				m.put(b)
 			}
-			heads[best] = noPacket
-			if q := queues[best]; len(q) > 0 {
-				heads[best] = q[0].pkts[q[0].next].time
-			}
+			heads[best] = s.head()
 		}
 		if wrote && (wait == 0 || time.Since(lastFlush) >= c.cfg.BlockTimeout) {
 			lastFlush = time.Now()
@@ -169,50 +224,87 @@ func (c *Capture) runMerged(h Handler) error {
 		return wait, nil
 	}
 
+	fds := make([]unix.PollFd, n+1)
 	for live > 0 {
+		for i := range srcs {
+			drain(i)
+		}
 		var wait time.Duration
 		if herr == nil {
 			wait, herr = emit(false)
-			if herr != nil {
-				// Stop the readers and discard what they still send.
-				c.wakeAll()
+			if herr != nil && !stopping {
+				// Stop reading; what is queued is discarded.
+				stopping, stopAt = true, time.Now()
 			}
 		}
-		var tc <-chan time.Time
-		if herr == nil && wait > 0 {
-			timer.Reset(wait)
-			tc = timer.C
-		}
-		select {
-		case b := <-ch:
-			if b.done {
-				live--
-				ended[b.src] = true
-				if isPartEnd(b.err) {
-					// Its reader has returned and its packets were
-					// copied out: release the socket, which holds the
-					// namespace alive.
-					c.rings[b.src].close()
-					h.Ended(c.ifcs[b.src], b.err)
-				} else if b.err != nil && !errors.Is(b.err, ErrStop) && firstErr == nil {
-					firstErr = wrap("capture", c.ifcs[b.src].Name, b.err)
+		timeout := pollInterval
+		if stopping {
+			// Packets in the blocks the kernel is still filling count as
+			// received; wait for the block timeout to hand them over.
+			pending := false
+			if herr == nil && time.Since(stopAt) <= 2*c.cfg.BlockTimeout+20*time.Millisecond {
+				for _, s := range srcs {
+					if s.ended {
+						continue
+					}
+					bd := (*blockDesc)(unsafe.Pointer(&s.r.mem[s.r.cur*s.r.blockSize]))
+					if atomic.LoadUint32(&bd.NumPkts) != 0 {
+						pending = true
+					}
 				}
-				continue
 			}
-			if herr != nil {
-				recycle(b)
-				continue
+			if !pending {
+				for i := range srcs {
+					endSource(i, nil)
+				}
+				break
 			}
-			queues[b.src] = append(queues[b.src], b)
-			if len(queues[b.src]) == 1 {
-				heads[b.src] = b.pkts[0].time
-			}
-		case <-tc:
+			timeout = c.cfg.BlockTimeout + 10*time.Millisecond
 		}
-		if tc != nil && !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+		if wait > 0 && wait < timeout {
+			timeout = wait + time.Millisecond
+		}
+		for i, s := range srcs {
+			fds[i] = unix.PollFd{Fd: -1}
+			if !s.ended {
+				fds[i] = unix.PollFd{Fd: int32(s.r.fd), Events: unix.POLLIN}
+			}
+		}
+		fds[n] = unix.PollFd{Fd: int32(c.efd), Events: unix.POLLIN}
+		if stopping {
+			fds[n].Fd = -1 // it stays readable
+		}
+		nready, err := unix.Poll(fds, int(timeout/time.Millisecond))
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			if firstErr == nil {
+				firstErr = wrap("capture", "", os.NewSyscallError("poll", err))
+			}
+			for i := range srcs {
+				endSource(i, nil)
+			}
+			break
+		}
+		if fds[n].Revents&unix.POLLIN != 0 && !stopping {
+			stopping, stopAt = true, time.Now()
+		}
+		for i, s := range srcs {
+			if s.ended {
+				continue
+			}
+			r := s.r
+			if fds[i].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+				if err := r.socketError(); err != nil {
+					endSource(i, r.endPart(s, err))
+					continue
+				}
+			}
+			if nready == 0 || time.Since(r.lastStats) >= statsInterval {
+				if err := r.periodic(); err != nil {
+					endSource(i, r.endPart(s, err))
+				}
 			}
 		}
 	}
