@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ type Capture struct {
 	running bool
 	closed  bool
 	efd     int            // wakes the merging reader; -1 once closed
+	discard atomic.Bool    // the handler stopped the capture: drop what is left
 	readers sync.WaitGroup // goroutines reading the rings
 }
 

@@ -21,19 +21,23 @@ type pktMeta struct {
 	outgoing bool
 }
 
-// batch holds packets copied out of one ring, waiting to be merged.
+// batch carries packets copied out of one ring from the reader to the
+// merger, or, with done set, the end of that ring's part.
 type batch struct {
+	src  int
 	pkts []pktMeta
 	buf  []byte
 	next int // merge position in pkts
+	done bool
+	err  error
 }
 
-// source is one ring as the merger sees it.
+// source is one ring as the reader sees it.
 type source struct {
+	i      int
 	r      *ring
-	m      *merger
-	cur    *batch   // being filled
-	queue  []*batch // filled, oldest first
+	rd     *reader
+	cur    *batch // being filled
 	ended  bool
 	blocks int
 }
@@ -43,7 +47,8 @@ type source struct {
 // the busy rings must not fill up meanwhile.
 func (s *source) packet(r *ring, p *Packet) error {
 	if s.cur == nil {
-		s.cur = s.m.get()
+		s.cur = s.rd.get()
+		s.cur.src = s.i
 	}
 	b := s.cur
 	off := len(b.buf)
@@ -62,110 +67,77 @@ func (s *source) idle(*ring) error {
 	return nil
 }
 
-// push queues the batch being filled.
+// push hands the batch being filled to the merger. It blocks while the
+// merger is that far behind; the rings then fill and the kernel counts
+// the drops.
 func (s *source) push() {
 	b := s.cur
 	if b == nil || len(b.pkts) == 0 {
 		return
 	}
 	s.cur = nil
-	s.queue = append(s.queue, b)
-}
-
-// head is the time of the first queued packet, or noPacket.
-func (s *source) head() int64 {
-	if len(s.queue) == 0 {
-		return noPacket
-	}
-	q := s.queue[0]
-	return q.pkts[q.next].time
+	s.rd.out <- b
 }
 
 const noPacket = int64(^uint64(0) >> 1)
 
-type merger struct {
-	free []*batch
+// reader drains every ring from one goroutine, with one poll(2) for all.
+type reader struct {
+	c    *Capture
+	out  chan *batch
+	free chan *batch
 }
 
-func (m *merger) get() *batch {
-	if n := len(m.free); n > 0 {
-		b := m.free[n-1]
-		m.free = m.free[:n-1]
+func (rd *reader) get() *batch {
+	select {
+	case b := <-rd.free:
 		return b
-	}
-	return &batch{buf: make([]byte, 0, batchBytes+4096), pkts: make([]pktMeta, 0, batchBytes/64)}
-}
-
-func (m *merger) put(b *batch) {
-	b.pkts, b.buf, b.next = b.pkts[:0], b.buf[:0], 0
-	if len(m.free) < 64 {
-		m.free = append(m.free, b)
+	default:
+		return &batch{buf: make([]byte, 0, batchBytes+4096), pkts: make([]pktMeta, 0, batchBytes/64)}
 	}
 }
 
-// runMerged reads every ring from this one goroutine, with one poll(2) for
-// all of them, and merges their packets in timestamp order. A packet is
-// written once every socket still capturing has a packet queued (so nothing
-// earlier can come), or once it is older than the hold time, which covers
-// quiet sockets: a packet can surface up to two block timeouts late.
+// runMerged merges the packets of every ring in timestamp order. One
+// goroutine reads all rings and copies packets out in batches; this one
+// merges and writes. A packet is written once every socket still capturing
+// has a packet queued (so nothing earlier can come), or once it is older
+// than the hold time, which covers quiet sockets: a packet can surface up
+// to two block timeouts late.
 func (c *Capture) runMerged(h Handler) error {
 	n := len(c.rings)
-	m := &merger{}
-	srcs := make([]*source, n)
-	heads := make([]int64, n) // flat copy of each source's head, for the scan
-	now := time.Now()
-	for i, r := range c.rings {
-		srcs[i] = &source{r: r, m: m}
-		heads[i] = noPacket
-		r.lastStats = now
-	}
-	hold := c.hold().Nanoseconds()
-	live := n
-	var herr, firstErr error
-	stopping := false
-	var stopAt time.Time
-	lastFlush := now
+	rd := &reader{c: c, out: make(chan *batch, 4*n+8), free: make(chan *batch, 4*n+8)}
+	c.readers.Add(1)
+	go func() {
+		defer c.readers.Done()
+		rd.run()
+	}()
 
-	endSource := func(i int, err error) {
-		s := srcs[i]
-		if s.ended {
-			return
-		}
-		s.ended = true
-		live--
-		s.push()
-		heads[i] = s.head()
-		s.r.readStats()
-		switch {
-		case isPartEnd(err):
-			s.r.close() // the socket holds the namespace alive
-			h.Ended(c.ifcs[i], err)
-		case err != nil && firstErr == nil:
-			firstErr = wrap("capture", c.ifcs[i].Name, err)
+	queues := make([][]*batch, n)
+	ended := make([]bool, n)
+	heads := make([]int64, n) // each queue's first packet time, for a flat scan
+	for i := range heads {
+		heads[i] = noPacket
+	}
+	live := n
+	hold := c.hold().Nanoseconds()
+	var herr, firstErr error
+	lastFlush := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	put := func(b *batch) {
+		b.pkts, b.buf, b.next = b.pkts[:0], b.buf[:0], 0
+		select {
+		case rd.free <- b:
+		default:
 		}
 	}
-	// drain moves every ready block of ring i into its queue.
-	drain := func(i int) {
-		s := srcs[i]
-		r := s.r
-		for !s.ended {
-			bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
-			if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
-				break
-			}
-			r.readBlock(bd, s) // a source never fails a packet
-			atomic.StoreUint32(&bd.Status, tpStatusKernel)
-			r.cur = (r.cur + 1) % r.nblocks
-			if s.blocks++; s.blocks%16 == 0 {
-				if err := r.periodic(); err != nil {
-					endSource(i, r.endPart(s, err))
-				}
-			}
+	head := func(i int) int64 {
+		if len(queues[i]) == 0 {
+			return noPacket
 		}
-		if !s.ended {
-			s.push()
-		}
-		heads[i] = s.head()
+		q := queues[i][0]
+		return q.pkts[q.next].time
 	}
 	// emit writes the packets that can be written; with all set, every
 	// queued one. It returns how long until the next may become writable.
@@ -186,7 +158,7 @@ func (c *Capture) runMerged(h Handler) error {
 			if !all && bestT > tnow-hold {
 				blocked := false
 				for i, t := range heads {
-					if t == noPacket && !srcs[i].ended {
+					if t == noPacket && !ended[i] {
 						blocked = true
 						break
 					}
@@ -196,26 +168,24 @@ func (c *Capture) runMerged(h Handler) error {
 					break
 				}
 			}
-			s := srcs[best]
-			b := s.queue[0]
+			b := queues[best][0]
 			pm := &b.pkts[b.next]
-			hl, dl := int(pm.headLen), int(pm.dataLen)
-			off := int(pm.off)
+			hl, dl, off := int(pm.headLen), int(pm.dataLen), int(pm.off)
 			p = Packet{Interface: c.ifcs[best], Time: pm.time, Length: int(pm.length), Outgoing: pm.outgoing,
 				Head: b.buf[off : off+hl], Data: b.buf[off+hl : off+hl+dl]}
 			err := h.Packet(&p)
 			if err == nil || err == ErrStop {
-				s.r.captured.Add(1)
+				c.rings[best].captured.Add(1)
 			}
 			if err != nil {
 				return 0, err
 			}
 			wrote = true
 			if b.next++; b.next == len(b.pkts) {
-				s.queue = s.queue[1:]
-				m.put(b)
+				queues[best] = queues[best][1:]
+				put(b)
 			}
-			heads[best] = s.head()
+			heads[best] = head(best)
 		}
 		if wrote && (wait == 0 || time.Since(lastFlush) >= c.cfg.BlockTimeout) {
 			lastFlush = time.Now()
@@ -224,25 +194,120 @@ func (c *Capture) runMerged(h Handler) error {
 		return wait, nil
 	}
 
+	for live > 0 {
+		var wait time.Duration
+		if herr == nil {
+			wait, herr = emit(false)
+			if herr != nil {
+				// Stop the reader; what it still sends is discarded.
+				c.discard.Store(true)
+				c.wakeAll()
+			}
+		}
+		var tc <-chan time.Time
+		if herr == nil && wait > 0 {
+			timer.Reset(wait)
+			tc = timer.C
+		}
+		select {
+		case b := <-rd.out:
+			if b.done {
+				live--
+				ended[b.src] = true
+				if isPartEnd(b.err) {
+					h.Ended(c.ifcs[b.src], b.err)
+				} else if b.err != nil && firstErr == nil {
+					firstErr = wrap("capture", c.ifcs[b.src].Name, b.err)
+				}
+				continue
+			}
+			if herr != nil {
+				put(b)
+				continue
+			}
+			queues[b.src] = append(queues[b.src], b)
+			if len(queues[b.src]) == 1 {
+				heads[b.src] = head(b.src)
+			}
+		case <-tc:
+		}
+		timer.Stop()
+	}
+	if herr == nil {
+		_, herr = emit(true)
+	}
+	if ferr := h.Flush(); herr == nil {
+		herr = ferr
+	}
+	if herr != nil {
+		return herr
+	}
+	return firstErr
+}
+
+// run reads every ring until the capture is stopped or every part ended,
+// then reports each ring's end to the merger.
+func (rd *reader) run() {
+	c := rd.c
+	n := len(c.rings)
+	srcs := make([]*source, n)
+	now := time.Now()
+	for i, r := range c.rings {
+		srcs[i] = &source{i: i, r: r, rd: rd}
+		r.lastStats = now
+	}
+	live := n
+	stopping := false
+	var stopAt time.Time
+
+	endSource := func(i int, err error) {
+		s := srcs[i]
+		if s.ended {
+			return
+		}
+		s.ended = true
+		live--
+		s.push()
+		s.r.readStats()
+		if isPartEnd(err) {
+			s.r.close() // the socket holds the namespace alive
+		}
+		rd.out <- &batch{src: i, done: true, err: err}
+	}
+	// drain copies every ready block of ring i out and gives it back.
+	drain := func(i int) {
+		s := srcs[i]
+		r := s.r
+		for !s.ended {
+			bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
+			if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
+				break
+			}
+			r.readBlock(bd, s) // a source never fails a packet
+			atomic.StoreUint32(&bd.Status, tpStatusKernel)
+			r.cur = (r.cur + 1) % r.nblocks
+			if s.blocks++; s.blocks%16 == 0 {
+				if err := r.periodic(); err != nil {
+					endSource(i, r.endPart(s, err))
+				}
+			}
+		}
+		if !s.ended {
+			s.push()
+		}
+	}
+
 	fds := make([]unix.PollFd, n+1)
 	for live > 0 {
 		for i := range srcs {
 			drain(i)
-		}
-		var wait time.Duration
-		if herr == nil {
-			wait, herr = emit(false)
-			if herr != nil && !stopping {
-				// Stop reading; what is queued is discarded.
-				stopping, stopAt = true, time.Now()
-			}
 		}
 		timeout := pollInterval
 		if stopping {
 			// Packets in the blocks the kernel is still filling count as
 			// received; wait for the block timeout to hand them over.
 			pending := false
-			if herr == nil && time.Since(stopAt) <= 2*c.cfg.BlockTimeout+20*time.Millisecond {
+			if !c.discard.Load() && time.Since(stopAt) <= 2*c.cfg.BlockTimeout+20*time.Millisecond {
 				for _, s := range srcs {
 					if s.ended {
 						continue
@@ -257,12 +322,9 @@ func (c *Capture) runMerged(h Handler) error {
 				for i := range srcs {
 					endSource(i, nil)
 				}
-				break
+				return
 			}
 			timeout = c.cfg.BlockTimeout + 10*time.Millisecond
-		}
-		if wait > 0 && wait < timeout {
-			timeout = wait + time.Millisecond
 		}
 		for i, s := range srcs {
 			fds[i] = unix.PollFd{Fd: -1}
@@ -279,13 +341,10 @@ func (c *Capture) runMerged(h Handler) error {
 			if err == unix.EINTR {
 				continue
 			}
-			if firstErr == nil {
-				firstErr = wrap("capture", "", os.NewSyscallError("poll", err))
-			}
 			for i := range srcs {
-				endSource(i, nil)
+				endSource(i, os.NewSyscallError("poll", err))
 			}
-			break
+			return
 		}
 		if fds[n].Revents&unix.POLLIN != 0 && !stopping {
 			stopping, stopAt = true, time.Now()
@@ -308,14 +367,4 @@ func (c *Capture) runMerged(h Handler) error {
 			}
 		}
 	}
-	if herr == nil {
-		_, herr = emit(true)
-	}
-	if ferr := h.Flush(); herr == nil {
-		herr = ferr
-	}
-	if herr != nil {
-		return herr
-	}
-	return firstErr
 }
