@@ -2,6 +2,7 @@ package capture
 
 import (
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -83,9 +84,10 @@ const noPacket = int64(^uint64(0) >> 1)
 
 // reader drains every ring from one goroutine, with one poll(2) for all.
 type reader struct {
-	c    *Capture
-	out  chan *batch
-	free chan *batch
+	c     *Capture
+	rings []int // indexes of the rings this reader drains
+	out   chan *batch
+	free  chan *batch
 }
 
 func (rd *reader) get() *batch {
@@ -105,12 +107,24 @@ func (rd *reader) get() *batch {
 // to two block timeouts late.
 func (c *Capture) runMerged(h Handler) error {
 	n := len(c.rings)
-	rd := &reader{c: c, out: make(chan *batch, 4*n+8), free: make(chan *batch, 4*n+8)}
-	c.readers.Add(1)
-	go func() {
-		defer c.readers.Done()
-		rd.run()
-	}()
+	// One reader per CPU, each with its share of the rings: under a flood
+	// that keeps every CPU busy, the scheduler gives each thread its share,
+	// and one thread reading ten rings falls behind where ten tcpdumps
+	// would not.
+	out, free := make(chan *batch, 4*n+8), make(chan *batch, 4*n+8)
+	nr := min(n, runtime.GOMAXPROCS(0))
+	for k := 0; k < nr; k++ {
+		rd := &reader{c: c, out: out, free: free}
+		for i := k; i < n; i += nr {
+			rd.rings = append(rd.rings, i)
+		}
+		c.readers.Add(1)
+		go func() {
+			defer c.readers.Done()
+			rd.run()
+		}()
+	}
+	rd := &reader{out: out, free: free}
 
 	queues := make([][]*batch, n)
 	ended := make([]bool, n)
@@ -249,12 +263,12 @@ func (c *Capture) runMerged(h Handler) error {
 // then reports each ring's end to the merger.
 func (rd *reader) run() {
 	c := rd.c
-	n := len(c.rings)
+	n := len(rd.rings)
 	srcs := make([]*source, n)
 	now := time.Now()
-	for i, r := range c.rings {
-		srcs[i] = &source{i: i, r: r, rd: rd}
-		r.lastStats = now
+	for k, i := range rd.rings {
+		srcs[k] = &source{i: i, r: c.rings[i], rd: rd}
+		c.rings[i].lastStats = now
 	}
 	live := n
 	stopping := false
@@ -272,7 +286,7 @@ func (rd *reader) run() {
 		if isPartEnd(err) {
 			s.r.close() // the socket holds the namespace alive
 		}
-		rd.out <- &batch{src: i, done: true, err: err}
+		rd.out <- &batch{src: s.i, done: true, err: err}
 	}
 	// drain copies every ready block of ring i out and gives it back.
 	drain := func(i int) {
