@@ -320,6 +320,18 @@ func TestCaptureMultiNamespace(t *testing.T) {
 	p := startNetobs(t, "capture", nsA, nsB, strconv.Itoa(pid), "-w", file)
 	traffic(t, nsA, nsB, "10.93.0.2")
 	nstest.Run(t, "ip", "netns", "exec", nsA, "ip", "link", "set", ifA, "mtu", "1400")
+	// Every thread of netobs is back in the host namespace: the sockets
+	// were made inside the targets, the threads did not stay there.
+	own := readlink(t, "/proc/self/ns/net")
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/ns/net", p.cmd.Process.Pid))
+	if len(tasks) == 0 {
+		t.Fatal("no threads of netobs found")
+	}
+	for _, task := range tasks {
+		if l, err := os.Readlink(task); err == nil && l != own {
+			t.Fatalf("netobs thread %s is in %s, not the host's %s", task, l, own)
+		}
+	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("netobs exited %d: %s", code, p.stderr)
 	}
