@@ -645,3 +645,49 @@ func TestCaptureLiveCounter(t *testing.T) {
 		t.Fatalf("counter not erased before the statistics: %q", out)
 	}
 }
+
+// --immediate -w - feeds a live reader: tshark prints the packets while
+// the capture is still running.
+func TestCaptureImmediatePipe(t *testing.T) {
+	nsA, nsB, _, ifB := captureNets(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := exec.Command(netobsBin, "capture", nsB, "-i", ifB, "--immediate", "-w", "-", "--", "icmp")
+	noErr := &syncBuf{}
+	no.Stdout, no.Stderr = pw, noErr
+	ts := exec.Command("tshark", "-l", "-n", "-r", "-")
+	tsOut := &syncBuf{}
+	ts.Stdin, ts.Stdout = pr, tsOut
+	if err := no.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { no.Process.Kill(); no.Wait() }()
+	if err := ts.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ts.Process.Kill(); ts.Wait() }()
+	pw.Close()
+	pr.Close()
+	for i := 0; !strings.Contains(noErr.String(), "capturing on"); i++ {
+		if i == 3000 {
+			t.Fatalf("netobs did not start: %s", noErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-c", "2", "-i", "0.2", "10.93.0.2")
+	for i := 0; strings.Count(tsOut.String(), "ICMP") < 4; i++ {
+		if i == 12000 {
+			t.Fatalf("tshark shows %q while the capture runs", tsOut)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if no.ProcessState != nil {
+		t.Fatal("netobs ended before tshark showed the packets")
+	}
+	no.Process.Signal(syscall.SIGINT)
+	if err := no.Wait(); err != nil {
+		t.Fatalf("netobs: %v: %s", err, noErr)
+	}
+}
