@@ -47,7 +47,11 @@ func Open(targets []Target, cfg Config) (*Capture, error) {
 	if cfg.Filter != "" {
 		// Check the expression once, so a bad one is reported once and
 		// before any namespace is entered.
-		if _, err := compileExpr(cfg.Filter, LinkEthernet, cfg.Snaplen); err != nil {
+		link := LinkEthernet
+		if cfg.Interfaces[0] == AnyInterface {
+			link = LinkLinuxSLL
+		}
+		if _, err := compileExpr(cfg.Filter, link, cfg.Snaplen); err != nil {
 			return nil, wrap("capture", "", err)
 		}
 	}
