@@ -58,9 +58,10 @@ const (
 )
 
 // ring is one AF_PACKET socket with its TPACKET_V3 ring and the eventfd
-// that wakes its reader. Only its reader goroutine touches the ring; the
-// ring is unmapped by close, which the Capture calls only after the reader
-// has returned.
+// that wakes its reader when it is read alone. Only its reader goroutine
+// touches the ring; close unmaps it and is called only once that reader is
+// done with it (by the reader itself when its part ends, else by
+// Capture.Close after every reader has returned).
 type ring struct {
 	ifc       *Interface
 	target    Target
