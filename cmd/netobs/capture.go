@@ -1,0 +1,368 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netobs/netobs/netobs/capture"
+	"github.com/netobs/netobs/nsjoin"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newCaptureCmd) }
+
+type captureFlags struct {
+	ifaces    []string
+	write     string
+	format    string
+	count     int64
+	snaplen   int
+	immediate bool
+	buffer    string
+	json      bool
+}
+
+func newCaptureCmd(a *app) *cobra.Command {
+	var f captureFlags
+	cmd := &cobra.Command{
+		Use:   "capture NSREF... [flags] [-- FILTER EXPRESSION...]",
+		Short: "Capture packets inside one or many namespaces to pcap/pcapng",
+		Long: `capture opens an AF_PACKET socket inside each namespace and writes what
+they capture as one stream: a pcapng file with one interface per
+(namespace, interface), named like eth0@NAME (or eth0@INODE for a namespace
+without an ip-netns name), or one line per packet on stdout (like tcpdump -n,
+or JSON with --json) when -w is not given.
+
+The filter is a tcpdump expression (pcap-filter(7)). Put it after "--"; without
+"--", the arguments after the first that do not name a namespace are taken
+as the filter. Statistics (captured, received by filter, dropped by kernel)
+are printed on stderr at the end, and written into pcapng files.
+
+Exit status: 0 when stopped by SIGINT/SIGTERM or -c, 1 on a failure or when a
+namespace or interface went away during the capture (the others go on and
+the file stays valid), 2 on a usage mistake.`,
+		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80
+  netobs capture ns1 ns2 1234 -w all.pcapng           # -i any in each
+  netobs capture ns1 -i eth0 -w - --immediate | tshark -r -
+  netobs capture /proc/42/ns/net -c 10 --json -- icmp`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 || c.ArgsLenAtDash() == 0 {
+				return usageErrorf("%s needs at least one NSREF (see %s --help)", c.CommandPath(), c.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runCapture(a, c, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVarP(&f.ifaces, "interface", "i", nil, `interface to capture on in each namespace, or "any" (default any); repeat or separate with commas for several`)
+	fl.StringVarP(&f.write, "write", "w", "", `write packets to FILE ("-" for stdout) instead of printing a line per packet`)
+	fl.StringVar(&f.format, "format", "pcapng", "file format: pcapng, or pcap (one interface only)")
+	fl.Int64VarP(&f.count, "count", "c", 0, "stop after this many packets (0: until interrupted)")
+	fl.IntVarP(&f.snaplen, "snaplen", "s", capture.DefaultSnaplen, fmt.Sprintf("bytes kept of each packet, 1..%d (0: default)", capture.MaxSnaplen))
+	fl.BoolVar(&f.immediate, "immediate", false, "hand packets over as they arrive and flush after each (low latency)")
+	fl.StringVarP(&f.buffer, "buffer", "B", "", "ring size per socket: a number of KiB like tcpdump -B, or with a K, M or G suffix (default 4M)")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object per packet instead of a text line (when not writing a file)")
+	return cmd
+}
+
+func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
+	cfg := capture.Config{Snaplen: f.snaplen, Immediate: f.immediate}
+	if f.snaplen < 0 || f.snaplen > capture.MaxSnaplen {
+		return usageErrorf("capture: snaplen %d out of range (1..%d, 0 for the default)", f.snaplen, capture.MaxSnaplen)
+	}
+	if f.count < 0 {
+		return usageErrorf("capture: count %d is negative", f.count)
+	}
+	if f.format != "pcapng" && f.format != "pcap" {
+		return usageErrorf("capture: unknown format %q (want pcapng or pcap)", f.format)
+	}
+	if f.format == "pcap" && f.write == "" {
+		return usageErrorf("capture: --format applies to -w; without -w packets are printed as lines")
+	}
+	if f.json && f.write != "" {
+		return usageErrorf("capture: --json prints packets instead of writing them; use it without -w")
+	}
+	if f.buffer != "" {
+		n, err := parseSize(f.buffer)
+		if err != nil {
+			return usageErrorf("capture: --buffer %s: %v", f.buffer, err)
+		}
+		if n < capture.MinBufferSize || n > 1<<30 {
+			return usageErrorf("capture: --buffer %s out of range (64K..1G)", f.buffer)
+		}
+		cfg.BufferSize = int(n)
+	}
+	for _, i := range f.ifaces {
+		if i = strings.TrimSpace(i); i != "" {
+			cfg.Interfaces = append(cfg.Interfaces, i)
+		}
+	}
+	if len(cfg.Interfaces) > 1 {
+		for _, i := range cfg.Interfaces {
+			if i == capture.AnyInterface {
+				return usageErrorf("capture: -i any already captures every interface; do not combine it with %v", cfg.Interfaces)
+			}
+		}
+	}
+
+	targets, filter, err := captureTargets(a, args, c.ArgsLenAtDash())
+	defer func() {
+		for _, t := range targets {
+			t.NS.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	cfg.Filter = filter
+	nifc := len(targets) * max(1, len(cfg.Interfaces))
+	if f.format == "pcap" && nifc > 1 {
+		return usageErrorf("capture: --format pcap holds exactly one interface, this capture has %d (namespaces × interfaces); use --format pcapng", nifc)
+	}
+	var out *os.File
+	if f.write == "-" {
+		o, ok := a.stdout.(*os.File)
+		if ok && captureIsTTY(o) {
+			return usageErrorf("capture: refusing to write binary capture data to a terminal (redirect stdout or use -w FILE)")
+		}
+		out = o
+	}
+
+	cp, err := capture.Open(targets, cfg)
+	if err != nil {
+		if errors.Is(err, capture.ErrFilter) && len(args) > 1 && c.ArgsLenAtDash() < 0 {
+			return fmt.Errorf("%w (if %q names a namespace, it does not exist; put the filter after --)", err, strings.Fields(filter)[0])
+		}
+		return err
+	}
+	defer cp.Close()
+
+	var h capture.Handler
+	var ng *capture.PcapngWriter
+	var file *os.File
+	switch {
+	case f.write == "":
+		h = capture.NewSummaryWriter(a.stdout, f.json)
+	default:
+		var w io.Writer
+		if f.write == "-" {
+			if out != nil {
+				w = out
+			} else {
+				w = a.stdout
+			}
+		} else {
+			file, err = os.OpenFile(f.write, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // os.OpenFile sets O_CLOEXEC itself
+			if err != nil {
+				return fmt.Errorf("capture: %w", err)
+			}
+			defer file.Close()
+			if captureIsTTY(file) {
+				return usageErrorf("capture: refusing to write binary capture data to a terminal (%s)", f.write)
+			}
+			w = file
+		}
+		if f.format == "pcap" {
+			h, err = capture.NewPcapWriter(w, cp.Interfaces()[0])
+		} else {
+			ng, err = capture.NewPcapngWriter(w, cp.Interfaces(), "netobs capture")
+			h = ng
+		}
+		if err != nil {
+			return fmt.Errorf("capture: write %s: %w", f.write, err)
+		}
+	}
+
+	var names []string
+	for _, ifc := range cp.Interfaces() {
+		names = append(names, fmt.Sprintf("%s (%s)", ifc.Name, ifc.LinkType))
+	}
+	fmt.Fprintf(a.stderr, "netobs: capturing on %s, snapshot length %d bytes\n", strings.Join(names, ", "), cp.Interfaces()[0].Snaplen)
+
+	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces()), targets: targets}
+	stopLive := func() {}
+	if se, ok := a.stderr.(*os.File); ok && f.write != "" && captureIsTTY(se) {
+		stopLive = liveCounter(se, cp)
+	}
+	runErr := cp.Run(a.ctx, ch)
+	stopLive()
+
+	stats := cp.Stats()
+	var werr error
+	if ng != nil {
+		werr = ng.WriteStats(stats)
+	}
+	if file != nil {
+		if err := file.Close(); err != nil && werr == nil {
+			werr = err
+		}
+	}
+	printCaptureStats(a.stderr, cp.Interfaces(), stats)
+	if runErr != nil {
+		return runErr
+	}
+	if werr != nil {
+		return fmt.Errorf("capture: write %s: %w", f.write, werr)
+	}
+	if ch.ended == len(stats) {
+		return exitStatus{code: 1, msg: "capture: every part ended early (see above)"}
+	}
+	if ch.ended > 0 {
+		return exitStatus{code: 1, msg: fmt.Sprintf("capture: %d of %d parts ended early (see above); the others were captured to the end", ch.ended, len(stats))}
+	}
+	return nil
+}
+
+// captureTargets opens the NSREFs at the start of args and returns the rest
+// as the filter expression. Without "--" the first argument is always an
+// NSREF and the filter starts at the first later one that is not.
+func captureTargets(a *app, args []string, dash int) ([]capture.Target, string, error) {
+	var targets []capture.Target
+	refs, rest := args, []string(nil)
+	if dash >= 0 {
+		refs, rest = args[:dash], args[dash:]
+	}
+	for i, ref := range refs {
+		ns, err := nsjoin.Open(ref)
+		if err != nil {
+			if dash < 0 && i > 0 && (errors.Is(err, nsjoin.ErrNotFound) || errors.Is(err, os.ErrNotExist)) {
+				rest = refs[i:]
+				break
+			}
+			return targets, "", fmt.Errorf("capture: %w", err)
+		}
+		dup := false
+		for _, t := range targets {
+			if nsjoin.Same(t.NS, ns) {
+				fmt.Fprintf(a.stderr, "netobs: capture: %s is the same namespace as %s (%s); capturing it once\n", ref, t.NS.Ref(), ns)
+				dup = true
+			}
+		}
+		if dup {
+			ns.Close()
+			continue
+		}
+		targets = append(targets, capture.Target{NS: ns})
+	}
+	return targets, strings.Join(rest, " "), nil
+}
+
+// countingHandler stops after -c packets and reports ended parts.
+type countingHandler struct {
+	capture.Handler
+	n, limit uint64
+	ended    int
+	parts    int
+	stderr   io.Writer
+	targets  []capture.Target
+}
+
+func (h *countingHandler) Packet(p *capture.Packet) error {
+	if err := h.Handler.Packet(p); err != nil {
+		return err
+	}
+	h.n++
+	if h.limit > 0 && h.n >= h.limit {
+		return capture.ErrStop
+	}
+	return nil
+}
+
+func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
+	h.ended++
+	rest := ""
+	if h.ended < h.parts {
+		rest = ", the others go on"
+	}
+	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s\n", ifc.Name, reason, rest)
+	if errors.Is(reason, capture.ErrNamespaceGone) {
+		// Holding the handle would keep the namespace, and the devices
+		// in it, alive until netobs exits.
+		for _, t := range h.targets {
+			if t.NS.String() == ifc.Namespace {
+				t.NS.Close()
+			}
+		}
+	}
+	h.Handler.Ended(ifc, reason)
+}
+
+func printCaptureStats(w io.Writer, ifcs []*capture.Interface, stats []capture.Stats) {
+	var tot capture.Stats
+	for i, st := range stats {
+		if len(stats) > 1 {
+			fmt.Fprintf(w, "%s: %d captured, %d received by filter, %d dropped by kernel\n", ifcs[i].Name, st.Captured, st.Received, st.Dropped)
+		}
+		tot.Captured += st.Captured
+		tot.Received += st.Received
+		tot.Dropped += st.Dropped
+	}
+	fmt.Fprintf(w, "%d %s captured\n%d %s received by filter\n%d %s dropped by kernel\n",
+		tot.Captured, plural(tot.Captured), tot.Received, plural(tot.Received), tot.Dropped, plural(tot.Dropped))
+}
+
+func plural(n uint64) string {
+	if n == 1 {
+		return "packet"
+	}
+	return "packets"
+}
+
+// liveCounter rewrites one line on the terminal every second until the
+// returned function is called, which erases it.
+func liveCounter(tty *os.File, cp *capture.Capture) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(tty, "\r\033[K")
+				return
+			case <-t.C:
+				var tot capture.Stats
+				for _, st := range cp.Stats() {
+					tot.Captured += st.Captured
+					tot.Dropped += st.Dropped
+				}
+				fmt.Fprintf(tty, "\r\033[KGot %d (%d dropped by kernel)", tot.Captured, tot.Dropped)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// parseSize reads a ring size: a bare number is KiB, as for tcpdump -B.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	mult := int64(1 << 10)
+	switch {
+	case strings.HasSuffix(t, "K"):
+		t = t[:len(t)-1]
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("not a size (want e.g. 4096, 512K, 4M)")
+	}
+	if n > (1<<40)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}

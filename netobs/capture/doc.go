@@ -1,0 +1,32 @@
+// Package capture captures packets inside one or many network namespaces
+// from a single process, with no tool installed in them.
+//
+// For every (namespace, interface) pair it opens an AF_PACKET socket inside
+// the namespace (through nsjoin's Do, so the socket stays bound to that
+// namespace), attaches the compiled filter before binding, so no packet
+// that fails the filter is ever queued, and maps a TPACKET_V3 ring that is
+// read from the host side. One goroutine reads the rings: with one socket,
+// Run's own goroutine hands packets straight from the ring to the Handler;
+// with several, a reader goroutine drains every ring with a single poll(2)
+// and copies packets out in batches, and Run merges them. The reader sleeps
+// in poll(2) on the sockets and on an eventfd that Close and context
+// cancellation signal. Rings are unmapped only after the reader has
+// returned, so closing never pulls memory from under a reader.
+//
+// Filters are tcpdump expressions compiled by libpcap (cgo) for the link
+// type of each socket. Builds without cgo capture everything and refuse a
+// filter expression with an error that says so.
+//
+// With several sockets, Run merges their packets in timestamp order; a part
+// whose namespace or interface goes away ends with a note (Handler.Ended),
+// the others go on. Writers for pcap and pcapng (one interface block per
+// socket, with interface statistics including kernel drops) and for one-line
+// packet summaries are in this package too.
+//
+// # Privileges and namespaces
+//
+// Opening needs CAP_NET_RAW in the target namespace and CAP_SYS_ADMIN to
+// enter it. Only socket creation and the ioctls that name interfaces run
+// inside the namespace; reading, filtering and writing run on ordinary
+// goroutines in the host namespace.
+package capture

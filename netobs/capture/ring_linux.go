@@ -1,0 +1,509 @@
+package capture
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/netobs/netobs/nsjoin"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel layout of a TPACKET_V3 ring (linux/if_packet.h).
+type blockDesc struct {
+	Version          uint32
+	OffsetToPriv     uint32
+	Status           uint32
+	NumPkts          uint32
+	OffsetToFirstPkt uint32
+	BlkLen           uint32
+	SeqNum           uint64
+	// the timestamps of the first and last packet follow
+}
+
+type tpacket3Hdr struct {
+	NextOffset uint32
+	Sec        uint32
+	Nsec       uint32
+	Snaplen    uint32
+	Len        uint32
+	Status     uint32
+	Mac        uint16
+	Net        uint16
+	RxHash     uint32
+	VlanTCI    uint32
+	VlanTPID   uint16
+	_          uint16
+	_          [8]uint8
+}
+
+const (
+	tpacket3HdrLen = 48 // TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+	tpStatusKernel = 0
+	tpStatusUser   = 1
+	tpStatusVlan   = 0x10 // TP_STATUS_VLAN_VALID
+	tpStatusTPID   = 0x40 // TP_STATUS_VLAN_TPID_VALID
+
+	arphrdEther    = 1
+	arphrdLoopback = 772
+	arphrdNone     = 0xfffe
+
+	pollInterval  = 250 * time.Millisecond
+	statsInterval = time.Second
+)
+
+// ring is one AF_PACKET socket with its TPACKET_V3 ring and the eventfd
+// that wakes its reader when it is read alone. Only its reader goroutine
+// touches the ring; close unmaps it and is called only once that reader is
+// done with it (by the reader itself when its part ends, else by
+// Capture.Close after every reader has returned).
+type ring struct {
+	ifc       *Interface
+	target    Target
+	fd        int
+	efdMu     sync.Mutex // guards efd: wake may race with close
+	efd       int
+	mem       []byte
+	blockSize int
+	nblocks   int
+	cur       int
+	ifindex   int // bound interface, 0 for any
+	loIndex   int // loopback's index in this namespace, -1 if unknown
+	snaplen   int
+	blockTO   time.Duration
+
+	received atomic.Uint64
+	dropped  atomic.Uint64
+	captured atomic.Uint64
+
+	stopping  bool      // the eventfd fired: drain what is ready and return
+	lastStats time.Time // reader only
+	head      [sllHeaderLen]byte
+}
+
+// openRing makes the socket for one device in one namespace. Only socket(2)
+// runs inside the namespace; the socket carries the namespace with it, so
+// ioctls, bind and the ring set-up run from the host.
+func openRing(t Target, device string, cfg Config, ifc *Interface) (r *ring, err error) {
+	r = &ring{ifc: ifc, target: t, fd: -1, efd: -1, loIndex: -1, snaplen: cfg.Snaplen, blockTO: cfg.BlockTimeout}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	sockType := unix.SOCK_RAW
+	if device == AnyInterface {
+		sockType = unix.SOCK_DGRAM
+	}
+	if r.fd, err = socketIn(t.NS, sockType); err != nil {
+		return r, err
+	}
+	link := LinkLinuxSLL
+	if device != AnyInterface {
+		if r.ifindex, err = ifIndex(r.fd, device); err != nil {
+			if errors.Is(err, unix.ENODEV) {
+				return r, fmt.Errorf("no interface %s in namespace %s (%s)", device, ifc.Label, ifc.Namespace)
+			}
+			return r, err
+		}
+		hw, err := ifHWType(r.fd, device)
+		if err != nil {
+			return r, err
+		}
+		switch hw {
+		case arphrdEther, arphrdLoopback:
+			link = LinkEthernet
+		case arphrdNone:
+			link = LinkRaw
+		default:
+			// Link headers libpcap would have to translate: read them
+			// cooked, as libpcap does for unknown hardware types.
+			unix.Close(r.fd)
+			r.fd = -1
+			if r.fd, err = socketIn(t.NS, unix.SOCK_DGRAM); err != nil {
+				return r, err
+			}
+		}
+	}
+	if idx, err := ifIndex(r.fd, "lo"); err == nil {
+		r.loIndex = idx
+	}
+	ifc.LinkType = link
+
+	prog, err := compileFilter(cfg.Filter, link, cfg.Snaplen)
+	if err != nil {
+		return r, err
+	}
+	if err := attachFilter(r.fd, prog); err != nil {
+		return r, err
+	}
+	if err := r.setupRing(cfg); err != nil {
+		return r, err
+	}
+	if r.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return r, os.NewSyscallError("eventfd", err)
+	}
+	// Bind last: the protocol of the socket was 0, so nothing was queued
+	// before the filter was in place.
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: r.ifindex}
+	if err := unix.Bind(r.fd, sa); err != nil {
+		if errors.Is(err, unix.ENETDOWN) {
+			return r, fmt.Errorf("interface %s is down: %w", device, os.NewSyscallError("bind", err))
+		}
+		return r, os.NewSyscallError("bind", err)
+	}
+	return r, nil
+}
+
+func socketIn(ns *nsjoin.NS, sockType int) (int, error) {
+	fd := -1
+	err := ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		var nserr *nsjoin.Error
+		if errors.As(err, &nserr) {
+			return -1, err
+		}
+		if errors.Is(err, unix.EPERM) {
+			return -1, fmt.Errorf("%w (needs CAP_NET_RAW)", os.NewSyscallError("socket AF_PACKET", err))
+		}
+		return -1, os.NewSyscallError("socket AF_PACKET", err)
+	}
+	return fd, nil
+}
+
+func ifIndex(fd int, name string) (int, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
+func ifHWType(fd int, name string) (uint16, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, os.NewSyscallError("ioctl SIOCGIFHWADDR", err)
+	}
+	return ifr.Uint16(), nil
+}
+
+func attachFilter(fd int, prog []insn) error {
+	if len(prog) == 0 {
+		return errors.New("empty filter program")
+	}
+	f := make([]unix.SockFilter, len(prog))
+	for i, p := range prog {
+		f[i] = unix.SockFilter{Code: p.Code, Jt: p.Jt, Jf: p.Jf, K: p.K}
+	}
+	fp := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+		return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+	}
+	return nil
+}
+
+// ringGeometry chooses blocks big enough for one snaplen packet (as
+// libpcap does) but at most 1 MiB, and at least two of them.
+func ringGeometry(bufferSize, snaplen int) (blockSize, nblocks int) {
+	page := os.Getpagesize()
+	need := snaplen + tpacket3HdrLen + 32 + 48
+	blockSize = page
+	for blockSize < need && blockSize < 1<<20 {
+		blockSize <<= 1
+	}
+	for blockSize > page && bufferSize/blockSize < 2 {
+		blockSize >>= 1
+	}
+	nblocks = bufferSize / blockSize
+	if nblocks < 2 {
+		nblocks = 2
+	}
+	return blockSize, nblocks
+}
+
+func (r *ring) setupRing(cfg Config) error {
+	if err := unix.SetsockoptInt(r.fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return os.NewSyscallError("setsockopt PACKET_VERSION", err)
+	}
+	r.blockSize, r.nblocks = ringGeometry(cfg.BufferSize, cfg.Snaplen)
+	const frameSize = 2048 // unused by TPACKET_V3 beyond the kernel's checks
+	req := unix.TpacketReq3{
+		Block_size:     uint32(r.blockSize),
+		Block_nr:       uint32(r.nblocks),
+		Frame_size:     frameSize,
+		Frame_nr:       uint32(r.blockSize / frameSize * r.nblocks),
+		Retire_blk_tov: uint32(cfg.BlockTimeout / time.Millisecond),
+	}
+	if err := unix.SetsockoptTpacketReq3(r.fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return os.NewSyscallError("setsockopt PACKET_RX_RING", err)
+	}
+	mem, err := unix.Mmap(r.fd, 0, r.blockSize*r.nblocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return os.NewSyscallError("mmap packet ring", err)
+	}
+	r.mem = mem
+	return nil
+}
+
+// wake makes the reader drain what is ready and return. Safe to call from
+// any goroutine, any number of times, until close.
+func (r *ring) wake() {
+	r.efdMu.Lock()
+	defer r.efdMu.Unlock()
+	if r.efd >= 0 {
+		var one = [8]byte{1}
+		unix.Write(r.efd, one[:])
+	}
+}
+
+// close releases the ring; the reader must have returned.
+func (r *ring) close() {
+	if r.mem != nil {
+		unix.Munmap(r.mem)
+		r.mem = nil
+	}
+	if r.fd >= 0 {
+		unix.Close(r.fd)
+		r.fd = -1
+	}
+	r.efdMu.Lock()
+	if r.efd >= 0 {
+		unix.Close(r.efd)
+		r.efd = -1
+	}
+	r.efdMu.Unlock()
+}
+
+// sink is where a reader delivers packets.
+type sink interface {
+	packet(r *ring, p *Packet) error
+	// idle is called when the ring is empty.
+	idle(r *ring) error
+}
+
+// read delivers packets until the eventfd fires (after draining the blocks
+// ready by then), the sink fails, or the part ends; it returns the reason
+// for an early end (ErrNamespaceGone, ErrInterfaceGone) or the sink's
+// error.
+func (r *ring) read(s sink) error {
+	defer r.readStats()
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.efd), Events: unix.POLLIN}}
+	r.lastStats = time.Now()
+	blocks := 0
+	var stopAt time.Time
+	for {
+		bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
+		if atomic.LoadUint32(&bd.Status)&tpStatusUser != 0 {
+			err := r.readBlock(bd, s)
+			atomic.StoreUint32(&bd.Status, tpStatusKernel)
+			r.cur = (r.cur + 1) % r.nblocks
+			if err != nil {
+				return err
+			}
+			if blocks++; blocks%16 == 0 {
+				if err := r.periodic(); err != nil {
+					return r.endPart(s, err)
+				}
+			}
+			continue
+		}
+		if err := s.idle(r); err != nil {
+			return err
+		}
+		timeout := int(pollInterval / time.Millisecond)
+		if r.stopping {
+			// Packets in the block the kernel is still filling count as
+			// received; wait for the block timeout to hand them over, so
+			// a stopped capture keeps them.
+			if atomic.LoadUint32(&bd.NumPkts) == 0 || time.Since(stopAt) > 2*r.blockTO+20*time.Millisecond {
+				return nil
+			}
+			fds[1].Fd = -1 // the eventfd stays readable; poll the socket only
+			timeout = int(r.blockTO/time.Millisecond) + 10
+		}
+		n, err := unix.Poll(fds, timeout)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return os.NewSyscallError("poll", err)
+		}
+		if fds[1].Revents&unix.POLLIN != 0 {
+			// Drain what is ready now, then return.
+			r.stopping = true
+			stopAt = time.Now()
+			continue
+		}
+		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			if err := r.socketError(); err != nil {
+				return r.endPart(s, err)
+			}
+		}
+		if n == 0 || time.Since(r.lastStats) >= statsInterval {
+			if err := r.periodic(); err != nil {
+				return r.endPart(s, err)
+			}
+		}
+	}
+}
+
+// endPart drains the ring once more, so what the kernel handed over before
+// the part ended is kept, and returns why it ended.
+func (r *ring) endPart(s sink, why error) error {
+	deadline := time.Now().Add(2*r.blockTO + 20*time.Millisecond)
+	for {
+		bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
+		if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
+			// The block being filled holds packets counted as received:
+			// wait for the block timeout to hand it over.
+			if atomic.LoadUint32(&bd.NumPkts) == 0 || time.Now().After(deadline) {
+				break
+			}
+			fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+			unix.Poll(fds, int(r.blockTO/time.Millisecond)+10)
+			continue
+		}
+		err := r.readBlock(bd, s)
+		atomic.StoreUint32(&bd.Status, tpStatusKernel)
+		r.cur = (r.cur + 1) % r.nblocks
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.idle(r); err != nil {
+		return err
+	}
+	return why
+}
+
+// periodic reads the statistics and checks that the namespace and the
+// interface are still there.
+func (r *ring) periodic() error {
+	r.readStats()
+	if err := namespaceGone(r.target.NS); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *ring) readStats() {
+	r.lastStats = time.Now()
+	if r.fd < 0 {
+		return
+	}
+	// The kernel's counters are 32 bits and reset on every read; reading
+	// at least every second keeps the 64-bit sums exact.
+	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return
+	}
+	r.received.Add(uint64(st.Packets))
+	r.dropped.Add(uint64(st.Drops))
+}
+
+// socketError reads and clears the socket's pending error. ENETDOWN comes
+// both when the bound interface goes down (capture resumes when it comes
+// back up, so it is ignored) and when it is removed.
+func (r *ring) socketError() error {
+	soerr, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_ERROR", err)
+	}
+	if soerr == 0 {
+		return nil
+	}
+	if unix.Errno(soerr) == unix.ENETDOWN && r.ifindex != 0 {
+		idx, err := ifIndex(r.fd, r.ifc.Device)
+		if err != nil || idx != r.ifindex {
+			return fmt.Errorf("%w: %s was removed from %s", ErrInterfaceGone, r.ifc.Device, r.ifc.Label)
+		}
+		return nil
+	}
+	return os.NewSyscallError("capture socket", unix.Errno(soerr))
+}
+
+func (r *ring) readBlock(bd *blockDesc, s sink) error {
+	base := unsafe.Pointer(bd)
+	off := uintptr(bd.OffsetToFirstPkt)
+	n := int(bd.NumPkts)
+	var p Packet
+	p.Interface = r.ifc
+	cooked := r.ifc.LinkType == LinkLinuxSLL
+	for i := 0; i < n; i++ {
+		h := (*tpacket3Hdr)(unsafe.Add(base, off))
+		off += uintptr(h.NextOffset)
+		sll := (*unix.RawSockaddrLinklayer)(unsafe.Add(unsafe.Pointer(h), tpacket3HdrLen))
+		if sll.Pkttype == unix.PACKET_OUTGOING && int(sll.Ifindex) == r.loIndex {
+			// Loopback shows each packet twice, outgoing and incoming;
+			// keep one, as libpcap does.
+			continue
+		}
+		data := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(h), h.Mac)), h.Snaplen)
+		p.Time = int64(h.Sec)*1e9 + int64(h.Nsec)
+		p.Length = int(h.Len)
+		p.Outgoing = sll.Pkttype == unix.PACKET_OUTGOING
+		p.Head = nil
+		p.Data = data
+		if cooked {
+			r.cookedHeader(sll)
+			p.Head = r.head[:]
+			p.Length += sllHeaderLen
+		} else if h.Status&tpStatusVlan != 0 && r.ifc.LinkType == LinkEthernet && len(data) >= 12 {
+			// The NIC or veth took the VLAN tag off; put it back, as
+			// libpcap does, so the frame is what was on the wire.
+			tpid := uint16(unix.ETH_P_8021Q)
+			if h.Status&tpStatusTPID != 0 {
+				tpid = h.VlanTPID
+			}
+			copy(r.head[:12], data[:12])
+			binary.BigEndian.PutUint16(r.head[12:], tpid)
+			binary.BigEndian.PutUint16(r.head[14:], uint16(h.VlanTCI))
+			p.Head = r.head[:16]
+			p.Data = data[12:]
+			p.Length += 4
+		}
+		if p.CaptureLength() > r.snaplen {
+			if len(p.Head) > r.snaplen {
+				p.Head = p.Head[:r.snaplen]
+			}
+			p.Data = p.Data[:r.snaplen-len(p.Head)]
+		}
+		if err := s.packet(r, &p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cookedHeader fills r.head with the LINKTYPE_LINUX_SLL header.
+func (r *ring) cookedHeader(sll *unix.RawSockaddrLinklayer) {
+	h := r.head[:]
+	binary.BigEndian.PutUint16(h[0:], uint16(sll.Pkttype))
+	binary.BigEndian.PutUint16(h[2:], sll.Hatype)
+	halen := int(sll.Halen)
+	if halen > 8 {
+		halen = 8
+	}
+	binary.BigEndian.PutUint16(h[4:], uint16(sll.Halen))
+	clear(h[6:14])
+	copy(h[6:6+halen], sll.Addr[:halen])
+	// sll_protocol is in network byte order already.
+	*(*uint16)(unsafe.Pointer(&h[14])) = sll.Protocol
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
