@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,7 +117,7 @@ func TestNoLeaks(t *testing.T) {
 		ns.Do(func() error { return nil })
 		ns.Close()
 	}
-	fds, goroutines := nstest.FDCount(t), runtime.NumGoroutine()
+	before := nstest.TakeSnapshot(t)
 	for i := 0; i < 10000; i++ {
 		ns, err := Open(name)
 		if err != nil {
@@ -129,14 +128,6 @@ func TestNoLeaks(t *testing.T) {
 		}
 		ns.Close()
 	}
-	if now := nstest.FDCount(t); now > fds {
-		t.Errorf("%d file descriptors leaked", now-fds)
-	}
-	for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
-		nstest.Sleep()
-	}
-	if now := runtime.NumGoroutine(); now > goroutines {
-		t.Errorf("%d goroutines leaked", now-goroutines)
-	}
+	before.CheckLeaks(t, "10,000 open/Do/close cycles")
 	nstest.CheckThreads(t)
 }

@@ -101,7 +101,7 @@ func TestRunCycles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fds, gor := nstest.FDCount(t), runtime.NumGoroutine()
+	before := nstest.TakeSnapshot(t)
 	for i := 0; i < 500; i++ {
 		var out bytes.Buffer
 		res, err := Run(ctx, opts(&out))
@@ -112,13 +112,7 @@ func TestRunCycles(t *testing.T) {
 			t.Fatalf("cycle %d: reason %v, %d bytes of pcap", i, res.Reason, out.Len())
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if got := nstest.FDCount(t); got != fds {
-		t.Errorf("%d fds after 500 attach/detach cycles, %d before", got, fds)
-	}
-	if got := runtime.NumGoroutine(); got > gor {
-		t.Errorf("%d goroutines after 500 cycles, %d before", got, gor)
-	}
+	before.CheckLeaks(t, "500 attach/detach cycles")
 	if out := nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
 		t.Errorf("devices left: %s", out)
 	}

@@ -254,23 +254,11 @@ func TestStartStopNoLeak(t *testing.T) {
 	}
 	run(0)
 	run(1)
-	fds, gs := nstest.FDCount(t), runtime.NumGoroutine()
+	before := nstest.TakeSnapshot(t)
 	for i := 0; i < 500; i++ {
 		run(i)
 	}
-	if got := nstest.FDCount(t); got != fds {
-		t.Errorf("%d fds open after 500 cycles, %d before", got, fds)
-	}
-	var g int
-	for i := 0; i < 100; i++ {
-		if g = runtime.NumGoroutine(); g <= gs {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if g > gs {
-		t.Errorf("%d goroutines after 500 cycles, %d before", g, gs)
-	}
+	before.CheckLeaks(t, "500 start/stop cycles")
 	nstest.CheckThreads(t)
 }
 

@@ -226,25 +226,11 @@ func TestWatchStopCycles(t *testing.T) {
 	}
 	cycle() // warm up: nsjoin's own fds, runtime threads
 	runtime.GC()
-	g0, fd0 := runtime.NumGoroutine(), nstest.FDCount(t)
+	before := nstest.TakeSnapshot(t)
 	for i := 0; i < 500; i++ {
 		cycle()
 	}
-	// Do's goroutines may still be finishing their last instructions.
-	var g int
-	for i := 0; i < 100; i++ {
-		if g = runtime.NumGoroutine(); g <= g0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if g > g0 {
-		buf := make([]byte, 1<<16)
-		t.Errorf("goroutines: %d before, %d after 500 cycles\n%s", g0, g, buf[:runtime.Stack(buf, true)])
-	}
-	if fd := nstest.FDCount(t); fd > fd0 {
-		t.Errorf("fds: %d before, %d after 500 cycles", fd0, fd)
-	}
+	before.CheckLeaks(t, "500 watch/stop cycles")
 	nstest.CheckThreads(t)
 }
 
