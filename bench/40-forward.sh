@@ -32,6 +32,11 @@ go build -o "$tmp/connrate" ./bench/connrate
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
+# Tens of thousands of short connections per run all take ephemeral ports
+# inside the namespace (the direct client's and netobs's dials alike):
+# widen the range and reuse TIME_WAIT ports there, or a later run finds
+# the range exhausted and measures nothing.
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
 ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p $IPERF_PORT >/dev/null 2>&1 & pids+=($!)
 ip netns exec "$NS" "$tmp/connrate" -serve 127.0.0.1:$CONN_PORT & pids+=($!)
 "$NETOBS" forward "$NS" $FW $IPERF_PORT 2>/dev/null & pids+=($!)
@@ -64,13 +69,15 @@ awk -v d="$direct" -v f="$viafw" -v s="$viasocat" 'BEGIN {
   printf "  socat / direct  = %.0f%%\n", 100 * s / d }'
 
 echo "short connections (connect, 1 byte back, close), 4 in flight, $CT s each"
-cdirect=$(ip netns exec "$NS" "$tmp/connrate" -t ${CT}s 127.0.0.1:$CONN_PORT | cut -d' ' -f1)
-cfw=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$FWC | cut -d' ' -f1)
-csocat=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$SOCATC | cut -d' ' -f1)
-csocat0=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$SOCATC0 | cut -d' ' -f1)
-printf '  %-44s %8s conn/s\n' "direct (client inside the namespace)" "$cdirect" \
-  "netobs forward" "$cfw" "socat + ip netns exec (as is)" "$csocat" \
-  "socat -t 0 + ip netns exec" "$csocat0"
+# connrate prints "CONN_PER_S FAILED"; failures are shown, never hidden.
+rdirect=$(ip netns exec "$NS" "$tmp/connrate" -t ${CT}s 127.0.0.1:$CONN_PORT)
+rfw=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$FWC)
+rsocat=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$SOCATC)
+rsocat0=$("$tmp/connrate" -t ${CT}s 127.0.0.1:$SOCATC0)
+cdirect=${rdirect% *} cfw=${rfw% *} csocat=${rsocat% *} csocat0=${rsocat0% *}
+printf '  %-44s %8s conn/s  (%s failed)\n' "direct (client inside the namespace)" "$cdirect" "${rdirect#* }" \
+  "netobs forward" "$cfw" "${rfw#* }" "socat + ip netns exec (as is)" "$csocat" "${rsocat#* }" \
+  "socat -t 0 + ip netns exec" "$csocat0" "${rsocat0#* }"
 awk -v d="$cdirect" -v f="$cfw" -v s="$csocat" -v s0="$csocat0" 'BEGIN {
   printf "  netobs / socat  = %.0fx (as is), %.1fx (socat -t 0)\n", f / s, f / s0
   printf "  netobs / direct = %.0f%%\n", 100 * f / d }'
