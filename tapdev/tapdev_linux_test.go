@@ -12,23 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
-	"github.com/netobs/netobs/nsjoin"
 )
 
 // The main goroutine keeps the main thread, which must never enter a
 // namespace (see nsjoin).
 func init() { runtime.LockOSThread() }
-
-func openNS(t *testing.T, ref string) *nsjoin.NS {
-	t.Helper()
-	ns, err := nsjoin.Open(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
 
 func linkExists(t *testing.T, nsName, dev string) bool {
 	t.Helper()
@@ -67,7 +58,7 @@ func TestValidate(t *testing.T) {
 func TestCreateReadWriteClose(t *testing.T) {
 	nstest.RequireTools(t, "ip", "ping")
 	nsName := nstest.NetNS(t)
-	ns := openNS(t, nsName)
+	ns := nsopen.Open(t, nsName)
 	name := nstest.UniqueName("tap")
 	d, err := Create(ns, Config{Kind: TAP, Name: name, MTU: 1400,
 		MAC:   net.HardwareAddr{2, 0, 0, 0, 0, 1},
@@ -175,7 +166,7 @@ func arpReply(req []byte, mac net.HardwareAddr, ip net.IP) []byte {
 
 func TestTUNSleeperMultiqueuePersist(t *testing.T) {
 	pid := nstest.Sleeper(t)
-	ns := openNS(t, itoa(pid))
+	ns := nsopen.Open(t, itoa(pid))
 	name := nstest.UniqueName("tun")
 	d, err := Create(ns, Config{Kind: TUN, Name: name, Queues: 3, Persist: true, TxQueueLen: 4000,
 		Addrs:  []netip.Prefix{netip.MustParsePrefix("10.9.1.1/24")},
@@ -209,7 +200,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestCreateErrorsLeaveNothing(t *testing.T) {
 	nsName := nstest.NetNS(t)
-	ns := openNS(t, nsName)
+	ns := nsopen.Open(t, nsName)
 	name := nstest.UniqueName("tap")
 	d, err := Create(ns, Config{Kind: TAP, Name: name})
 	if err != nil {
@@ -249,7 +240,7 @@ func TestMirror(t *testing.T) {
 	nstest.RequireTools(t, "ip", "ping", "tc")
 	a, b := nstest.NetNS(t), nstest.NetNS(t)
 	va, _ := nstest.Veth(t, a, "10.9.4.1/24", b, "10.9.4.2/24")
-	ns := openNS(t, a)
+	ns := nsopen.Open(t, a)
 	d, err := Create(ns, Config{Kind: TAP, Name: nstest.UniqueName("tap"), Mirror: va})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +281,7 @@ func TestMirror(t *testing.T) {
 
 func TestCycles(t *testing.T) {
 	nsName := nstest.NetNS(t)
-	ns := openNS(t, nsName)
+	ns := nsopen.Open(t, nsName)
 	// Warm up the runtime's threads and the poller before counting.
 	for i := 0; i < 5; i++ {
 		d, err := Create(ns, Config{Kind: TAP})

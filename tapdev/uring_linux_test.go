@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 )
 
@@ -13,7 +15,7 @@ import (
 // Go's poller (so a deadline or Close ends it) instead of in the kernel.
 func TestReadBatchIdle(t *testing.T) {
 	nsName := nstest.NetNS(t)
-	ns := openNS(t, nsName)
+	ns := nsopen.Open(t, nsName)
 	d, err := Create(ns, Config{Kind: TAP})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +60,7 @@ func TestWriteBatch(t *testing.T) {
 				t.Setenv("NETOBS_NO_IO_URING", "1")
 			}
 			nsName := nstest.NetNS(t)
-			ns := openNS(t, nsName)
+			ns := nsopen.Open(t, nsName)
 			d, err := Create(ns, Config{Kind: TAP})
 			if err != nil {
 				t.Fatal(err)

@@ -16,22 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/nsnet"
-	"github.com/netobs/netobs/nsjoin"
 )
-
-// nsWithHandle makes a named namespace and opens it.
-func nsWithHandle(t *testing.T) (string, *nsjoin.NS) {
-	t.Helper()
-	name := nstest.NetNS(t)
-	ns, err := nsjoin.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return name, ns
-}
 
 // tcpEcho serves ln until it is closed: every connection gets back what
 // it sent, and a half-close once the client's stream has ended.
@@ -73,7 +62,7 @@ func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:]
 // reached from the host through forward by 1,000 concurrent connections,
 // each carrying checksummed data both ways.
 func TestForwardTCP(t *testing.T) {
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +144,7 @@ func lastLines(s string, n int) string {
 // TestForwardHalfClose: each side's end of stream crosses forward while the
 // other direction keeps flowing.
 func TestForwardHalfClose(t *testing.T) {
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +222,7 @@ func TestForwardHalfClose(t *testing.T) {
 // TestForwardUDP: datagrams reach a UDP service on the namespace's
 // loopback, each client has its own session, and idle sessions end.
 func TestForwardUDP(t *testing.T) {
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	svc, err := nsnet.ListenPacket(ns, "udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +276,7 @@ func TestForwardUDP(t *testing.T) {
 // inside the namespace by clients run with ip netns exec.
 func TestForwardReverse(t *testing.T) {
 	nstest.RequireTools(t, "socat")
-	name, _ := nsWithHandle(t)
+	name, _ := nsopen.New(t)
 	hsvc, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +319,7 @@ func TestForwardReverse(t *testing.T) {
 // TestForwardTargetRefuses: every client gets a closed connection and a
 // line on stderr, and forward goes on serving.
 func TestForwardTargetRefuses(t *testing.T) {
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +404,7 @@ func TestForwardNamespaceGone(t *testing.T) {
 // TestForwardBadInput: start-up failures give one line and a non-zero
 // status before anything is served.
 func TestForwardBadInput(t *testing.T) {
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	hostBusy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +451,7 @@ func TestForwardBadInput(t *testing.T) {
 // fails with a line naming the capability, on either side.
 func TestForwardPrivilegedPort(t *testing.T) {
 	nstest.RequireTools(t, "setpriv")
-	name, _ := nsWithHandle(t)
+	name, _ := nsopen.New(t)
 	for _, args := range [][]string{
 		{name, "127.0.0.1:80", "8080"},
 		{name, "--reverse", "127.0.0.1:80", "8080"},

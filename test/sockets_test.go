@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/nsnet"
 )
@@ -92,7 +94,7 @@ func startIn(t *testing.T, name string, args ...string) int {
 // IPv6 is what ss -tuna prints inside it, and owners are found.
 func TestSocketsMatchSS(t *testing.T) {
 	nstest.RequireTools(t, "ss", "socat")
-	name, ns := nsWithHandle(t)
+	name, ns := nsopen.New(t)
 	var closers []interface{ Close() error }
 	defer func() {
 		for _, c := range closers {

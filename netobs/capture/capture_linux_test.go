@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/capture"
-	"github.com/netobs/netobs/nsjoin"
 )
 
 // The main goroutine stays on the main thread, which the runtime cannot
@@ -32,16 +33,6 @@ func pair(t *testing.T) (nsA, nsB, ifA, ifB string) {
 	}
 	ifA, ifB = nstest.Veth(t, nsA, "10.91.0.1/24", nsB, "10.91.0.2/24")
 	return
-}
-
-func openNS(t *testing.T, ref string) *nsjoin.NS {
-	t.Helper()
-	ns, err := nsjoin.Open(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
 }
 
 func ping(t *testing.T, ns, dst string, n int) {
@@ -76,7 +67,7 @@ func (c *collector) Ended(ifc *capture.Interface, err error) {
 
 func TestCaptureOneInterface(t *testing.T) {
 	nsA, nsB, _, ifB := pair(t)
-	cp, err := capture.Open([]capture.Target{{NS: openNS(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp", Immediate: true})
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp", Immediate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +102,7 @@ func TestCaptureOneInterface(t *testing.T) {
 
 func TestCaptureAnyCookedAndSnaplen(t *testing.T) {
 	nsA, nsB, _, _ := pair(t)
-	cp, err := capture.Open([]capture.Target{{NS: openNS(t, nsB)}}, capture.Config{Snaplen: 40, Filter: "icmp and inbound", Immediate: true})
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Snaplen: 40, Filter: "icmp and inbound", Immediate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +135,7 @@ func TestCaptureAnyCookedAndSnaplen(t *testing.T) {
 
 func TestBadFilterAndInterface(t *testing.T) {
 	nsB := nstest.NetNS(t)
-	ns := openNS(t, nsB)
+	ns := nsopen.Open(t, nsB)
 	_, err := capture.Open([]capture.Target{{NS: ns}}, capture.Config{Filter: "tcp prot 80"})
 	if !errors.Is(err, capture.ErrFilter) || !strings.Contains(err.Error(), "syntax error") {
 		t.Fatalf("bad filter: %v", err)
@@ -162,7 +153,7 @@ func TestBadFilterAndInterface(t *testing.T) {
 // Interfaces that appear after the capture started are captured with -i any.
 func TestAnyPicksUpNewInterfaces(t *testing.T) {
 	nsA, nsB := nstest.NetNS(t), nstest.NetNS(t)
-	cp, err := capture.Open([]capture.Target{{NS: openNS(t, nsB)}}, capture.Config{Filter: "icmp", Immediate: true})
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Filter: "icmp", Immediate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +178,7 @@ func TestAnyPicksUpNewInterfaces(t *testing.T) {
 // goes away ends its part and the other goes on.
 func TestMergeAndNamespaceGone(t *testing.T) {
 	nsA, nsB, _, _ := pair(t)
-	cp, err := capture.Open([]capture.Target{{NS: openNS(t, nsA)}, {NS: openNS(t, nsB)}}, capture.Config{Filter: "icmp"})
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsA)}, {NS: nsopen.Open(t, nsB)}}, capture.Config{Filter: "icmp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +223,7 @@ func TestMergeAndNamespaceGone(t *testing.T) {
 // goroutine or thread may be left behind.
 func TestStartStopNoLeak(t *testing.T) {
 	nsB := nstest.NetNS(t)
-	ns := openNS(t, nsB)
+	ns := nsopen.Open(t, nsB)
 	run := func(i int) {
 		cp, err := capture.Open([]capture.Target{{NS: ns}}, capture.Config{BufferSize: capture.MinBufferSize, Snaplen: 1500})
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/nsjoin"
 )
@@ -43,16 +45,6 @@ func TestParseKinds(t *testing.T) {
 	}
 }
 
-func openNS(t *testing.T, ref string) *nsjoin.NS {
-	t.Helper()
-	ns, err := nsjoin.Open(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
-
 // waitEvent reads ch until an event satisfies match. The bound only stops
 // a broken test from hanging; no timing is asserted.
 func waitEvent(t *testing.T, ch <-chan Event, what string, match func(Event) bool) Event {
@@ -80,7 +72,7 @@ func ip(t *testing.T, args ...string) { t.Helper(); nstest.Run(t, "ip", args...)
 func TestEachKind(t *testing.T) {
 	nstest.RequireRoot(t)
 	name, other := nstest.NetNS(t), nstest.NetNS(t)
-	ns := openNS(t, name)
+	ns := nsopen.Open(t, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch, err := Watch(ctx, ns, KindsAll)
@@ -136,7 +128,7 @@ func TestManyNamespaces(t *testing.T) {
 	refs := []string{a, b, fmt.Sprint(pid)}
 	var nss []*nsjoin.NS
 	for _, r := range refs {
-		nss = append(nss, openNS(t, r))
+		nss = append(nss, nsopen.Open(t, r))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -176,7 +168,7 @@ func TestManyNamespaces(t *testing.T) {
 func TestGoneExplicit(t *testing.T) {
 	nstest.RequireRoot(t)
 	pid := nstest.Sleeper(t)
-	ns := openNS(t, fmt.Sprint(pid))
+	ns := nsopen.Open(t, fmt.Sprint(pid))
 	w, err := New(context.Background(), []*nsjoin.NS{ns}, Options{Rescan: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +189,7 @@ func TestInitial(t *testing.T) {
 	nstest.RequireRoot(t)
 	name := nstest.NetNS(t)
 	ip(t, "-n", name, "addr", "add", "10.79.0.1/8", "dev", "lo")
-	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Initial: true, Kinds: 1<<Addr | 1<<Link})
+	w, err := New(context.Background(), []*nsjoin.NS{nsopen.Open(t, name)}, Options{Initial: true, Kinds: 1<<Addr | 1<<Link})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +205,7 @@ func TestInitial(t *testing.T) {
 func TestWatchStopCycles(t *testing.T) {
 	nstest.RequireRoot(t)
 	name := nstest.NetNS(t)
-	ns := openNS(t, name)
+	ns := nsopen.Open(t, name)
 	cycle := func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		ch, err := Watch(ctx, ns, KindsAll)
@@ -239,7 +231,7 @@ func TestWatchStopCycles(t *testing.T) {
 func TestCloseWhileBlocked(t *testing.T) {
 	nstest.RequireRoot(t)
 	name := nstest.NetNS(t)
-	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Initial: true})
+	w, err := New(context.Background(), []*nsjoin.NS{nsopen.Open(t, name)}, Options{Initial: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +254,7 @@ func TestNoNamespace(t *testing.T) {
 func TestOverflowResync(t *testing.T) {
 	nstest.RequireRoot(t)
 	name := nstest.NetNS(t)
-	w, err := New(context.Background(), []*nsjoin.NS{openNS(t, name)}, Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1})
+	w, err := New(context.Background(), []*nsjoin.NS{nsopen.Open(t, name)}, Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/nstest/nsopen"
+
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/nsnet"
 	"github.com/netobs/netobs/nsjoin"
@@ -27,12 +29,7 @@ func init() { runtime.LockOSThread() }
 
 func openNS(t testing.TB) (string, *nsjoin.NS) {
 	t.Helper()
-	name := nstest.NetNS(t)
-	ns, err := nsjoin.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	name, ns := nsopen.New(t)
 	// Warm up once, so that fds opened once per process (the poller,
 	// nsjoin's handles on the original namespaces) do not count as leaks.
 	pc, err := nsnet.ListenPacket(ns, "udp", "127.0.0.1:0")
