@@ -425,7 +425,7 @@ func TestAttachEvents(t *testing.T) {
 	ns := nstest.NetNS(t)
 	dev := nstest.UniqueName("tap")
 	b := startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.74.0.1/24", "--json", "--events", "--event-kinds", "addr")
-	waitLink(t, b, ns, dev)
+	b.waitStderr(t, "netobs: attached") // said once the events are subscribed
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.75.0.9/32", "dev", "lo")
 	var ev struct {
 		Event struct {

@@ -108,9 +108,23 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if m := dev.Mirroring(); m != "" {
 		mirror = ", mirroring " + m
 	}
+	var wg sync.WaitGroup
+	// Subscribed before "attached" is said, so that every change made
+	// after it is reported.
+	stopEvents := func() {}
+	if o.Events != 0 {
+		evCtx, cancel := context.WithCancel(ctx)
+		ch, err := events.Watch(evCtx, ns, o.Events)
+		if err != nil {
+			cancel()
+			return r.res, fmt.Errorf("watch events: %w", err)
+		}
+		stopEvents = cancel
+		wg.Add(1)
+		go func() { defer wg.Done(); r.relayEvents(ch) }()
+	}
 	fmt.Fprintf(o.Log, "netobs: attached %s %s (%d queue(s)%s) in %s (%s)\n", dev.Kind(), dev.Name(), len(dev.Queues()), mirror, dev.Namespace(), o.Ref)
 
-	var wg sync.WaitGroup
 	if !o.InjectOnly {
 		for _, q := range dev.Queues() {
 			wg.Add(1)
@@ -120,19 +134,6 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if o.Inject != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.inject() }()
-	}
-	stopEvents := func() {}
-	if o.Events != 0 {
-		evCtx, cancel := context.WithCancel(ctx)
-		ch, err := events.Watch(evCtx, ns, o.Events)
-		if err != nil {
-			cancel()
-			r.stop(0, "", fmt.Errorf("watch events: %w", err))
-		} else {
-			stopEvents = cancel
-			wg.Add(1)
-			go func() { defer wg.Done(); r.relayEvents(ch) }()
-		}
 	}
 	r.watch(ctx, ns)
 	stopEvents()
