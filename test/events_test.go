@@ -372,7 +372,7 @@ func TestEventsOverflowResync(t *testing.T) {
 		}
 	}
 	if len(missing)+len(extra) > 0 || len(want) != 2000+1+2 {
-		t.Errorf("state from events differs from ip (%d addresses): %d missing (e.g. %.3q), %d extra (e.g. %.3q)",
+		t.Errorf("state from events differs from ip (%d addresses): %d missing (e.g. %q), %d extra (e.g. %q)",
 			len(want), len(missing), missing, len(extra), extra)
 	}
 	p.stop()

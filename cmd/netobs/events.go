@@ -74,10 +74,20 @@ event listing what changed: no loss passes silently.`,
 				return err
 			}
 			defer w.Close()
-			// Said once the sockets are subscribed: a change made after
-			// this line is reported.
-			fmt.Fprintf(a.stderr, "events: watching %d namespaces for %s\n", w.Stats().Namespaces, ks)
-			return printEvents(a, w, jsonOut, count)
+			// Said once the sockets are subscribed and the initial state
+			// read: a change made after this line is reported as one.
+			said := make(chan struct{})
+			go func() {
+				defer close(said)
+				select {
+				case <-w.Ready():
+					fmt.Fprintf(a.stderr, "events: watching %d namespaces for %s\n", w.Stats().Namespaces, ks)
+				case <-a.ctx.Done():
+				}
+			}()
+			err = printEvents(a, w, jsonOut, count)
+			<-said
+			return err
 		},
 	}
 	f := cmd.Flags()

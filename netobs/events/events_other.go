@@ -25,6 +25,9 @@ func New(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, error) 
 	return nil, fmt.Errorf("watch events: not supported on %s", runtime.GOOS)
 }
 
+// Ready returns nil.
+func (w *Watcher) Ready() <-chan struct{} { return nil }
+
 // Events returns nil.
 func (w *Watcher) Events() <-chan Event { return nil }
 

@@ -55,7 +55,9 @@ type Watcher struct {
 	out    chan Event
 	done   chan struct{} // closed by Close
 	exited chan struct{} // closed when the poller has released everything
+	ready  chan struct{} // closed once the namespaces given to New are dumped
 	once   sync.Once
+	ready1 sync.Once
 	stop   func() bool // unregisters the context callback
 
 	mu  sync.Mutex
@@ -113,6 +115,7 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 		out:    make(chan Event, 64),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
+		ready:  make(chan struct{}),
 		epfd:   -1, wakefd: -1,
 		byFD:  map[int]*nsw{},
 		byKey: map[nsKey]*nsw{},
@@ -162,6 +165,15 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	go w.run()
 	return w, nil
 }
+
+// Ready is closed once the state of every namespace given to New has been
+// read (and, with Options.Initial, sent as Initial events, which needs a
+// reader of Events), or when the watcher stops first. Events are subscribed
+// to before New returns; Ready adds that the initial state is in hand, so
+// every later change arrives as a change.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+func (w *Watcher) markReady() { w.ready1.Do(func() { close(w.ready) }) }
 
 // Events returns the channel of events. It is closed when the watcher
 // stops: after Close, when ctx is cancelled, when every namespace named
@@ -366,6 +378,7 @@ var errStop = errors.New("stop")
 // run is the poller: one goroutine reads every socket.
 func (w *Watcher) run() {
 	defer func() {
+		w.markReady()
 		w.release()
 		close(w.out)
 		if w.stop != nil {
@@ -379,6 +392,7 @@ func (w *Watcher) run() {
 		if err := w.settle(); err != nil {
 			return
 		}
+		w.markReady()
 		if !w.opts.All && len(w.byKey) == 0 {
 			return // every namespace named has gone
 		}
