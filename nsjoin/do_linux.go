@@ -84,7 +84,7 @@ func (ns *NS) Do(fn func() error) error {
 	}
 	done := make(chan doResult, 1)
 	go ns.doLocked(fn, done)
-	r := <-done
+	r := awaitDo(done)
 	if r.panicked != nil {
 		panic(r.panicked)
 	}
@@ -92,6 +92,28 @@ func (ns *NS) Do(fn func() error) error {
 		return wrap("do", ns.ref, r.nsErr)
 	}
 	return r.err
+}
+
+// yieldsBeforePark bounds how long Do yields before it parks on the result.
+const yieldsBeforePark = 20
+
+// awaitDo waits for the locked goroutine's result. A short function is
+// done after one or two yields: the new goroutine runs on this very thread
+// as soon as the caller yields, and a result that is already buffered
+// needs no wake-up. Parking at once would make the scheduler wake an idle
+// thread (a futex system call) to make the caller runnable again, which
+// on a VM costs as much as the setns calls themselves. A long function
+// (a blocking system call) is waited for by parking after a few yields.
+func awaitDo(done <-chan doResult) doResult {
+	for i := 0; i < yieldsBeforePark; i++ {
+		select {
+		case r := <-done:
+			return r
+		default:
+			runtime.Gosched()
+		}
+	}
+	return <-done
 }
 
 func (ns *NS) doLocked(fn func() error, done chan<- doResult) {
