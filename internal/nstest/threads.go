@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +68,46 @@ func FDCount(tb testing.TB) int {
 		tb.Fatalf("read /proc/self/fd: %v", err)
 	}
 	return len(ents)
+}
+
+// NonCloexec lists the open descriptors (by number and target) that lack
+// close-on-exec, other than stdin, stdout and stderr. A test process
+// inherits some from whatever started it; take this list before the code
+// under test runs, and pass it to CheckCloexec.
+func NonCloexec(tb testing.TB) map[string]bool {
+	tb.Helper()
+	ents, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		tb.Fatalf("read /proc/self/fdinfo: %v", err)
+	}
+	found := map[string]bool{}
+	for _, e := range ents {
+		if fd, _ := strconv.Atoi(e.Name()); fd <= 2 {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile (the ReadDir's own descriptor)
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			var flags int64
+			if _, err := fmt.Sscanf(line, "flags:\t%o", &flags); err == nil && flags&0o2000000 == 0 {
+				target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				found[e.Name()+" ("+target+")"] = true
+			}
+		}
+	}
+	return found
+}
+
+// CheckCloexec fails the test for every descriptor that lacks
+// close-on-exec now and was not in inherited (from NonCloexec): a
+// descriptor netobs made must not leak into a child process.
+func CheckCloexec(tb testing.TB, inherited map[string]bool) {
+	tb.Helper()
+	for fd := range NonCloexec(tb) {
+		if !inherited[fd] {
+			tb.Errorf("descriptor %s lacks close-on-exec", fd)
+		}
+	}
 }
