@@ -373,6 +373,7 @@ func TestAttachBadInput(t *testing.T) {
 		{"MTU too small", []string{"attach", ns, "--tap", "--mtu", "10"}, nil, 2, "MTU"},
 		{"MTU too large", []string{"attach", ns, "--tap", "--mtu", "70000"}, nil, 2, "MTU"},
 		{"mirror missing", []string{"attach", ns, "--tap", "--mirror", "nosuch0"}, nil, 1, "no such interface"},
+		{"mirror missing, with -w", []string{"attach", ns, "--tap", "--mirror", "nosuch0", "-w", filepath.Join(dir, "made.pcap")}, nil, 1, "no such interface"},
 		{"inject missing", []string{"attach", ns, "--tap", "--inject", filepath.Join(dir, "missing.pcap")}, nil, 1, "no such file"},
 		{"inject not pcap", []string{"attach", ns, "--tap", "--inject", notPcap}, nil, 1, "not a pcap"},
 		{"inject raw into tap", []string{"attach", ns, "--tap", "--inject", rawPcap}, nil, 1, "link type"},
@@ -413,6 +414,9 @@ func TestAttachBadInput(t *testing.T) {
 			}
 			if out := nsOutput(t, ns, "tc", "qdisc", "show", "dev", va); strings.Contains(out, "clsact") {
 				t.Errorf("clsact left on %s: %s", va, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "made.pcap")); err == nil {
+				t.Errorf("-w file left behind by a failed attach")
 			}
 		})
 	}

@@ -143,13 +143,20 @@ closed output pipe;
 			// Everything that can fail on bad input is checked before the
 			// device exists, so a failure leaves nothing in the target.
 			var out io.Writer = a.stdout
+			removeOutput := func() {}
 			if wfile != "" && wfile != "-" {
+				_, statErr := os.Stat(wfile)
 				file, err := os.OpenFile(wfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 				if err != nil {
 					return fmt.Errorf("attach: %w", err)
 				}
 				defer file.Close()
 				out = file
+				if os.IsNotExist(statErr) {
+					// A file this run made is removed again if attach
+					// fails before any device exists: nothing left behind.
+					removeOutput = func() { os.Remove(wfile) }
+				}
 			}
 			if f.Binary() && isTerminal(out) {
 				return usageErrorf("attach: refusing to write %s to a terminal: use -w FILE or redirect stdout", f)
@@ -187,6 +194,9 @@ closed output pipe;
 				fmt.Fprintf(a.stderr, "netobs: %d frames read, %d written, %d dropped by kernel; %s\n", res.Read, res.Written, res.Dropped, stopped)
 			}
 			if err != nil {
+				if res.Device == "" {
+					removeOutput()
+				}
 				return err
 			}
 			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone {
