@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 const execEnv = "_NSJOIN_EXEC"
@@ -216,9 +214,9 @@ func (ns *NS) dupFile() (*os.File, error) {
 	if ns.closed {
 		return nil, ErrClosed
 	}
-	fd, err := unix.FcntlInt(uintptr(ns.fd), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := dupCloexec(ns.fd)
 	if err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+		return nil, err
 	}
 	return os.NewFile(uintptr(fd), ns.path), nil
 }

@@ -282,6 +282,86 @@ func pidfdExited(pidfd int) bool {
 	return err == nil && n > 0
 }
 
+// PidFD returns the pidfd that holds the process a PID reference named,
+// or -1 for other handles. It polls readable once that process exits, so
+// an event loop can wait on it; it is valid until Close.
+func (ns *NS) PidFD() int {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.pidfd
+}
+
+// Gone reports whether the reference the handle was opened by no longer
+// names its namespace, and why: the process a PID named exited (a zombie
+// counts) or moved to another namespace, or the file a name or path named
+// was removed or now names another namespace. The handle itself keeps the
+// namespace alive; what users mean by "went away" is that nothing they
+// named refers to it any more. "self" and /proc/self paths never go.
+func (ns *NS) Gone() (bool, string) {
+	if pid := ns.PID(); pid != 0 {
+		if !ns.ProcessAlive() {
+			return true, fmt.Sprintf("process %d exited", pid)
+		}
+		if !namesID(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.typ), ns.id) {
+			return true, fmt.Sprintf("process %d exited or left it", pid)
+		}
+		return false, ""
+	}
+	path := ns.path
+	if ns.ref == "self" || strings.HasPrefix(path, "/proc/self/") || strings.HasPrefix(path, "/proc/thread-self/") {
+		return false, ""
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return true, path + " was removed"
+	}
+	if st.Dev != ns.id.Dev || st.Ino != ns.id.Inode {
+		return true, path + " now names another namespace"
+	}
+	return false, ""
+}
+
+func namesID(path string, id ID) bool {
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && st.Dev == id.Dev && st.Ino == id.Inode
+}
+
+// Dup returns an independent handle on the same namespace, with the same
+// reference, path and process (its own descriptors), for a holder that
+// must outlive the caller's handle.
+func (ns *NS) Dup() (*NS, error) {
+	d, err := ns.dup()
+	return d, wrap("dup", ns.ref, err)
+}
+
+func (ns *NS) dup() (*NS, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return nil, ErrClosed
+	}
+	fd, err := dupCloexec(ns.fd)
+	if err != nil {
+		return nil, err
+	}
+	d := &NS{typ: ns.typ, id: ns.id, ref: ns.ref, path: ns.path, pid: ns.pid, fd: fd, pidfd: -1}
+	if ns.pidfd >= 0 {
+		if d.pidfd, err = dupCloexec(ns.pidfd); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func dupCloexec(fd int) (int, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return nfd, nil
+}
+
 // UserNS opens the user namespace that owns ns (NS_GET_USERNS).
 func (ns *NS) UserNS() (*NS, error) {
 	u, err := ns.related(nsGetUserns, "NS_GET_USERNS")

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netobs/netobs/internal/nstest"
@@ -185,5 +186,54 @@ func TestProcessAliveZombie(t *testing.T) {
 	}
 	if ns.ProcessAlive() {
 		t.Fatal("ProcessAlive = true for an exited (zombie) process")
+	}
+}
+
+// TestGoneAndDup: Gone follows the reference a handle was opened by, and a
+// duplicate keeps that reference and its process.
+func TestGoneAndDup(t *testing.T) {
+	name := nstest.NetNS(t)
+	byName, err := nsjoin.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byName.Close()
+	pid := nstest.Sleeper(t, "-n")
+	byPID, err := nsjoin.Open(itoa(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byPID.Close()
+	dup, err := byPID.Dup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dup.Close()
+	if dup.PID() != pid || dup.Ref() != byPID.Ref() || dup.PidFD() < 0 || dup.PidFD() == byPID.PidFD() || !nsjoin.Same(dup, byPID) {
+		t.Fatalf("dup: pid %d ref %q pidfd %d; original pid %d ref %q pidfd %d", dup.PID(), dup.Ref(), dup.PidFD(), pid, byPID.Ref(), byPID.PidFD())
+	}
+	self, _ := nsjoin.Self(nsjoin.Net)
+	defer self.Close()
+	for _, ns := range []*nsjoin.NS{byName, byPID, dup, self} {
+		if gone, why := ns.Gone(); gone {
+			t.Fatalf("%s gone before anything happened: %s", ns.Ref(), why)
+		}
+	}
+	nstest.Run(t, "ip", "netns", "del", name)
+	if gone, why := byName.Gone(); !gone || !strings.Contains(why, "was removed") {
+		t.Errorf("after ip netns del: Gone = %v, %q", gone, why)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 5000; i++ {
+		if gone, _ := dup.Gone(); gone {
+			break
+		}
+		nstest.Sleep()
+	}
+	if gone, why := dup.Gone(); !gone || why != "process "+itoa(pid)+" exited" {
+		t.Errorf("after kill: Gone = %v, %q", gone, why)
+	}
+	if gone, _ := self.Gone(); gone {
+		t.Error("self is gone")
 	}
 }

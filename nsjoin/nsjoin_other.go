@@ -39,3 +39,7 @@ func (c *Cmd) Start() error            { return wrap("exec", c.ref, errGOOS) }
 func (c *Cmd) Wait() error             { return wrap("exec", c.ref, errGOOS) }
 func (c *Cmd) Run() error              { return wrap("exec", c.ref, errGOOS) }
 func signalOf(ps *os.ProcessState) int { return 0 }
+
+func (ns *NS) PidFD() int           { return -1 }
+func (ns *NS) Gone() (bool, string) { return false, "" }
+func (ns *NS) Dup() (*NS, error)    { return nil, wrap("dup", ns.ref, errGOOS) }

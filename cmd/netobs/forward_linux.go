@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/netobs/netobs/nsjoin"
-	"golang.org/x/sys/unix"
 )
 
 // nsPollInterval is how often forward checks that its namespace is still
@@ -30,31 +29,11 @@ func watchNamespace(ctx context.Context, ns *nsjoin.NS, gone func(error)) (stop 
 				return
 			case <-t.C:
 			}
-			if err := nsGone(ns); err != nil {
-				gone(err)
+			if g, why := ns.Gone(); g {
+				gone(fmt.Errorf("namespace %s went away: %s", ns.Ref(), why))
 				return
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-func nsGone(ns *nsjoin.NS) error {
-	if ns.PID() != 0 {
-		if !ns.ProcessAlive() {
-			return fmt.Errorf("namespace %s went away: process %d exited", ns.Ref(), ns.PID())
-		}
-		return nil
-	}
-	if ns.Ref() == "self" {
-		return nil
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(ns.Path(), &st); err != nil {
-		return fmt.Errorf("namespace %s went away: %s: %v", ns.Ref(), ns.Path(), err)
-	}
-	if id := ns.ID(); st.Dev != id.Dev || st.Ino != id.Inode {
-		return fmt.Errorf("namespace %s went away: %s now names another namespace", ns.Ref(), ns.Path())
-	}
-	return nil
 }

@@ -183,7 +183,7 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 			r.stop(Cancelled, "", nil)
 			return
 		case <-t.C:
-			if gone, why := namespaceGone(ns); gone {
+			if gone, why := ns.Gone(); gone {
 				r.stop(NamespaceGone, why, nil)
 				return
 			}
@@ -200,27 +200,6 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 			}
 		}
 	}
-}
-
-// namespaceGone reports whether the target went away: the process a PID
-// reference named exited (a zombie has already left its namespaces, so
-// /proc/PID/ns/net is gone too), or the nsfs file that named it was
-// removed (ip netns del) or now names another namespace.
-func namespaceGone(ns *nsjoin.NS) (bool, string) {
-	if pid := ns.PID(); pid != 0 && !ns.ProcessAlive() {
-		return true, fmt.Sprintf("process %d exited", pid)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(ns.Path(), &st); err != nil {
-		if pid := ns.PID(); pid != 0 {
-			return true, fmt.Sprintf("process %d exited", pid)
-		}
-		return true, ns.Path() + " removed"
-	}
-	if id := ns.ID(); st.Ino != id.Inode || st.Dev != id.Dev {
-		return true, ns.Path() + " now names another namespace"
-	}
-	return false, ""
 }
 
 // maxDrain bounds the final drain when the namespace keeps sending.

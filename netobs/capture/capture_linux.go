@@ -3,14 +3,12 @@ package capture
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/netobs/netobs/nsjoin"
@@ -107,52 +105,17 @@ func describe(t Target) (label, desc string) {
 
 // netnsName finds the ip-netns name of a namespace, if it has one.
 func netnsName(ns *nsjoin.NS) string {
-	id := ns.ID()
-	if dir, base := filepath.Split(ns.Path()); filepath.Clean(dir) == nsjoin.NetnsRunDir && sameFile(ns.Path(), id) {
-		return base
-	}
-	names, _ := nsjoin.Names()
+	names := nsjoin.NamesOf(ns.ID())
+	// The name the user gave, if it is one of them.
 	for _, n := range names {
-		if sameFile(filepath.Join(nsjoin.NetnsRunDir, n), id) {
+		if ns.Path() == filepath.Join(nsjoin.NetnsRunDir, n) {
 			return n
 		}
 	}
+	if len(names) > 0 {
+		return names[0]
+	}
 	return ""
-}
-
-func sameFile(path string, id nsjoin.ID) bool {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return false
-	}
-	return uint64(st.Dev) == id.Dev && st.Ino == id.Inode
-}
-
-// namespaceGone reports whether the reference a namespace was opened by no
-// longer names it: the process exited, or the file (an ip-netns name, a
-// bind mount, /proc/PID/ns/net) is gone or names another namespace. The
-// handle keeps the namespace itself alive; what users mean by "went away"
-// is that nothing else names it.
-func namespaceGone(ns *nsjoin.NS) error {
-	if ns.PID() != 0 {
-		if !ns.ProcessAlive() {
-			return fmt.Errorf("%w: process %d exited", ErrNamespaceGone, ns.PID())
-		}
-		// An exited process that is not yet reaped still takes signals,
-		// but its namespace links are gone.
-		if !sameFile(fmt.Sprintf("/proc/%d/ns/net", ns.PID()), ns.ID()) {
-			return fmt.Errorf("%w: process %d exited or left it", ErrNamespaceGone, ns.PID())
-		}
-		return nil
-	}
-	path := ns.Path()
-	if ns.Ref() == "self" || strings.HasPrefix(path, "/proc/self/") || strings.HasPrefix(path, "/proc/thread-self/") {
-		return nil
-	}
-	if !sameFile(path, ns.ID()) {
-		return fmt.Errorf("%w: %s was removed", ErrNamespaceGone, path)
-	}
-	return nil
 }
 
 // Interfaces lists the capture sockets, in ID order.

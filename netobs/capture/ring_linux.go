@@ -395,8 +395,8 @@ func (r *ring) endPart(s sink, why error) error {
 // interface are still there.
 func (r *ring) periodic() error {
 	r.readStats()
-	if err := namespaceGone(r.target.NS); err != nil {
-		return err
+	if gone, why := r.target.NS.Gone(); gone {
+		return fmt.Errorf("%w: %s", ErrNamespaceGone, why)
 	}
 	return nil
 }

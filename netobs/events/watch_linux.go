@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +36,11 @@ type nsw struct {
 	state map[string]obj
 	links map[int32]linkInfo
 
-	explicit bool   // named by the caller, not discovered
-	announce bool   // found after the start: say so with an Appeared event
-	pidfd    int    // for a PID reference: the process, to notice it exit
-	refPath  string // for a name or path reference: the file, to notice it go
-	overflow bool   // ENOBUFS seen: resync before reading on
-	refresh  bool   // a link went down or away: routes and neighbours may have gone silently
+	explicit bool // named by the caller, not discovered
+	announce bool // found after the start: say so with an Appeared event
+	pidfd    int  // for a PID reference: n.ns's pidfd, polled to notice the exit at once
+	overflow bool // ENOBUFS seen: resync before reading on
+	refresh  bool // a link went down or away: routes and neighbours may have gone silently
 }
 
 func (n *nsw) name(idx int32) string { return n.links[idx].name }
@@ -228,15 +226,13 @@ func (w *Watcher) addExplicit(ns *nsjoin.NS, labels map[nsKey]*sighting) error {
 	if _, dup := w.byKey[key]; dup {
 		return nil // the same namespace named twice
 	}
-	fd := ns.Fd()
-	if fd < 0 {
-		return fmt.Errorf("%s: %w", ns.Ref(), nsjoin.ErrClosed)
-	}
-	own, err := nsjoin.OpenFile("/proc/self/fd/" + strconv.Itoa(fd))
+	own, err := ns.Dup()
 	if err != nil {
-		return fmt.Errorf("%s: %w", ns.Ref(), err)
+		return err
 	}
-	n := &nsw{ns: own, key: key, explicit: true, pidfd: -1, fd: -1,
+	// The pidfd (a PID reference) is the handle's: polled here, closed
+	// with it.
+	n := &nsw{ns: own, key: key, explicit: true, pidfd: own.PidFD(), fd: -1,
 		info: Namespace{Dev: id.Dev, Inode: id.Inode, Ref: ns.Ref(), PID: ns.PID()}}
 	if s := labels[key]; s != nil {
 		n.info.Name = s.name
@@ -244,28 +240,12 @@ func (w *Watcher) addExplicit(ns *nsjoin.NS, labels map[nsKey]*sighting) error {
 			n.info.PID = s.pid
 		}
 	}
-	switch ref := ns.Ref(); {
-	case ns.PID() != 0:
-		if n.pidfd, err = unix.PidfdOpen(ns.PID(), 0); err != nil {
-			own.Close()
-			return fmt.Errorf("%s: %w: PID %d", ref, nsjoin.ErrNoProcess, ns.PID())
-		}
-	case ref == "self" || strings.HasPrefix(ns.Path(), "/proc/self/"):
-	default:
-		n.refPath = ns.Path()
-		if !strings.ContainsRune(ref, '/') {
-			n.info.Name = ref
-		}
+	if ref := ns.Ref(); ns.PID() == 0 && ref != "self" && !strings.ContainsRune(ref, '/') {
+		n.info.Name = ref // an ip-netns name
 	}
 	if err := w.open(n); err != nil {
 		n.close()
-		// Do names the watcher's own handle (/proc/self/fd/N); the
-		// caller's reference says more.
-		var ne *nsjoin.Error
-		if errors.As(err, &ne) && strings.HasPrefix(ne.Ref, "/proc/self/fd/") {
-			err = ne.Err
-		}
-		return fmt.Errorf("%s: %w", ns.Ref(), err)
+		return err
 	}
 	return nil
 }
@@ -308,10 +288,7 @@ func (n *nsw) close() {
 		unix.Close(n.fd) // closing removes it from epoll
 		n.fd = -1
 	}
-	if n.pidfd >= 0 {
-		unix.Close(n.pidfd)
-		n.pidfd = -1
-	}
+	n.pidfd = -1 // n.ns's, closed with it
 	n.ns.Close()
 }
 
@@ -321,7 +298,12 @@ func (w *Watcher) remove(n *nsw) {
 		return
 	}
 	delete(w.byFD, n.fd)
-	delete(w.byFD, n.pidfd)
+	if n.pidfd >= 0 {
+		// A duplicate of the caller's pidfd shares its open file, which
+		// stays registered in epoll after this descriptor is closed.
+		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, n.pidfd, nil)
+		delete(w.byFD, n.pidfd)
+	}
 	delete(w.byKey, n.key)
 	n.close()
 	w.watching.Add(-1)
@@ -892,18 +874,6 @@ func (w *Watcher) sorted() []*nsw {
 
 // goneExplicit says why a namespace named by the caller is gone, or "".
 func (n *nsw) goneExplicit() string {
-	if n.pidfd >= 0 {
-		pfd := []unix.PollFd{{Fd: int32(n.pidfd), Events: unix.POLLIN}}
-		if k, _ := unix.Poll(pfd, 0); k > 0 {
-			return fmt.Sprintf("process %d exited", n.info.PID)
-		}
-		return ""
-	}
-	if n.refPath != "" {
-		var st unix.Stat_t
-		if err := unix.Stat(n.refPath, &st); err != nil || st.Ino != n.key.ino || st.Dev != n.key.dev {
-			return n.refPath + " no longer refers to it"
-		}
-	}
-	return ""
+	_, why := n.ns.Gone()
+	return why
 }
