@@ -43,3 +43,5 @@ func signalOf(ps *os.ProcessState) int { return 0 }
 func (ns *NS) PidFD() int           { return -1 }
 func (ns *NS) Gone() (bool, string) { return false, "" }
 func (ns *NS) Dup() (*NS, error)    { return nil, wrap("dup", ns.ref, errGOOS) }
+
+func Scan(types ...Type) ([]Info, error) { return nil, wrap("scan", "namespaces", errGOOS) }

@@ -34,49 +34,18 @@ type sighting struct {
 }
 
 // scanSystem finds every network namespace reachable by a name under
-// /run/netns or by a process, keyed by identity. Processes and names that
-// vanish during the scan are skipped.
-func scanSystem(nsfsDev uint64) map[nsKey]*sighting {
-	seen := map[nsKey]*sighting{}
-	var st unix.Stat_t
-	names, _ := nsjoin.Names() // sorted: the first name of a namespace wins
-	for _, name := range names {
-		path := filepath.Join(nsjoin.NetnsRunDir, name)
-		if unix.Stat(path, &st) != nil || st.Dev != nsfsDev {
-			continue // not mounted (yet, or any more)
+// /run/netns or by a process, keyed by identity (nsjoin.Scan). Processes
+// and names that vanish during the scan are skipped.
+func scanSystem() map[nsKey]*sighting {
+	infos, _ := nsjoin.Scan(nsjoin.Net)
+	seen := make(map[nsKey]*sighting, len(infos))
+	for _, in := range infos {
+		s := &sighting{pid: in.PID, path: fmt.Sprintf("/proc/%d/ns/net", in.PID)}
+		if len(in.Names) > 0 { // sorted: the first name wins
+			s.name = in.Names[0]
+			s.path = filepath.Join(nsjoin.NetnsRunDir, s.name)
 		}
-		k := nsKey{st.Dev, st.Ino}
-		if seen[k] == nil {
-			seen[k] = &sighting{name: name, path: path}
-		}
-	}
-	d, err := os.Open("/proc")
-	if err != nil {
-		return seen
-	}
-	ents, _ := d.Readdirnames(-1)
-	d.Close()
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e)
-		if err != nil || pid <= 0 {
-			continue
-		}
-		path := "/proc/" + e + "/ns/net"
-		if unix.Stat(path, &st) != nil {
-			continue
-		}
-		k := nsKey{st.Dev, st.Ino}
-		s := seen[k]
-		if s == nil {
-			s = &sighting{path: path}
-			seen[k] = s
-		}
-		if s.pid == 0 || pid < s.pid {
-			s.pid = pid
-			if s.name == "" {
-				s.path = path
-			}
-		}
+		seen[nsKey{in.ID.Dev, in.ID.Inode}] = s
 	}
 	return seen
 }
@@ -126,7 +95,7 @@ func (w *Watcher) startDiscovery() (*discovery, error) {
 		return nil, err
 	}
 	d.ensureWatch()
-	if err := d.addNew(w, scanSystem(w.nsfsDev)); err != nil {
+	if err := d.addNew(w, scanSystem()); err != nil {
 		return nil, err
 	}
 	d.started = true

@@ -144,7 +144,7 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	if len(nss) > 0 {
 		// One look at /run/netns and /proc gives the names and PIDs the
 		// namespaces are labelled with.
-		labels = scanSystem(w.nsfsDev)
+		labels = scanSystem()
 	}
 	for _, ns := range nss {
 		if err := w.addExplicit(ns, labels); err != nil {
@@ -828,7 +828,7 @@ func (w *Watcher) tick() error {
 	if w.disc != nil {
 		w.disc.scanNow = false
 		w.disc.ensureWatch()
-		seen = scanSystem(w.nsfsDev)
+		seen = scanSystem()
 	}
 	for _, n := range w.sorted() {
 		reason := ""
