@@ -13,10 +13,9 @@ type Cmd struct {
 	// Cmd re-executes this binary; its Args[1:] are the command.
 	Cmd *exec.Cmd
 
-	spec   string     // the hook's instructions (see nsexec_linux.c)
-	files  []*os.File // namespace files handed to the child
-	status *os.File   // read end of the status pipe, after Start
-	ref    string     // for error messages
+	spec  string     // the hook's instructions (see nsexec_linux.c)
+	files []*os.File // namespace files handed to the child
+	ref   string     // for error messages
 }
 
 // UnshareOptions selects the new namespaces Unshare creates and how it sets

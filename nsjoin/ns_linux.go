@@ -19,7 +19,6 @@ const NetnsRunDir = "/run/netns"
 // Kernel ioctls on nsfs files (linux/nsfs.h); x/sys/unix does not carry them.
 const (
 	nsGetUserns = 0xb701     // NS_GET_USERNS: fd of the owning user namespace
-	nsGetParent = 0xb702     // NS_GET_PARENT
 	nsGetNstype = 0xb703     // NS_GET_NSTYPE: CLONE_NEW* of the namespace
 	nsGetOwner  = 0xb704     // NS_GET_OWNER_UID (user namespaces only)
 	nsGetID     = 0x8008b70d // NS_GET_ID: 64-bit namespace ID (6.18+)

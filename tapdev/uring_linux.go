@@ -123,7 +123,7 @@ func (r *uring) close() {
 	if r.sqes != nil {
 		unix.Munmap(r.sqes)
 	}
-	if r.cqRing != nil && len(r.cqRing) > 0 && &r.cqRing[0] != &r.sqRing[0] {
+	if len(r.cqRing) > 0 && &r.cqRing[0] != &r.sqRing[0] {
 		unix.Munmap(r.cqRing)
 	}
 	if r.sqRing != nil {

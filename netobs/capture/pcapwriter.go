@@ -153,8 +153,6 @@ func (nw *PcapngWriter) block(typ uint32, body []byte) error {
 	return err
 }
 
-var zeros [4]byte
-
 // Packet writes one enhanced packet block.
 func (nw *PcapngWriter) Packet(p *Packet) error {
 	caplen := p.CaptureLength()
