@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/netobs
 GOFLAGS_TEST ?= -count=1 -p 1 -timeout 40m
 
-.PHONY: all build deps test check demo bench clean
+.PHONY: all build deps test check fuzz demo bench clean
 
 all: build
 
@@ -23,6 +23,11 @@ check:
 
 test: deps build check
 	$(GO) test $(GOFLAGS_TEST) ./...
+	bash scripts/fuzz-smoke.sh
+
+# Every fuzz target for FUZZTIME each (default 3s); `make fuzz FUZZTIME=5m` for a longer run.
+fuzz:
+	bash scripts/fuzz-smoke.sh
 
 demo: deps build
 	bash demo/demo.sh
