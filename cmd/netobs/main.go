@@ -8,6 +8,9 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	// ns exec and ns unshare run their commands through this hook.
+	_ "github.com/netobs/netobs/nsjoin/exechook"
 )
 
 // The main goroutine keeps the main thread, which the runtime can never
