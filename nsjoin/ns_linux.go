@@ -328,13 +328,23 @@ func (ns *NS) PidFD() int {
 // was removed or now names another namespace. The handle itself keeps the
 // namespace alive; what users mean by "went away" is that nothing they
 // named refers to it any more. "self" and /proc/self paths never go.
+// After Close it reports true, "the handle was closed".
 func (ns *NS) Gone() (bool, string) {
-	if pid := ns.PID(); pid != 0 {
-		if !ns.ProcessAlive() {
-			return true, fmt.Sprintf("process %d exited", pid)
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return true, "the handle was closed"
+	}
+	if ns.pid != 0 {
+		// Look at /proc/PID first and ask the pidfd after: if the process
+		// was still alive then, /proc/PID was this process, not another
+		// that reused its PID in between.
+		still := namesID(fmt.Sprintf("/proc/%d/ns/%s", ns.pid, ns.typ), ns.id)
+		if pidfdExited(ns.pidfd) {
+			return true, fmt.Sprintf("process %d exited", ns.pid)
 		}
-		if !namesID(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.typ), ns.id) {
-			return true, fmt.Sprintf("process %d exited or left it", pid)
+		if !still {
+			return true, fmt.Sprintf("process %d left it", ns.pid)
 		}
 		return false, ""
 	}
@@ -352,7 +362,9 @@ func (ns *NS) Gone() (bool, string) {
 	return false, ""
 }
 
-func namesID(path string, id ID) bool {
+// namesID reports whether path is the namespace id; tests replace it to
+// run code between Gone's two checks.
+var namesID = func(path string, id ID) bool {
 	var st unix.Stat_t
 	return unix.Stat(path, &st) == nil && st.Dev == id.Dev && st.Ino == id.Inode
 }
@@ -428,6 +440,9 @@ func (ns *NS) OwnerUID() (int, error) {
 	}
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
+	if ns.closed {
+		return 0, wrap("owner uid of", ns.ref, ErrClosed)
+	}
 	var uid uint32
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(ns.fd), nsGetOwner, uintptr(unsafe.Pointer(&uid))); errno != 0 {
 		return 0, wrap("owner uid of", ns.ref, os.NewSyscallError("ioctl NS_GET_OWNER_UID", errno))
