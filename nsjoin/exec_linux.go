@@ -286,8 +286,31 @@ func typeOrder(t Type) int {
 	return len(AllTypes)
 }
 
+// SecureExec reports whether the kernel started this process in
+// secure-execution mode (AT_SECURE): setuid, setgid or with file
+// capabilities. Command and Unshare refuse to work then, and the exec hook
+// never acts: such a binary would let any user enter any namespace.
+func SecureExec() bool {
+	auxv, err := unix.Auxv()
+	if err != nil {
+		return false
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure {
+			return kv[1] != 0
+		}
+	}
+	return false
+}
+
+// atSecure is AT_SECURE from linux/auxvec.h (x/sys/unix lacks it).
+const atSecure = 23
+
 // hookAvailable says why Command and Unshare cannot work in this program.
 func hookAvailable() error {
+	if SecureExec() {
+		return fmt.Errorf("%w: refusing to run commands in namespaces from a setuid, setgid or file-capability binary (AT_SECURE)", ErrUnsupported)
+	}
 	if hookproto.Linked() {
 		return nil
 	}

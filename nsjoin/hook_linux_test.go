@@ -253,3 +253,49 @@ func readAll(f *os.File) (string, error) {
 	_, err := b.ReadFrom(f)
 	return b.String(), err
 }
+
+// TestHookRefusesATSecure: under AT_SECURE (here a setuid-root copy run by
+// nobody) the hook ignores even a well-formed start from its parent, and
+// the program's own main runs; the same start of a plain copy reaches the
+// hook (which then lacks the privilege to unshare).
+func TestHookRefusesATSecure(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "setpriv")
+	_, withhook := buildProbes(t)
+	dir, err := os.MkdirTemp("", "nsjoin-secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	data, err := os.ReadFile(withhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setuid, plain := filepath.Join(dir, "setuid"), filepath.Join(dir, "plain")
+	for _, p := range []string{setuid, plain} {
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(setuid, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	run := func(prog string) (string, int) {
+		good, nonce := nonceHex()
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", prog, "hostname")
+		cmd.Dir = "/"
+		cmd.Env = append(os.Environ(), hookproto.Env+"=3:"+good)
+		cmd.ExtraFiles = []*os.File{socketWith(t, hookproto.Spec{Unshare: unix.CLONE_NEWUTS, Hostname: "hijacked"}.Message(nonce))}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Run()
+		return out.String(), cmd.ProcessState.ExitCode()
+	}
+	if out, code := run(setuid); !strings.HasPrefix(out, "main ran\n") || strings.Contains(out, "hijacked") {
+		t.Errorf("setuid copy with a well-formed start: exit %d, output %q; want its own main", code, out)
+	}
+	if out, code := run(plain); code != 125 || strings.HasPrefix(out, "main ran") {
+		t.Errorf("plain copy with a well-formed start, as nobody: exit %d, output %q; want the hook's failure to unshare (125)", code, out)
+	}
+}
