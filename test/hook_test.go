@@ -27,6 +27,12 @@ func TestNetobsIgnoresForgedHookEnvironment(t *testing.T) {
 	args := []string{"ns", "id", "/proc/self/ns/uts", "/proc/self/ns/mnt", "/proc/self/ns/pid_for_children"}
 	want := mustNetobs(t, args...)
 	host, _ := os.Hostname()
+	// A hook that obeyed "hNAME" would rename the host: put it back.
+	t.Cleanup(func() {
+		if h, _ := os.Hostname(); h != host {
+			syscall.Sethostname([]byte(host))
+		}
+	})
 	var procBefore syscall.Stat_t
 	syscall.Stat("/proc", &procBefore)
 	plain := filepath.Join(t.TempDir(), "instructions")
