@@ -148,21 +148,25 @@ func TestNSExecWithoutCgo(t *testing.T) {
 	}
 }
 
-// sigCounterEnv makes this test binary count SIGINTs instead of testing
-// (see TestMain): it prints "ready", then "INT" for each SIGINT, and exits
-// when stdin closes.
+// sigCounterEnv makes this test binary count signals instead of testing
+// (see TestMain): it prints "ready", then "INT" for each SIGINT and "TERM"
+// for each SIGTERM, and exits when stdin closes.
 const sigCounterEnv = "NETOBS_TEST_SIGINT_COUNTER"
 
 func sigCounter() {
 	c := make(chan os.Signal, 16)
-	signal.Notify(c, syscall.SIGINT)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
 	fmt.Println("ready")
 	eof := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
 	for {
 		select {
-		case <-c:
-			fmt.Println("INT")
+		case s := <-c:
+			if s == syscall.SIGINT {
+				fmt.Println("INT")
+			} else {
+				fmt.Println("TERM")
+			}
 		case <-eof:
 			os.Exit(0)
 		}
@@ -173,6 +177,7 @@ func sigCounter() {
 // running ns exec or ns unshare (what the terminal does on Ctrl-C): the
 // command must see it once, not once from the group and again from netobs
 // and from the hook's process that waits for it in a new PID namespace.
+// Then SIGTERM sent to netobs alone must reach the command, once.
 func TestNSExecCtrlCOnce(t *testing.T) {
 	nstest.RequireRoot(t)
 	self, err := os.Executable()
@@ -203,22 +208,26 @@ func TestNSExecCtrlCOnce(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("netobs %s: counter did not start: %q %s", strings.Join(args, " "), lines.Text(), stderr.String())
 		}
+		seen := map[string]int{}
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-		n := 0
-		if lines.Scan() && lines.Text() == "INT" {
-			n++
+		if lines.Scan() {
+			seen[lines.Text()]++
 		}
-		// Any second copy is on its way by now; then let the counter end.
+		// Any second copy is on its way by now.
+		time.Sleep(300 * time.Millisecond)
+		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		for seen["TERM"] == 0 && lines.Scan() {
+			seen[lines.Text()]++
+		}
 		time.Sleep(300 * time.Millisecond)
 		stdin.Close()
 		for lines.Scan() {
-			if lines.Text() == "INT" {
-				n++
-			}
+			seen[lines.Text()]++
 		}
 		err := cmd.Wait()
-		if n != 1 || err != nil {
-			t.Errorf("netobs %s: the command saw SIGINT %d times, want once (netobs: %v %s)", strings.Join(args, " "), n, err, stderr.String())
+		if seen["INT"] != 1 || seen["TERM"] != 1 || err != nil {
+			t.Errorf("netobs %s: the command saw SIGINT %d times and SIGTERM %d times, want once each (netobs: %v %s)",
+				strings.Join(args, " "), seen["INT"], seen["TERM"], err, stderr.String())
 		}
 	}
 }
