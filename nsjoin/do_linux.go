@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,25 +24,47 @@ var setns = func(fd int, t Type) error {
 // origNS holds, per type Do accepts, an fd of the namespace the process
 // started in. Every unlocked thread is there: Do never unlocks a thread it
 // could not bring back, so restoring to it is restoring to where the thread
-// was, without opening /proc/thread-self on every call.
+// was, without opening /proc/thread-self on every call. A failed attempt
+// (EMFILE, say) leaves nothing open and is retried by the next call.
 var origNS struct {
-	once sync.Once
-	fds  [Time + 1]int
-	err  error
+	fds atomic.Pointer[[Time + 1]int] // set once all are open
+	mu  sync.Mutex                    // serialises opening them
+}
+
+// openOwnNS opens the process's own namespace of type t; tests replace it
+// to inject failures.
+var openOwnNS = func(t Type) (int, error) {
+	fd, err := unix.Open("/proc/self/ns/"+t.String(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("open", err)
+	}
+	return fd, nil
 }
 
 func originalNS(t Type) (int, error) {
-	origNS.once.Do(func() {
-		for _, t := range []Type{Net, UTS, IPC} {
-			fd, err := unix.Open("/proc/self/ns/"+t.String(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				origNS.err = fmt.Errorf("open own %s namespace: %w", t, os.NewSyscallError("open", err))
-				return
+	if fds := origNS.fds.Load(); fds != nil {
+		return fds[t], nil
+	}
+	origNS.mu.Lock()
+	defer origNS.mu.Unlock()
+	if fds := origNS.fds.Load(); fds != nil {
+		return fds[t], nil
+	}
+	var fds [Time + 1]int
+	var opened []int
+	for _, typ := range []Type{Net, UTS, IPC} {
+		fd, err := openOwnNS(typ)
+		if err != nil {
+			for _, fd := range opened {
+				unix.Close(fd)
 			}
-			origNS.fds[t] = fd
+			return -1, fmt.Errorf("open own %s namespace: %w", typ, err)
 		}
-	})
-	return origNS.fds[t], origNS.err
+		opened = append(opened, fd)
+		fds[typ] = fd
+	}
+	origNS.fds.Store(&fds)
+	return fds[t], nil
 }
 
 // CanDo reports whether Do accepts namespaces of type t: net, uts and ipc.

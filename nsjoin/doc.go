@@ -30,14 +30,20 @@
 // process, and a PID namespace only affects children: Do refuses those with
 // ErrUnsupported. Command (like nsenter) handles every type by re-executing
 // the binary with a hook that joins the namespaces before the Go runtime
-// starts; see Command.
+// starts; see Command. The hook is linked only into programs that import
+// package nsjoin/exechook for its side effect (and are built with cgo);
+// elsewhere Command and Unshare fail with ErrHookNotLinked. The hook acts
+// only on instructions Start passes through a socket it made, never on the
+// environment alone, and never in a setuid or file-capability binary
+// (SecureExec).
 //
 // # References
 //
 // Open and OpenType take the reference grammar of the netobs CLI: a path to
 // an nsfs file (/proc/PID/ns/net, /run/netns/NAME, a bind mount), a decimal
-// PID (held by a pidfd so that a reused PID is detected), the name of an
-// `ip netns` namespace, or "self".
+// PID (held by a pidfd so that a reused PID is detected; a thread ID names
+// that thread's namespaces), the name of an `ip netns` namespace, or "self".
+// A name of digits only is read as a PID; /run/netns/NAME reaches it.
 //
 // # Privileges
 //

@@ -3,19 +3,22 @@ package nsjoin
 import (
 	"os"
 	"os/exec"
+
+	"github.com/netobs/netobs/nsjoin/internal/hookproto"
 )
 
 // Cmd is a command to be started inside namespaces by Command or Unshare.
-// Set Stdin, Stdout, Stderr, Env (and Dir, applied before any namespace is
-// joined) on Cmd.Cmd, then call this type's Start, Wait or Run; calling
-// the embedded exec.Cmd's own Start would lose the reason for a failure.
+// Set Stdin, Stdout, Stderr, Env, ExtraFiles (and Dir, applied before any
+// namespace is joined) on Cmd.Cmd, then call this type's Start, Wait or
+// Run; calling the embedded exec.Cmd's own Start would not run the hook.
+// ExtraFiles keep their descriptor numbers (3, 4, ...) in the command.
 type Cmd struct {
 	// Cmd re-executes this binary; its Args[1:] are the command.
 	Cmd *exec.Cmd
 
-	spec  string     // the hook's instructions (see nsexec_linux.c)
-	files []*os.File // namespace files handed to the child
-	ref   string     // for error messages
+	spec  hookproto.Spec // the hook's instructions; Joins' FDs set by Start
+	files []*os.File     // namespace files handed to the child, as spec.Joins
+	ref   string         // for error messages
 }
 
 // UnshareOptions selects the new namespaces Unshare creates and how it sets

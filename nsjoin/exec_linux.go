@@ -1,18 +1,19 @@
 package nsjoin
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
-)
 
-const execEnv = "_NSJOIN_EXEC"
+	"github.com/netobs/netobs/nsjoin/internal/hookproto"
+	"golang.org/x/sys/unix"
+)
 
 // Command returns a command that runs argv inside the namespaces nss, of
 // any types, at most one per type, like nsenter. The binary re-executes
@@ -23,7 +24,9 @@ const execEnv = "_NSJOIN_EXEC"
 // inside it, and execs argv. The command's exit status is passed through
 // (Wait, ExitCode). Joining needs CAP_SYS_ADMIN over each namespace.
 //
-// The handles may be closed once Start has returned.
+// The program must link the hook by importing nsjoin/exechook; without it
+// Command fails with ErrHookNotLinked. The handles may be closed once
+// Command has returned (it holds its own descriptors until Start).
 func Command(nss []*NS, argv ...string) (*Cmd, error) {
 	c, err := command(nss, argv)
 	return c, wrap("exec", nsRefs(nss), err)
@@ -42,8 +45,6 @@ func command(nss []*NS, argv []string) (*Cmd, error) {
 	sorted := append([]*NS(nil), nss...)
 	sort.SliceStable(sorted, func(i, j int) bool { return typeOrder(sorted[i].typ) < typeOrder(sorted[j].typ) })
 	c := newCmd(argv, nsRefs(nss))
-	var tokens []string
-	fork := false
 	for i, ns := range sorted {
 		if i > 0 && sorted[i-1].typ == ns.typ {
 			c.closeFiles()
@@ -55,14 +56,10 @@ func command(nss []*NS, argv []string) (*Cmd, error) {
 			return nil, err
 		}
 		c.files = append(c.files, f)
-		// ExtraFiles[i] becomes fd 3+i; the status pipe goes last.
-		tokens = append(tokens, fmt.Sprintf("j%x:%d", ns.typ.CloneFlag(), 3+i))
-		fork = fork || ns.typ == PID
+		// Start numbers the descriptors, after the caller's ExtraFiles.
+		c.spec.Joins = append(c.spec.Joins, hookproto.Join{Flag: uint32(ns.typ.CloneFlag())})
+		c.spec.Fork = c.spec.Fork || ns.typ == PID
 	}
-	if fork {
-		tokens = append(tokens, "f")
-	}
-	c.spec = strings.Join(tokens, ",")
 	return c, nil
 }
 
@@ -109,27 +106,23 @@ func unshareCmd(opts UnshareOptions, argv []string) (*Cmd, error) {
 	if err := validHostname(opts.Hostname); err != nil {
 		return nil, err
 	}
-	tokens := []string{fmt.Sprintf("n%x", flags)}
-	if opts.MapRootUser {
-		tokens = append(tokens, fmt.Sprintf("m%d:%d", os.Getuid(), os.Getgid()))
-	}
-	if opts.Fork || want[PID] || want[Time] {
-		tokens = append(tokens, "f")
-	}
-	if opts.MountProc {
-		tokens = append(tokens, "p")
-	}
-	if opts.Hostname != "" {
-		tokens = append(tokens, "h"+opts.Hostname)
-	}
 	c := newCmd(argv, typeList(opts.Types))
-	c.spec = strings.Join(tokens, ",")
+	c.spec = hookproto.Spec{
+		Unshare:   uint32(flags),
+		MapRoot:   opts.MapRootUser,
+		Hostname:  opts.Hostname,
+		MountProc: opts.MountProc,
+		Fork:      opts.Fork || want[PID] || want[Time],
+	}
+	if opts.MapRootUser {
+		c.spec.UID, c.spec.GID = uint32(os.Getuid()), uint32(os.Getgid())
+	}
 	return c, nil
 }
 
 // validHostname accepts what sethostname does (at most 64 bytes) limited
 // to the characters of RFC 1123 names, which also keeps the hook's
-// comma-separated instructions unambiguous.
+// comma-separated instructions unambiguous (the hook checks it again).
 func validHostname(h string) error {
 	if len(h) > 64 {
 		return fmt.Errorf("hostname %q is %d bytes, the limit is 64", h, len(h))
@@ -149,8 +142,13 @@ func newCmd(argv []string, ref string) *Cmd {
 }
 
 // Start starts the command. It returns once the command runs inside the
-// namespaces, or with the reason it could not get there (a failed setns or
-// unshare, a missing program).
+// namespaces, or with the reason it could not get there: a failed setns or
+// unshare, or an *ExecError when the program could not be executed.
+//
+// The instructions reach the hook through a socket pair made here, never
+// through the environment alone (see package nsjoin/exechook). The caller's
+// ExtraFiles keep descriptors 3, 4, ...; the namespace files and the socket
+// follow them and are closed before the command runs.
 func (c *Cmd) Start() error {
 	err := c.start()
 	return wrap("exec", c.ref, err)
@@ -158,36 +156,94 @@ func (c *Cmd) Start() error {
 
 func (c *Cmd) start() error {
 	defer c.closeFiles()
-	r, w, err := os.Pipe()
-	if err != nil {
+	if err := hookAvailable(); err != nil {
 		return err
 	}
-	defer r.Close()
-	extra := append(append([]*os.File(nil), c.files...), w)
-	spec := c.spec
-	if spec != "" {
-		spec += ","
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
 	}
-	spec += "s" + strconv.Itoa(3+len(extra)-1)
-	c.Cmd.ExtraFiles = extra
-	env := c.Cmd.Env
+	ours := os.NewFile(uintptr(pair[0]), "nsjoin-hook")
+	theirs := os.NewFile(uintptr(pair[1]), "nsjoin-hook")
+	defer ours.Close()
+	defer theirs.Close()
+	var nonce [hookproto.NonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	callerFiles, callerEnv := c.Cmd.ExtraFiles, c.Cmd.Env
+	base := 3 + len(callerFiles)
+	spec := c.spec
+	spec.Joins = append([]hookproto.Join(nil), c.spec.Joins...)
+	for i := range spec.Joins {
+		spec.Joins[i].FD = base + i
+	}
+	// The message waits in the socket for the hook, which reads it without
+	// blocking: it is there before the child exists.
+	if _, err := ours.Write(spec.Message(nonce)); err != nil {
+		return err
+	}
+	env := callerEnv
 	if env == nil {
 		env = os.Environ()
 	}
-	c.Cmd.Env = append(withoutVar(env, execEnv), execEnv+"="+spec)
+	c.Cmd.Env = append(withoutVar(env, hookproto.Env), hookproto.Env+"="+hookproto.EnvValue(base+len(c.files), nonce))
+	c.Cmd.ExtraFiles = append(append(append([]*os.File(nil), callerFiles...), c.files...), theirs)
 	err = c.Cmd.Start()
-	w.Close()
+	c.Cmd.ExtraFiles, c.Cmd.Env = callerFiles, callerEnv
+	theirs.Close()
 	if err != nil {
 		return err
 	}
-	// The hook writes a reason and exits, or execs, which closes the pipe.
-	msg, _ := io.ReadAll(r)
-	if len(msg) > 0 {
-		c.Cmd.Wait()
-		return errors.New(string(msg))
+	// The hook acknowledges the instructions, then execs (which closes the
+	// socket) or reports why it could not and exits.
+	st, err := readStatus(ours)
+	if err == nil && st.Kind == hookproto.KindAck {
+		st, err = readStatus(ours)
+		if err == io.EOF {
+			return nil
+		}
+	} else if err == io.EOF {
+		err = errors.New("the exec hook did not run in the re-executed binary")
 	}
-	return nil
+	if err == nil {
+		err = st.err()
+	}
+	c.Cmd.Wait()
+	return err
 }
+
+// readStatus reads one status message; io.EOF when the socket closed.
+func readStatus(f *os.File) (status, error) {
+	buf := make([]byte, hookproto.MaxMessage)
+	n, err := f.Read(buf)
+	if err != nil {
+		return status{}, err
+	}
+	st, err := hookproto.ParseStatus(buf[:n])
+	return status(st), err
+}
+
+type status hookproto.Status
+
+func (st status) err() error {
+	switch st.Kind {
+	case hookproto.KindExec:
+		return &ExecError{Name: st.Text, Err: st.Errno}
+	case hookproto.KindSetup:
+		return &hookError{text: st.Text, errno: st.Errno}
+	}
+	return hookproto.ErrBadStatus
+}
+
+// hookError is a failure the hook reported, with its errno for errors.Is.
+type hookError struct {
+	text  string
+	errno syscall.Errno
+}
+
+func (e *hookError) Error() string { return e.text }
+func (e *hookError) Unwrap() error { return e.errno }
 
 // Wait waits for the command to exit. A non-zero exit is an *exec.ExitError,
 // as with os/exec; ExitCode(c.Cmd.ProcessState) gives the status.
@@ -228,6 +284,40 @@ func typeOrder(t Type) int {
 		}
 	}
 	return len(AllTypes)
+}
+
+// SecureExec reports whether the kernel started this process in
+// secure-execution mode (AT_SECURE): setuid, setgid or with file
+// capabilities. Command and Unshare refuse to work then, and the exec hook
+// never acts: such a binary would let any user enter any namespace.
+func SecureExec() bool {
+	auxv, err := unix.Auxv()
+	if err != nil {
+		return false
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure {
+			return kv[1] != 0
+		}
+	}
+	return false
+}
+
+// atSecure is AT_SECURE from linux/auxvec.h (x/sys/unix lacks it).
+const atSecure = 23
+
+// hookAvailable says why Command and Unshare cannot work in this program.
+func hookAvailable() error {
+	if SecureExec() {
+		return fmt.Errorf("%w: refusing to run commands in namespaces from a setuid, setgid or file-capability binary (AT_SECURE)", ErrUnsupported)
+	}
+	if hookproto.Linked() {
+		return nil
+	}
+	if !cgoEnabled {
+		return fmt.Errorf("%w (the hook needs cgo, and this binary was built with CGO_ENABLED=0)", ErrHookNotLinked)
+	}
+	return ErrHookNotLinked
 }
 
 func withoutVar(env []string, name string) []string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/nsjoin"
+	_ "github.com/netobs/netobs/nsjoin/exechook" // Command re-executes this test binary
 )
 
 // run starts c with its output captured and returns stdout and the exit status.

@@ -7,26 +7,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
-
-// ValidateName checks that name can be an `ip netns` name: a single file
-// name under /run/netns, not "." or "..", at most 255 bytes.
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty name", ErrInvalidName)
-	case name == "." || name == "..":
-		return fmt.Errorf("%w %q", ErrInvalidName, name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("%w %q: a name cannot contain '/'", ErrInvalidName, name)
-	case len(name) > 255:
-		return fmt.Errorf("%w: %d bytes, the limit is 255", ErrInvalidName, len(name))
-	}
-	return nil
-}
 
 // Names lists the named network namespaces under /run/netns, sorted, the
 // way `ip netns list` finds them.
@@ -74,7 +57,7 @@ func NewNamed(name string) (*NS, error) {
 }
 
 func newNamed(name string) (*NS, error) {
-	if err := ValidateName(name); err != nil {
+	if err := ValidateNewName(name); err != nil {
 		return nil, err
 	}
 	if err := prepareRunDir(); err != nil {

@@ -68,53 +68,49 @@ func openRef(ref string, t Type) (*NS, error) {
 	if !t.Valid() {
 		return nil, fmt.Errorf("invalid namespace type %v", t)
 	}
-	switch {
-	case ref == "":
-		return nil, errors.New("empty namespace reference")
-	case strings.ContainsRune(ref, '/'):
-		return openPath(ref, ref, t)
-	case ref == "self":
-		return openPath(ref, "/proc/self/ns/"+t.String(), t)
-	case isDigits(ref):
-		pid, err := strconv.Atoi(ref)
-		if err != nil || pid <= 0 {
-			return nil, fmt.Errorf("%w: %q is not a valid PID", ErrNoProcess, ref)
-		}
-		return openPID(ref, pid, t)
-	default:
-		if t != Net {
-			return nil, fmt.Errorf("%w: names refer to network namespaces under %s, not %s namespaces", ErrWrongType, NetnsRunDir, t)
-		}
-		if err := ValidateName(ref); err != nil {
-			return nil, err
-		}
-		path := filepath.Join(NetnsRunDir, ref)
-		ns, err := openPath(ref, path, t)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w %q (see ip netns list)", ErrNotFound, ref)
-		}
-		return ns, err
+	kind, pid, err := parseRef(ref)
+	if err != nil {
+		return nil, err
 	}
+	switch kind {
+	case refPath:
+		return openPath(ref, ref, t)
+	case refSelf:
+		return openPath(ref, "/proc/self/ns/"+t.String(), t)
+	case refPID:
+		return openPID(ref, pid, t)
+	}
+	if t != Net {
+		return nil, fmt.Errorf("%w: names refer to network namespaces under %s, not %s namespaces", ErrWrongType, NetnsRunDir, t)
+	}
+	path := filepath.Join(NetnsRunDir, ref)
+	ns, err := openPath(ref, path, t)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %q (see ip netns list)", ErrNotFound, ref)
+	}
+	return ns, err
 }
 
-func isDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd for a single thread.
+const pidfdThread = unix.O_EXCL
 
 // openPID opens /proc/PID/ns/TYPE while holding a pidfd of the process, and
 // checks after opening that the process is still the one the pidfd holds,
 // so a PID reused between the two steps is detected instead of silently
-// giving another process's namespace.
+// giving another process's namespace. A thread ID names that thread's
+// namespaces (threads can differ), as with nsenter -t TID.
 func openPID(ref string, pid int, t Type) (*NS, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ENOENT {
+		// Not a thread-group leader: a thread of another process.
+		pidfd, err = unix.PidfdOpen(pid, pidfdThread)
+		if err == unix.EINVAL {
+			return nil, fmt.Errorf("%w: %d is a thread of process %s, not a process (name the process)", ErrNoProcess, pid, tgidOf(pid))
+		}
+	}
 	if err != nil {
-		if err == unix.ESRCH || err == unix.EINVAL {
-			return nil, fmt.Errorf("%w: PID %d (did the process exit?)", ErrNoProcess, pid)
+		if err == unix.ESRCH || err == unix.ENOENT {
+			return nil, noProcess(pid)
 		}
 		return nil, os.NewSyscallError("pidfd_open", err)
 	}
@@ -123,6 +119,9 @@ func openPID(ref string, pid int, t Type) (*NS, error) {
 	if err != nil {
 		unix.Close(pidfd)
 		if errors.Is(err, fs.ErrNotExist) {
+			if !pidfdExited(pidfd) && !kernelHas(t) {
+				return nil, fmt.Errorf("%w: this kernel has no %s namespaces", ErrUnsupported, t)
+			}
 			return nil, fmt.Errorf("%w: PID %d exited", ErrNoProcess, pid)
 		}
 		return nil, err
@@ -134,6 +133,39 @@ func openPID(ref string, pid int, t Type) (*NS, error) {
 	}
 	ns.pid, ns.pidfd = pid, pidfd
 	return ns, nil
+}
+
+// noProcess says that no process has pid, and where a named namespace of
+// that name would be, since digits are read as a PID.
+func noProcess(pid int) error {
+	path := filepath.Join(NetnsRunDir, strconv.Itoa(pid))
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w %d; for the named namespace use %s", ErrNoProcess, pid, path)
+	}
+	return fmt.Errorf("%w: PID %d (did the process exit?)", ErrNoProcess, pid)
+}
+
+// tgidOf returns the process a thread belongs to, from /proc/TID/status.
+func tgidOf(tid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// KernelHas reports whether the running kernel has namespaces of type t
+// (whether /proc/self/ns/TYPE exists).
+func KernelHas(t Type) bool { return kernelHas(t) }
+
+func kernelHas(t Type) bool {
+	_, err := os.Lstat("/proc/self/ns/" + t.String())
+	return err == nil
 }
 
 // openPath opens an nsfs file. want == 0 accepts any type.
@@ -296,13 +328,23 @@ func (ns *NS) PidFD() int {
 // was removed or now names another namespace. The handle itself keeps the
 // namespace alive; what users mean by "went away" is that nothing they
 // named refers to it any more. "self" and /proc/self paths never go.
+// After Close it reports true, "the handle was closed".
 func (ns *NS) Gone() (bool, string) {
-	if pid := ns.PID(); pid != 0 {
-		if !ns.ProcessAlive() {
-			return true, fmt.Sprintf("process %d exited", pid)
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return true, "the handle was closed"
+	}
+	if ns.pid != 0 {
+		// Look at /proc/PID first and ask the pidfd after: if the process
+		// was still alive then, /proc/PID was this process, not another
+		// that reused its PID in between.
+		still := namesID(fmt.Sprintf("/proc/%d/ns/%s", ns.pid, ns.typ), ns.id)
+		if pidfdExited(ns.pidfd) {
+			return true, fmt.Sprintf("process %d exited", ns.pid)
 		}
-		if !namesID(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.typ), ns.id) {
-			return true, fmt.Sprintf("process %d exited or left it", pid)
+		if !still {
+			return true, fmt.Sprintf("process %d left it", ns.pid)
 		}
 		return false, ""
 	}
@@ -320,7 +362,9 @@ func (ns *NS) Gone() (bool, string) {
 	return false, ""
 }
 
-func namesID(path string, id ID) bool {
+// namesID reports whether path is the namespace id; tests replace it to
+// run code between Gone's two checks.
+var namesID = func(path string, id ID) bool {
 	var st unix.Stat_t
 	return unix.Stat(path, &st) == nil && st.Dev == id.Dev && st.Ino == id.Inode
 }
@@ -396,6 +440,9 @@ func (ns *NS) OwnerUID() (int, error) {
 	}
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
+	if ns.closed {
+		return 0, wrap("owner uid of", ns.ref, ErrClosed)
+	}
 	var uid uint32
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(ns.fd), nsGetOwner, uintptr(unsafe.Pointer(&uid))); errno != 0 {
 		return 0, wrap("owner uid of", ns.ref, os.NewSyscallError("ioctl NS_GET_OWNER_UID", errno))

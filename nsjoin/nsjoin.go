@@ -3,6 +3,7 @@ package nsjoin
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -98,7 +99,32 @@ var (
 	// ErrThreadDiscarded: Do could not return its thread to the original
 	// namespace; the thread was left locked so the runtime terminates it.
 	ErrThreadDiscarded = errors.New("thread discarded after failed restore")
+	// ErrHookNotLinked: Command and Unshare need the exec hook, which a
+	// program links in by importing nsjoin/exechook (and which needs cgo).
+	ErrHookNotLinked = errors.New(`the exec hook is not linked in: import _ "github.com/netobs/netobs/nsjoin/exechook" in package main`)
 )
+
+// ExecError says that the command Start was asked to run could not be
+// executed inside the namespaces: Err is the errno of execvp, ENOENT when
+// no such program was found (errors.Is(err, fs.ErrNotExist)), EACCES and
+// others when it could not be executed. Shells and nsenter exit 127 and
+// 126 for these; ExitCode says which.
+type ExecError struct {
+	Name string // the command as given
+	Err  error
+}
+
+func (e *ExecError) Error() string { return "exec " + e.Name + ": " + e.Err.Error() }
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// ExitCode returns 127 when the program was not found, else 126, the
+// statuses of sh, env and nsenter.
+func (e *ExecError) ExitCode() int {
+	if errors.Is(e.Err, fs.ErrNotExist) {
+		return 127
+	}
+	return 126
+}
 
 // WrongTypeError says which type a namespace is and which was wanted.
 type WrongTypeError struct {

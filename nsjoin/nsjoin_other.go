@@ -24,7 +24,6 @@ func (ns *NS) ProcessAlive() bool              { return false }
 func (ns *NS) UserNS() (*NS, error)            { return nil, wrap("owner of", ns.ref, errGOOS) }
 func (ns *NS) OwnerUID() (int, error)          { return 0, wrap("owner uid of", ns.ref, errGOOS) }
 func (t Type) CloneFlag() int                  { return 0 }
-func ValidateName(name string) error           { return nil }
 func Names() ([]string, error)                 { return nil, wrap("list", NetnsRunDir, errGOOS) }
 func NewNamed(name string) (*NS, error)        { return nil, wrap("add", name, errGOOS) }
 func DeleteNamed(name string) error            { return wrap("del", name, errGOOS) }
@@ -45,3 +44,5 @@ func (ns *NS) Gone() (bool, string) { return false, "" }
 func (ns *NS) Dup() (*NS, error)    { return nil, wrap("dup", ns.ref, errGOOS) }
 
 func Scan(types ...Type) ([]Info, error) { return nil, wrap("scan", "namespaces", errGOOS) }
+func KernelHas(t Type) bool              { return false }
+func SecureExec() bool                   { return false }

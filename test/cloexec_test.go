@@ -11,6 +11,7 @@ import (
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/netobs/nsnet"
 	"github.com/netobs/netobs/nsjoin"
+	_ "github.com/netobs/netobs/nsjoin/exechook" // nsjoin.Command re-executes this test binary
 	"github.com/netobs/netobs/tapdev"
 )
 

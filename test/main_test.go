@@ -17,6 +17,9 @@ func init() { runtime.LockOSThread() }
 var netobsBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(sigCounterEnv) != "" {
+		sigCounter()
+	}
 	dir, err := os.MkdirTemp("", "netobs-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -236,6 +236,10 @@ func TestNSBadInput(t *testing.T) {
 	exited.Run()
 	gone := strconv.Itoa(exited.Process.Pid)
 	unknown := "nosuch" + nstest.Prefix()
+	// An `ip netns` name of digits, which no PID can have (above pid_max).
+	digitName := "99" + strconv.Itoa(8000000000+os.Getpid())
+	nstest.Run(t, "ip", "netns", "add", digitName)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", digitName).Run() })
 
 	cases := []struct {
 		name string
@@ -258,9 +262,20 @@ func TestNSBadInput(t *testing.T) {
 		{"unknown subcommand", []string{"ns", "bogus"}, 2, `unknown command "bogus"`},
 		{"bad type", []string{"ns", "ls", "--type", "bogus"}, 2, "unknown namespace type"},
 		{"same with missing", []string{"ns", "same", "self", unknown}, 2, "ip netns list"},
-		{"missing program", []string{"ns", "exec", "--net", named, "--", "/nonexistent/prog"}, 1, "exec /nonexistent/prog"},
+		{"missing program", []string{"ns", "exec", "--net", named, "--", "/nonexistent/prog"}, 127, "exec /nonexistent/prog: no such file or directory"},
+		{"missing program in a new PID namespace", []string{"ns", "unshare", "--pid", "--", "nosuchprog" + nstest.Prefix()}, 127, "exec nosuchprog"},
+		{"not executable", []string{"ns", "exec", "--net", named, "--", regular}, 126, "exec " + regular + ": permission denied"},
+		{"negative target", []string{"ns", "exec", "-t", "-1", "--", "true"}, 2, "-t -1 is not a PID"},
+		{"zero target", []string{"ns", "exec", "-t", "0", "--", "true"}, 2, "-t 0 is not a PID"},
+		{"add digits", []string{"ns", "add", "12345"}, 2, "would be read as a PID"},
+		{"add self", []string{"ns", "add", "self"}, 2, `"self" means netobs's own namespace`},
+		{"add newline", []string{"ns", "add", "a\nb"}, 2, "no spaces or control characters"},
+		{"add escape", []string{"ns", "add", "a\x1b[31m"}, 2, "no spaces or control characters"},
+		{"add slash", []string{"ns", "add", "../x"}, 2, "cannot contain '/'"},
+		{"digit name read as PID", []string{"ns", "id", digitName}, 1, "no such process " + digitName + "; for the named namespace use /run/netns/" + digitName},
 	}
 	before := ourNetns(t)
+	rundir, _ := os.ReadDir("/run/netns")
 	for _, c := range cases {
 		r := netobs(t, c.args...)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
@@ -274,6 +289,45 @@ func TestNSBadInput(t *testing.T) {
 	}
 	if after := ourNetns(t); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("namespaces changed: before %v after %v", before, after)
+	}
+	if after, _ := os.ReadDir("/run/netns"); len(after) != len(rundir) {
+		t.Errorf("/run/netns had %d entries, now %d", len(rundir), len(after))
+	}
+	if id := mustNetobs(t, "ns", "id", "/run/netns/"+digitName); !strings.HasPrefix(id, "/run/netns/"+digitName+" net:[") {
+		t.Errorf("the path the hint names does not open: %q", id)
+	}
+}
+
+// TestNSExecThread: -t TID and a TID as NSREF enter that thread's
+// namespaces (as nsenter -t TID does), not its process's or none.
+func TestNSExecThread(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "go")
+	probe := filepath.Join(t.TempDir(), "probe")
+	if out, err := exec.Command("go", "build", "-o", probe, "github.com/netobs/netobs/nsjoin/testdata/nohook").CombinedOutput(); err != nil {
+		t.Fatalf("build probe: %v\n%s", err, out)
+	}
+	cmd := exec.Command(probe, "-thread-in-new-uts")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	tid := strings.TrimSpace(line)
+	want, err := os.Readlink("/proc/" + tid + "/ns/uts")
+	if err != nil {
+		t.Fatalf("probe printed %q: %v", line, err)
+	}
+	for _, args := range [][]string{{"-t", tid}, {"--uts", tid}} {
+		out := mustNetobs(t, append(append([]string{"ns", "exec"}, args...), "--", "readlink", "/proc/self/ns/uts")...)
+		if strings.TrimSpace(out) != want {
+			t.Errorf("ns exec %s: the command is in %q, thread %s in %s", strings.Join(args, " "), out, tid, want)
+		}
+	}
+	if out := mustNetobs(t, "ns", "id", "--type", "uts", tid); !strings.Contains(out, want) {
+		t.Errorf("ns id --type uts %s = %q, want %s", tid, out, want)
 	}
 }
 
@@ -310,5 +364,19 @@ func TestNSWithoutCapability(t *testing.T) {
 	}
 	if !contains(ipNetnsList(t), named) {
 		t.Errorf("a refused ns del removed %s", named)
+	}
+}
+
+// TestNSDelCompletion: ns del offers the `ip netns` names, never "self",
+// which is no name; ns exec still offers it.
+func TestNSDelCompletion(t *testing.T) {
+	named := nstest.NetNS(t)
+	del := mustNetobs(t, "__complete", "ns", "del", "")
+	exec := mustNetobs(t, "__complete", "ns", "exec", "--net", "")
+	if !contains(strings.Split(del, "\n"), named) || contains(strings.Split(del, "\n"), "self") {
+		t.Errorf("ns del completes to %q: want %s and not self", del, named)
+	}
+	if !contains(strings.Split(exec, "\n"), "self") {
+		t.Errorf("ns exec --net completes to %q: want self among them", exec)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
 	"os/user"
@@ -58,6 +57,12 @@ func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
 func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	names, _ := nsjoin.Names()
 	return append(names, "self"), cobra.ShellCompDirectiveDefault
+}
+
+// completeNames offers only `ip netns` names, for commands that take names.
+func completeNames(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	names, _ := nsjoin.Names()
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 func completeTypes(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -253,9 +258,12 @@ func newNSExecCmd(a *app) *cobra.Command {
 		Short: "Run a command inside namespaces of any type, like nsenter",
 		Long: `Run CMD inside the given namespaces. -t PID enters every namespace of that
 process (those that differ from netobs's own); --TYPE R names one namespace
-by NSREF and overrides -t for that type. Joining a PID namespace forks, so
-that CMD is inside it. Entering a user namespace makes CMD root there.
-CMD's exit status is netobs's.`,
+by NSREF and overrides -t for that type; -t TID enters that thread's
+namespaces. Joining a PID namespace forks, so that CMD is inside it.
+Entering a user namespace makes CMD root there. CMD's exit status is
+netobs's; 127 if CMD was not found, 126 if it could not be executed.
+Ctrl-C reaches CMD once, from the terminal (netobs ignores SIGINT and
+SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 		Example: `  netobs ns exec --net mynetns -- ip addr
   netobs ns exec -t 1234 -- sh              # all namespaces of PID 1234
   netobs ns exec --net 1234 --uts 1234 -- hostname`,
@@ -264,6 +272,9 @@ CMD's exit status is netobs's.`,
 			if len(argv) == 0 {
 				return usageErrorf("ns exec: no command given after --")
 			}
+			if c.Flags().Changed("target") && target <= 0 {
+				return usageErrorf("ns exec: -t %d is not a PID", target)
+			}
 			nss, err := execNamespaces(refs, target)
 			defer closeAll(nss)
 			if err != nil {
@@ -271,7 +282,7 @@ CMD's exit status is netobs's.`,
 			}
 			cmd, err := nsjoin.Command(nss, argv...)
 			if err != nil {
-				return err
+				return startError(err)
 			}
 			return runForeground(a, cmd)
 		},
@@ -291,10 +302,10 @@ func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, err
 	for _, t := range nsjoin.AllTypes {
 		ref := *refs[t]
 		if ref == "" && target != 0 {
-			ns, err := nsjoin.OpenType(strconv.Itoa(target), t)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // the kernel lacks this type
+			if !nsjoin.KernelHas(t) {
+				continue
 			}
+			ns, err := nsjoin.OpenType(strconv.Itoa(target), t)
 			if err != nil {
 				return nss, err
 			}
@@ -335,22 +346,31 @@ func closeAll(nss []*nsjoin.NS) {
 	}
 }
 
-// runForeground runs cmd on netobs's terminal, forwards the signals that
-// would stop netobs to it, and exits with its status.
+// runForeground runs cmd on netobs's terminal and exits with its status.
+//
+// Signals reach cmd once. cmd stays in netobs's process group, so what the
+// terminal sends to the foreground group (Ctrl-C's SIGINT, Ctrl-\'s SIGQUIT,
+// SIGHUP on hangup), or kill(-PGRP) sends, reaches cmd directly: netobs
+// ignores SIGINT and SIGQUIT while cmd runs and does not pass them on.
+// SIGTERM and SIGHUP, which are usually sent to netobs's PID alone, are
+// passed on to cmd; the hook's process that waits for cmd in a new PID
+// namespace relays only what netobs sent it, never the group's copy.
 func runForeground(a *app, cmd *nsjoin.Cmd) error {
 	cmd.Cmd.Stdin, cmd.Cmd.Stdout, cmd.Cmd.Stderr = a.stdin, a.stdout, a.stderr
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		return err
+		return startError(err)
 	}
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-sigs:
-				cmd.Cmd.Process.Signal(s)
+				if s == syscall.SIGTERM || s == syscall.SIGHUP {
+					cmd.Cmd.Process.Signal(s)
+				}
 			case <-done:
 				return
 			}
@@ -364,6 +384,20 @@ func runForeground(a *app, cmd *nsjoin.Cmd) error {
 	return nil
 }
 
+// startError gives a command that could not be started the exit status
+// nsenter and env give: 127 not found, 126 not executable; else 1.
+func startError(err error) error {
+	var ee *nsjoin.ExecError
+	switch {
+	case errors.As(err, &ee):
+		return exitStatus{ee.ExitCode(), err.Error()}
+	case errors.Is(err, nsjoin.ErrHookNotLinked):
+		// netobs links the hook; only a build without cgo lacks it.
+		return errors.New("ns exec and ns unshare need cgo, and this netobs was built with CGO_ENABLED=0 (rebuild it with CGO_ENABLED=1)")
+	}
+	return err
+}
+
 func newNSUnshareCmd(a *app) *cobra.Command {
 	want := map[nsjoin.Type]*bool{}
 	var opts nsjoin.UnshareOptions
@@ -374,7 +408,8 @@ func newNSUnshareCmd(a *app) *cobra.Command {
 		Long: `Run CMD in new namespaces of the chosen types. A new PID or time namespace
 holds only children, so netobs always forks for those (--fork is implied);
 --mount-proc implies --mnt; --hostname needs --uts; --map-root-user needs
---user and makes CMD root in the new user namespace.`,
+--user and makes CMD root in the new user namespace. Exit status and
+signals as for ns exec.`,
 		Example: `  netobs ns unshare --uts --hostname demo -- hostname
   netobs ns unshare --pid --fork --mount-proc -- ps ax
   netobs ns unshare --user --map-root-user --net -- id`,
@@ -399,7 +434,7 @@ holds only children, so netobs always forks for those (--fork is implied);
 			opts.Fork = fork
 			cmd, err := nsjoin.Unshare(opts, argv...)
 			if err != nil {
-				return err
+				return startError(err)
 			}
 			return runForeground(a, cmd)
 		},
@@ -418,12 +453,15 @@ holds only children, so netobs always forks for those (--fork is implied);
 
 func newNSAddCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:     "add NAME",
-		Short:   "Create a named network namespace, as ip netns add does",
+		Use:   "add NAME",
+		Short: "Create a named network namespace, as ip netns add does",
+		Long: `Create a named network namespace, as ip netns add does. NAME must be one
+an NSREF can name: not all digits (a PID), not "self", no '/', spaces or
+control characters.`,
 		Example: "  netobs ns add lab1 && ip netns exec lab1 ip link",
 		Args:    exactArgs(1, "a NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := nsjoin.ValidateName(args[0]); err != nil {
+			if err := nsjoin.ValidateNewName(args[0]); err != nil {
 				return usageError{fmt.Errorf("ns add: %w", err)}
 			}
 			ns, err := nsjoin.NewNamed(args[0])
@@ -442,7 +480,7 @@ func newNSDelCmd(a *app) *cobra.Command {
 		Use:               "del NAME...",
 		Short:             "Delete named network namespaces, as ip netns del does",
 		Args:              func(c *cobra.Command, args []string) error { return minArgs(c, args, 1, "a NAME") },
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, name := range args {
 				if err := nsjoin.DeleteNamed(name); err != nil {

@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package nsjoin
+
+const cgoEnabled = false
