@@ -31,8 +31,9 @@ type Device struct {
 	persist bool
 	queues  []*Queue
 
-	mu     sync.Mutex      // guards h, mirror and closed
+	mu     sync.Mutex      // guards h, tc, mirror and closed
 	h      *netlink.Handle // bound to the target namespace; nil once closed
+	tc     *tcSock         // tc filter requests in the target, if mirroring
 	mirror *mirrorRules    // tc rules Create added, nil if none
 	closed bool
 }
@@ -111,6 +112,11 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
 		d.h = h
+		if cfg.Mirror != "" {
+			if d.tc, err = openTC(); err != nil {
+				return fmt.Errorf("netlink socket: %w", err)
+			}
+		}
 		// Checked before opening the device: TUNSETIFF on the name of an
 		// existing persistent TUN/TAP device would attach to it instead
 		// of failing.
@@ -303,7 +309,7 @@ func (d *Device) configure(cfg Config) error {
 		if cfg.Mirror == d.name {
 			return fmt.Errorf("%w: cannot mirror %s into itself", ErrInvalid, d.name)
 		}
-		m, err := addMirror(h, cfg.Mirror, d.index)
+		m, err := addMirror(h, d.tc, cfg.Mirror, d.index)
 		if m != nil {
 			d.mirror = m
 		}
@@ -328,118 +334,12 @@ func (q *Queue) ioctl(req uint, arg int) error {
 	return os.NewSyscallError("ioctl", serr)
 }
 
-// mirrorRules is what addMirror added: the filters, and the clsact qdisc
-// if there was none before.
-type mirrorRules struct {
-	link     netlink.Link
-	ownQdisc bool
-	qdisc    netlink.Qdisc
-	filters  []netlink.Filter
-}
-
-// mirrorPrio is where mirror filters start looking for a free priority,
-// high enough to stay out of the way of filters people add by hand.
-const mirrorPrio = 0xc000
-
-func addMirror(h *netlink.Handle, iface string, tapIndex int) (*mirrorRules, error) {
-	link, err := h.LinkByName(iface)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, errors.New("no such interface")
-		}
-		return nil, err
-	}
-	m := &mirrorRules{link: link}
-	qdiscs, err := h.QdiscList(link)
-	if err != nil {
-		return nil, fmt.Errorf("list qdiscs: %w", err)
-	}
-	for _, q := range qdiscs {
-		if q.Type() == "clsact" {
-			m.qdisc = q
-		}
-	}
-	if m.qdisc == nil {
-		q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{
-			LinkIndex: link.Attrs().Index,
-			Handle:    netlink.MakeHandle(0xffff, 0),
-			Parent:    netlink.HANDLE_CLSACT,
-		}}
-		if err := h.QdiscAdd(q); err != nil {
-			return nil, fmt.Errorf("add clsact qdisc: %w", err)
-		}
-		m.qdisc, m.ownQdisc = q, true
-	}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		prio, err := freePrio(h, link, parent)
-		if err != nil {
-			return m, err
-		}
-		attrs := netlink.FilterAttrs{
-			LinkIndex: link.Attrs().Index,
-			Parent:    parent,
-			Priority:  prio,
-			Protocol:  unix.ETH_P_ALL,
-		}
-		actions := []netlink.Action{&netlink.MirredAction{
-			ActionAttrs:  netlink.ActionAttrs{Action: netlink.TC_ACT_PIPE},
-			MirredAction: netlink.TCA_EGRESS_MIRROR,
-			Ifindex:      tapIndex,
-		}}
-		var f netlink.Filter = &netlink.MatchAll{FilterAttrs: attrs, Actions: actions}
-		err = h.FilterAdd(f)
-		if errors.Is(err, unix.ENOENT) {
-			// Kernels built without cls_matchall: a u32 filter with no
-			// selector key matches every packet too.
-			f = &netlink.U32{FilterAttrs: attrs, Actions: actions}
-			err = h.FilterAdd(f)
-		}
-		if err != nil {
-			return m, fmt.Errorf("add mirred filter: %w", err)
-		}
-		m.filters = append(m.filters, f)
-	}
-	return m, nil
-}
-
-func freePrio(h *netlink.Handle, link netlink.Link, parent uint32) (uint16, error) {
-	fs, err := h.FilterList(link, parent)
-	if err != nil {
-		return 0, fmt.Errorf("list filters: %w", err)
-	}
-	used := map[uint16]bool{}
-	for _, f := range fs {
-		used[f.Attrs().Priority] = true
-	}
-	for p := uint16(mirrorPrio); p < 0xffff; p++ {
-		if !used[p] {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free filter priority")
-}
-
-// remove deletes the filters, then the qdisc if addMirror created it.
-func (m *mirrorRules) remove(h *netlink.Handle) error {
-	var errs []error
-	for _, f := range m.filters {
-		if err := h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("delete filter: %w", err))
-		}
-	}
-	if m.ownQdisc {
-		if err := h.QdiscDel(m.qdisc); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("delete clsact qdisc: %w", err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // undo releases what a failed Create made, persistent or not.
 func (d *Device) undo() {
 	if d.h != nil && d.mirror != nil {
-		d.mirror.remove(d.h)
+		d.mirror.remove(d.h, d.tc)
 	}
+	d.tc.close()
 	for _, q := range d.queues {
 		q.ioctl(unix.TUNSETPERSIST, 0)
 		q.close()
@@ -462,11 +362,12 @@ func (d *Device) Close() error {
 	d.closed = true
 	var errs []error
 	if d.mirror != nil {
-		if err := d.mirror.remove(d.h); err != nil {
+		if err := d.mirror.remove(d.h, d.tc); err != nil {
 			errs = append(errs, err)
 		}
 		d.mirror = nil
 	}
+	d.tc.close()
 	for _, q := range d.queues {
 		if err := q.close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
