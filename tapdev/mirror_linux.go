@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -222,24 +223,6 @@ type mirrorRules struct {
 	qdisc bool
 }
 
-// Removed describes one tc object that Cleanup (or a mirror, before it
-// starts) removed.
-type Removed struct {
-	Interface string
-	// What is "ingress filter pref N", "egress filter pref N" or
-	// "clsact qdisc".
-	What string
-	// Owner is the PID of the netobs that added it, 0 for a qdisc.
-	Owner int
-}
-
-func (r Removed) String() string {
-	if r.Owner == 0 {
-		return r.Interface + " " + r.What
-	}
-	return fmt.Sprintf("%s %s (netobs %d, gone)", r.Interface, r.What, r.Owner)
-}
-
 // clsact returns the interface's clsact qdisc, or nil.
 func clsact(h *netlink.Handle, link netlink.Link) (netlink.Qdisc, error) {
 	qs, err := h.QdiscList(link)
@@ -437,4 +420,77 @@ func (m *mirrorRules) remove(h *netlink.Handle, t *tcSock) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Cleanup removes, from every interface of the network namespace ns, the
+// mirror filters of netobs processes that are gone (killed before they
+// could clean up) and the clsact qdiscs a netobs made that no filter uses
+// any more. The user's filters and qdiscs, and those of running netobs
+// processes, are left alone. It needs CAP_NET_ADMIN in ns.
+func Cleanup(ns *nsjoin.NS) ([]Removed, error) {
+	removed, err := cleanup(ns)
+	if err != nil {
+		return removed, fmt.Errorf("clean up tc rules in %s: %w", ns.Ref(), err)
+	}
+	return removed, nil
+}
+
+func cleanup(ns *nsjoin.NS) ([]Removed, error) {
+	if ns.Type() != nsjoin.Net {
+		return nil, fmt.Errorf("%w: %s is a %s namespace, not net", nsjoin.ErrWrongType, ns.Ref(), ns.Type())
+	}
+	var h *netlink.Handle
+	var t *tcSock
+	err := ns.Do(func() error {
+		var err error
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("netlink socket: %w", err)
+		}
+		if t, err = openTC(); err != nil {
+			return fmt.Errorf("netlink socket: %w", err)
+		}
+		return nil
+	})
+	defer func() {
+		t.close()
+		if h != nil {
+			h.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var removed []Removed
+	for _, link := range links {
+		q, err := clsact(h, link)
+		if err != nil {
+			return removed, fmt.Errorf("%s: %w", link.Attrs().Name, err)
+		}
+		if q == nil {
+			continue
+		}
+		r, netobsQdisc, err := sweep(t, link)
+		removed = append(removed, r...)
+		if err != nil {
+			return removed, fmt.Errorf("%s: %w", link.Attrs().Name, err)
+		}
+		if !netobsQdisc {
+			continue
+		}
+		left, err := hasFilters(t, link.Attrs().Index)
+		if err != nil {
+			return removed, fmt.Errorf("%s: %w", link.Attrs().Name, err)
+		}
+		if !left {
+			if err := h.QdiscDel(q); ignoreGone(err) != nil {
+				return removed, fmt.Errorf("%s: delete clsact qdisc: %w", link.Attrs().Name, err)
+			}
+			removed = append(removed, Removed{Interface: link.Attrs().Name, What: "clsact qdisc"})
+		}
+	}
+	return removed, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -155,4 +156,27 @@ func (c *Config) Validate() error {
 type Stats struct {
 	RxPackets, RxBytes, RxDropped uint64
 	TxPackets, TxBytes, TxDropped uint64
+}
+
+// Removed describes one tc object that Cleanup removed.
+type Removed struct {
+	Interface string
+	// What is "ingress filter pref N", "egress filter pref N" or
+	// "clsact qdisc".
+	What string
+	// Owner is the PID of the netobs that added it, 0 for a qdisc.
+	Owner int
+}
+
+// String describes r in one line; an interface name that is not a valid
+// one (it comes from the namespace) is quoted.
+func (r Removed) String() string {
+	name := r.Interface
+	if ValidName(name) != nil {
+		name = strconv.Quote(name)
+	}
+	if r.Owner == 0 {
+		return name + " " + r.What
+	}
+	return fmt.Sprintf("%s %s (netobs %d, gone)", name, r.What, r.Owner)
 }

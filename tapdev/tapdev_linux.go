@@ -421,6 +421,20 @@ func (d *Device) Mirroring() string {
 	return d.mirror.link.Attrs().Name
 }
 
+// MirrorGone reports whether the interface Create mirrors into the device
+// has been deleted from the namespace (the kernel removed the mirror's tc
+// rules with it). It is false for a device that mirrors nothing, and once
+// the device is closed.
+func (d *Device) MirrorGone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.mirror == nil {
+		return false
+	}
+	_, err := d.h.LinkByIndex(d.mirror.link.Attrs().Index)
+	return isNotFound(err)
+}
+
 // Stats reads the device's counters in the target namespace.
 func (d *Device) Stats() (Stats, error) {
 	d.mu.Lock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netobs/netobs/netobs/attach"
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -31,6 +32,7 @@ const exitGone = 3
 func newAttachCmd(a *app) *cobra.Command {
 	var (
 		tap, tun, persist, jsonOut, injectOnly bool
+		cleanup                                bool
 		name, mac, mirror, wfile, format, inj  string
 		withEvents                             bool
 		eventKinds                             string
@@ -64,6 +66,12 @@ closed output pipe;
   netobs attach myns --tap --addr 10.0.0.1/24 --events`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cleanup {
+				if cmd.Flags().NFlag() > 1 {
+					return usageErrorf("attach: --cleanup takes no other flags")
+				}
+				return cleanupMirrors(a, args[0])
+			}
 			cfg := tapdev.Config{Name: name, MTU: mtu, Queues: queues, Persist: persist, Mirror: mirror, TxQueueLen: txqlen}
 			switch {
 			case tap && tun:
@@ -199,7 +207,7 @@ closed output pipe;
 				}
 				return err
 			}
-			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone {
+			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone || res.Reason == attach.MirrorGone {
 				return exitStatus{exitGone, fmt.Sprintf("attach %s: %s: %s", args[0], res.Reason, res.Detail)}
 			}
 			return nil
@@ -216,6 +224,7 @@ closed output pipe;
 	fl.StringVar(&mirror, "mirror", "", "mirror this interface's ingress and egress traffic into the device (tc clsact + mirred)")
 	fl.IntVar(&queues, "queues", 1, "number of queues (more than 1: multiqueue device, one reader each)")
 	fl.IntVar(&txqlen, "txqueuelen", defaultTxQueueLen, "device transmit queue length: frames the kernel holds for netobs before dropping")
+	fl.BoolVar(&cleanup, "cleanup", false, "remove the --mirror tc filters of netobs processes that were killed (and the clsact qdiscs they made) from NSREF, then exit")
 	fl.BoolVar(&persist, "persist", false, "leave the device in the target when netobs exits")
 	fl.StringVarP(&wfile, "write", "w", "", "write frames to FILE (- for stdout) as pcap, or pcapng if FILE ends in .pcapng")
 	fl.StringVar(&format, "format", "", "output format: text, json, pcap, pcapng (default text, or pcap with -w)")
@@ -226,4 +235,25 @@ closed output pipe;
 	fl.BoolVar(&withEvents, "events", false, "interleave the namespace's netlink events (links, addresses, routes, ...) with the frames; on stderr beside pcap output")
 	fl.StringVar(&eventKinds, "event-kinds", "link,addr,route,neigh,rule", "with --events: the kinds to report")
 	return c
+}
+
+// cleanupMirrors is attach --cleanup: it removes what killed netobs
+// processes left of their mirrors in the namespace ref.
+func cleanupMirrors(a *app, ref string) error {
+	ns, err := nsjoin.Open(ref)
+	if err != nil {
+		return fmt.Errorf("attach --cleanup: %w", err)
+	}
+	defer ns.Close()
+	removed, err := tapdev.Cleanup(ns)
+	for _, r := range removed {
+		fmt.Fprintf(a.stdout, "removed %s\n", r)
+	}
+	if err != nil {
+		return fmt.Errorf("attach --cleanup: %w", err)
+	}
+	if len(removed) == 0 {
+		fmt.Fprintf(a.stderr, "netobs: no stale netobs tc rules in %s\n", ref)
+	}
+	return nil
 }

@@ -104,6 +104,9 @@ const (
 	// OutputClosed: the reader of the output went away (EPIPE), as when
 	// piping into head.
 	OutputClosed
+	// MirrorGone: the interface mirrored into the device was deleted in
+	// the namespace.
+	MirrorGone
 )
 
 func (r StopReason) String() string {
@@ -120,6 +123,8 @@ func (r StopReason) String() string {
 		return "device gone"
 	case OutputClosed:
 		return "output closed"
+	case MirrorGone:
+		return "mirrored interface gone"
 	}
 	return "StopReason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -191,6 +191,10 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 				r.stop(DeviceGone, r.dev.Name()+" deleted in the namespace", nil)
 				return
 			}
+			if r.dev.MirrorGone() {
+				r.stop(MirrorGone, r.o.Device.Mirror+" deleted in the namespace", nil)
+				return
+			}
 			r.mu.Lock()
 			err := r.sink.flush(false, nil)
 			r.mu.Unlock()
