@@ -281,9 +281,9 @@ func hasFilters(t *tcSock, ifindex int) (bool, error) {
 }
 
 // mirrorPrio picks where a mirror filter goes among the filters of a
-// parent (fs): in front of all of them (below the lowest priority in
-// use), or at 0xc000, the kernel's first automatic priority, if there are
-// none. If nothing can go in front, the mirror goes after every filter
+// parent (fs): in front of all of them, at the priority below the lowest
+// in use or at 0xc000 (the kernel's first automatic priority), whichever
+// is lower. If nothing can go in front, the mirror goes after every filter
 // and sees what they let through.
 //
 // The priority is also kept free on the other clsact parent (other):
