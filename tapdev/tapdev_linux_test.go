@@ -43,13 +43,18 @@ func TestValidate(t *testing.T) {
 		{Kind: TAP, MAC: net.HardwareAddr{1, 0, 0, 0, 0, 1}},
 		{Kind: TAP, Queues: 1000},
 		{Kind: TAP, Mirror: "x/y"},
+		{Kind: TAP, TxQueueLen: 1 << 32},
+		{Kind: TAP, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("10.0.0.1/24")}},
+		{Kind: TAP, Addrs: []netip.Prefix{netip.MustParsePrefix("fd00::1/64"), netip.MustParsePrefix("fd00::1/80")}},
+		{Kind: TAP, Routes: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("10.9.1.0/16")}},
 	}
 	for _, c := range bad {
 		if err := c.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalid", c, err)
 		}
 	}
-	good := Config{Kind: TAP, Name: "obs%d", MTU: 1400, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Queues: 4}
+	good := Config{Kind: TAP, Name: "obs%d", MTU: 1400, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Queues: 4, TxQueueLen: 1<<32 - 1,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("10.0.0.2/24")}}
 	if err := good.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v", good, err)
 	}
