@@ -62,7 +62,7 @@ closed output pipe;
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
-  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap -c 10
+  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap --inject-only
   netobs attach myns --tap --addr 10.0.0.1/24 --events`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -229,7 +229,7 @@ closed output pipe;
 	fl.StringVarP(&wfile, "write", "w", "", "write frames to FILE (- for stdout) as pcap, or pcapng if FILE ends in .pcapng")
 	fl.StringVar(&format, "format", "", "output format: text, json, pcap, pcapng (default text, or pcap with -w)")
 	fl.BoolVar(&jsonOut, "json", false, "one JSON object per frame (same as --format json)")
-	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read")
+	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read from the device (sent by the namespace; injected frames do not count)")
 	fl.StringVar(&inj, "inject", "", "write the frames of this pcap/pcapng file into the namespace through the device")
 	fl.BoolVar(&injectOnly, "inject-only", false, "stop when --inject is done, without reading frames")
 	fl.BoolVar(&withEvents, "events", false, "interleave the namespace's netlink events (links, addresses, routes, ...) with the frames; on stderr beside pcap output")

@@ -335,7 +335,9 @@ func (r *runner) inject() {
 				break
 			}
 			if err != nil {
-				firstErr = fmt.Errorf("read %s: %w", in.Path, err)
+				// A file that changed since OpenInject read it through,
+				// or one that could not be read ahead (a pipe).
+				r.stop(0, "", fmt.Errorf("inject %s: %w", in.Path, err))
 				eof = true
 				break
 			}
