@@ -495,12 +495,16 @@ func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
 				k = len(bufs)
 			}
 			n, rerr = r.read(int(fd), bufs, sizes, k)
-			if n == 0 && errors.Is(rerr, unix.EOPNOTSUPP) {
-				// The kernel refuses RWF_NOWAIT on this file; without it a
-				// read would wait in the kernel, out of Close's reach.
-				q.ringMu.Lock()
-				q.noRing = true
-				q.ringMu.Unlock()
+			switch {
+			case n == 0 && (errors.Is(rerr, unix.EOPNOTSUPP) || errors.Is(rerr, unix.EINVAL)):
+				// EOPNOTSUPP: the kernel refuses RWF_NOWAIT on this file;
+				// without it a read would wait in the kernel, out of
+				// Close's reach. EINVAL: a kernel before 5.6, without
+				// IORING_OP_READ. read(2) from now on.
+				q.setNoRing()
+				r, rerr = nil, nil
+			case n == 0 && errors.Is(rerr, errNotTaken):
+				// The ring took no request this time: read(2) this time.
 				r, rerr = nil, nil
 			}
 			// Grow the batch while it comes back full, shrink it to what
@@ -576,57 +580,73 @@ func (q *Queue) uring(ring **uring, batch int) *uring {
 func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
 	written := 0
 	var first error
+	// write writes one frame through the poller, which waits for room.
+	write := func(f []byte) error {
+		_, err := q.f.Write(f)
+		if err == nil {
+			written++
+		} else if !errors.Is(err, os.ErrClosed) {
+			first = cmp.Or(first, err)
+			err = nil
+		}
+		return err
+	}
 	for len(frames) > 0 {
 		k := min(len(frames), 64)
 		r := q.uring(&q.wring, 64)
+		var res [256]int32
+		var derr error
+		if r != nil {
+			err := q.rc.Write(func(fd uintptr) bool {
+				k, derr = r.do(uringOps.write, int(fd), frames, k, &res)
+				return true
+			})
+			if err == nil && errors.Is(derr, errNotTaken) {
+				// The ring took no request this time: write(2) this time.
+				r, k = nil, min(len(frames), 64)
+			} else if err = cmp.Or(err, derr); err != nil {
+				return written, err
+			}
+		}
 		if r == nil {
 			for _, f := range frames[:k] {
-				if _, err := q.f.Write(f); err != nil {
-					if errors.Is(err, os.ErrClosed) {
-						return written, err
-					}
-					first = cmp.Or(first, err)
-					continue
+				if err := write(f); err != nil {
+					return written, err
 				}
-				written++
 			}
 			frames = frames[k:]
 			continue
 		}
-		var res [256]int32
-		var derr error
-		err := q.rc.Write(func(fd uintptr) bool {
-			k, derr = r.do(ioringOpWrite, int(fd), frames, k, &res)
-			return true
-		})
-		if err == nil {
-			err = derr
-		}
-		if err != nil {
-			return written, err
-		}
 		for i := 0; i < k; i++ {
-			switch {
+			switch e := unix.Errno(-res[i]); {
 			case res[i] >= 0:
 				written++
-			case unix.Errno(-res[i]) == unix.EAGAIN:
-				// The device is full for now: write this one through
-				// the poller, which waits for room.
-				if _, err := q.f.Write(frames[i]); err != nil {
-					if errors.Is(err, os.ErrClosed) {
-						return written, err
-					}
-					first = cmp.Or(first, err)
-				} else {
-					written++
+			case e == unix.EAGAIN || e == unix.EOPNOTSUPP || e == unix.EINVAL:
+				// EAGAIN: the device is full for now. EOPNOTSUPP: the
+				// kernel refuses RWF_NOWAIT on this file. EINVAL: a
+				// kernel before 5.6, without IORING_OP_WRITE, or a frame
+				// the device refuses; write(2) tells which.
+				before := written
+				if err := write(frames[i]); err != nil {
+					return written, err
+				}
+				if e != unix.EAGAIN && written > before {
+					q.setNoRing()
 				}
 			default:
-				first = cmp.Or(first, error(os.NewSyscallError("write", unix.Errno(-res[i]))))
+				first = cmp.Or(first, error(os.NewSyscallError("write", e)))
 			}
 		}
 		frames = frames[k:]
 	}
 	return written, first
+}
+
+// setNoRing makes the queue use read(2) and write(2) from now on.
+func (q *Queue) setNoRing() {
+	q.ringMu.Lock()
+	q.noRing = true
+	q.ringMu.Unlock()
 }
 
 // SetReadDeadline makes pending and future reads fail with an error
