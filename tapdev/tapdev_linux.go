@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/netobs/netobs/nsjoin"
-	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -69,10 +66,8 @@ func (q *Queue) close() error {
 	return err
 }
 
-// createMu serialises Create: water leaks the descriptor when TUNSETIFF
-// fails, and Create finds it by looking for unattached /dev/net/tun
-// descriptors, which only works if no other Create is between open and
-// TUNSETIFF.
+// createMu serialises Create in this process, so that two mirrors of one
+// interface choose their filter priorities one after the other.
 var createMu sync.Mutex
 
 // Create makes a device as cfg describes inside the network namespace ns
@@ -117,16 +112,6 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 				return fmt.Errorf("netlink socket: %w", err)
 			}
 		}
-		// Checked before opening the device: TUNSETIFF on the name of an
-		// existing persistent TUN/TAP device would attach to it instead
-		// of failing.
-		if cfg.Name != "" && !hasPattern(cfg.Name) {
-			if _, err := h.LinkByName(cfg.Name); err == nil {
-				return fmt.Errorf("%w: %s is already in %s", ErrExists, cfg.Name, d.ns)
-			} else if !isNotFound(err) {
-				return fmt.Errorf("look up %s: %w", cfg.Name, err)
-			}
-		}
 		if cfg.Mirror != "" {
 			if _, err := h.LinkByName(cfg.Mirror); err != nil {
 				if isNotFound(err) {
@@ -137,7 +122,12 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 		}
 		name := cfg.Name
 		for i := 0; i < nq; i++ {
-			q, got, err := openQueue(cfg.Kind, name, nq > 1)
+			// The first queue makes the device and must not attach to
+			// an existing one (IFF_TUN_EXCL); the others attach to it.
+			q, got, err := openQueue(cfg.Kind, name, nq > 1, i == 0)
+			if errors.Is(err, ErrExists) {
+				return fmt.Errorf("%w: %s is already in %s", ErrExists, name, d.ns)
+			}
 			if err != nil {
 				if i > 0 {
 					return fmt.Errorf("queue %d: %w", i, err)
@@ -175,91 +165,62 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-// openQueue opens /dev/net/tun through water on the calling thread, which
-// Create runs inside the target namespace, and makes the descriptor
-// close-on-exec before any fork can copy it.
-func openQueue(kind Kind, name string, multi bool) (*Queue, string, error) {
-	wc := water.Config{DeviceType: water.TAP}
-	if kind == TUN {
-		wc.DeviceType = water.TUN
-	}
-	wc.Name = name
-	wc.MultiQueue = multi
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	ifce, err := water.New(wc)
+// openQueue opens /dev/net/tun on the calling thread, which Create runs
+// inside the target namespace, and makes it a queue of the device name
+// (TUNSETIFF): a new device if excl (IFF_TUN_EXCL: an existing device of
+// that name is an error, not something to attach to), else the existing
+// multiqueue device. The descriptor is close-on-exec and non-blocking
+// from the start, before it is wrapped in an *os.File.
+func openQueue(kind Kind, name string, multi, excl bool) (*Queue, string, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		closeUnattachedTun()
-		return nil, "", tunError(err)
+		return nil, "", tunError("open /dev/net/tun", err)
 	}
-	f, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return nil, "", fmt.Errorf("water returned a %T, not an *os.File", ifce.ReadWriteCloser)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if kind == TUN {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	}
+	if multi {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	if excl {
+		flags |= unix.IFF_TUN_EXCL
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		if excl && errors.Is(err, unix.EBUSY) {
+			return nil, "", fmt.Errorf("%w: %w", ErrExists, os.NewSyscallError("ioctl TUNSETIFF", err))
+		}
+		return nil, "", tunError("ioctl TUNSETIFF", err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
 	q := &Queue{f: f}
 	if q.rc, err = f.SyscallConn(); err != nil {
 		f.Close()
 		return nil, "", err
 	}
-	var serr error
-	if err := q.rc.Control(func(fd uintptr) {
-		_, serr = unix.FcntlInt(fd, unix.F_SETFD, unix.FD_CLOEXEC)
-	}); err != nil || serr != nil {
-		f.Close()
-		return nil, "", os.NewSyscallError("fcntl", errors.Join(err, serr))
-	}
-	return q, ifce.Name(), nil
+	return q, ifr.Name(), nil
 }
 
-// tunError names what failed in water's bare errno and the capability
-// that is usually missing.
-func tunError(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		// water's only SyscallErrors come from ioctl; TUNSETIFF fails
-		// first and most.
-		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("ioctl TUNSETIFF: %w (needs CAP_NET_ADMIN)", se.Err)
-		}
-		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("ioctl TUNSETIFF: %w: %w", ErrExists, se.Err)
-		}
-		return fmt.Errorf("ioctl TUNSETIFF: %w", se.Err)
+// tunError names the call that failed and the capability or module that
+// is usually missing.
+func tunError(call string, err error) error {
+	se := os.NewSyscallError(call, err)
+	switch {
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w (needs CAP_NET_ADMIN)", se)
+	case call == "open /dev/net/tun" && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)):
+		return fmt.Errorf("%w (no TUN/TAP support: modprobe tun, or mount /dev/net/tun into this mount namespace)", se)
+	case errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%w: %w", ErrExists, se)
 	}
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("open /dev/net/tun: %w (needs CAP_NET_ADMIN)", err)
-	}
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
-		return fmt.Errorf("open /dev/net/tun: %w (no TUN/TAP support: modprobe tun, or mount /dev/net/tun into this mount namespace)", err)
-	}
-	return fmt.Errorf("open /dev/net/tun: %w", err)
-}
-
-// closeUnattachedTun closes the descriptor water leaks when TUNSETIFF
-// fails: a /dev/net/tun descriptor attached to no device (TUNGETIFF fails
-// with EBADFD). Every attached queue of this process is left alone.
-func closeUnattachedTun() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); link != "/dev/net/tun" {
-			continue
-		}
-		ifr, err := unix.NewIfreq("")
-		if err != nil {
-			continue
-		}
-		if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); errors.Is(err, unix.EBADFD) {
-			unix.Close(fd)
-		}
-	}
+	return se
 }
 
 func (d *Device) configure(cfg Config) error {

@@ -313,3 +313,46 @@ func TestCycles(t *testing.T) {
 	}
 	nstest.CheckThreads(t)
 }
+
+// TestCreateNeverAttachesToExisting: TUNSETIFF on the name of an existing
+// persistent TAP device attaches to it unless IFF_TUN_EXCL is set (and
+// songgao/water then cleared its persist flag, so the user's device went
+// away with netobs). Create refuses the name in the same call that would
+// make the device, so there is no window between a check and the
+// creation, and the user's device stays as it was. A descriptor of
+// /dev/net/tun that another part of the process holds, attached to
+// nothing, stays open through the failure.
+func TestCreateNeverAttachesToExisting(t *testing.T) {
+	nstest.RequireTools(t, "ip")
+	nsName := nstest.NetNS(t)
+	ns := nsopen.Open(t, nsName)
+	name := nstest.UniqueName("tap")
+	nstest.Run(t, "ip", "-n", nsName, "tuntap", "add", "dev", name, "mode", "tap")
+	other, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	var q *Queue
+	err = ns.Do(func() error {
+		var err error
+		q, _, err = openQueue(TAP, name, false, true)
+		return err
+	})
+	if q != nil {
+		q.close()
+	}
+	if !errors.Is(err, ErrExists) {
+		t.Errorf("opening a queue of the existing persistent %s: %v, want ErrExists", name, err)
+	}
+	if _, err := Create(ns, Config{Kind: TAP, Name: name}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already in") {
+		t.Errorf("Create of the existing %s: %v", name, err)
+	}
+	if out := nstest.Run(t, "ip", "-n", nsName, "-d", "link", "show", "dev", name); !strings.Contains(out, "persist on") {
+		t.Errorf("the user's persistent %s lost its persist flag:\n%s", name, out)
+	}
+	if _, err := other.Stat(); err != nil {
+		t.Errorf("another /dev/net/tun descriptor of the process was closed: %v", err)
+	}
+}
