@@ -431,6 +431,7 @@ func TestAttachBadInput(t *testing.T) {
 		{"inject bad pcapng block", []string{"attach", ns, "--tap", "--inject", badBlock, "--inject-only"}, nil, 1, "record 2:"},
 		{"unwritable -w", []string{"attach", ns, "--tap", "-w", "/nonexistent/dir/x.pcap"}, nil, 1, "no such file"},
 		{"bad format", []string{"attach", ns, "--tap", "--format", "xml"}, nil, 2, "format"},
+		{"cleanup with other flags", []string{"attach", ns, "--cleanup", "--tap"}, nil, 2, "--cleanup takes no other flags"},
 		{"txqueuelen beyond 32 bits", []string{"attach", ns, "--tap", "--txqueuelen", "4294967296"}, nil, 2, "transmit queue length 4294967296 out of range"},
 		{"duplicate address", []string{"attach", ns, "--tap", "--addr", "10.76.9.1/24", "--addr", "10.76.9.1/24"}, nil, 2, "given twice"},
 		{"duplicate IPv6 address", []string{"attach", ns, "--tap", "--addr", "fd76::1/64", "--addr", "fd76::1/80"}, nil, 2, "given twice"},

@@ -46,24 +46,34 @@ func newAttachCmd(a *app) *cobra.Command {
 		Long: `attach creates a TAP (Ethernet) or TUN (IP) device inside the network
 namespace NSREF, configures it there, and from the host prints every frame
 the namespace sends through it. Nothing is installed in the target. With
---mirror the device also sees the traffic of an existing interface there
-(tc clsact + mirred). --inject writes the frames of a pcap file into the
-namespace through the device.
+--mirror the device also sees the traffic of an existing interface there:
+tc filters in front of the target's own (clsact, u32, mirred with control
+"continue", so the target's filters still run), removed on exit. --inject
+writes the frames of a pcap file into the namespace through the device; a
+damaged file is refused before the device exists.
+
+attach --cleanup NSREF removes what netobs processes killed with SIGKILL left
+of their mirrors in NSREF (their tc filters, and a clsact qdisc they made
+once no filter is left on it), and nothing else.
 
 Output: one line per frame (text), --json, or -w FILE as pcap (pcapng if
 FILE ends in .pcapng or with --format pcapng); -w - writes to stdout, never
 to a terminal. Counts go to stderr.
 
-Stops on -c COUNT, SIGINT/SIGTERM, the end of --inject-only, or when the
-namespace goes away. The device and tc rules are removed unless --persist.
+Stops on -c COUNT (frames read, not injected), SIGINT, SIGTERM, SIGHUP or
+SIGQUIT, the end of --inject-only, or when the namespace, the device or the
+mirrored interface goes away. The device is removed unless --persist, the
+tc rules always.
 Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
 closed output pipe;
-1 error; 2 usage; 3 the namespace or the device went away.`,
+1 error; 2 usage; 3 the namespace, the device or the mirrored interface
+went away.`,
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
   netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap --inject-only
-  netobs attach myns --tap --addr 10.0.0.1/24 --events`,
+  netobs attach myns --tap --addr 10.0.0.1/24 --events
+  netobs attach myns --cleanup      # after a netobs --mirror was killed with SIGKILL`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cleanup {

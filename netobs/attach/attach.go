@@ -91,7 +91,7 @@ type StopReason int
 
 const (
 	_ StopReason = iota
-	// Cancelled: the context was cancelled (SIGINT, SIGTERM).
+	// Cancelled: the context was cancelled (SIGINT, SIGTERM, SIGHUP, SIGQUIT).
 	Cancelled
 	// CountReached: Count frames were read.
 	CountReached
