@@ -18,7 +18,7 @@ import (
 )
 
 // TestEveryDescriptorCloseOnExec opens one of everything netobs makes
-// inside a namespace (namespace handles, a TAP device, capture sockets, a
+// inside a namespace (namespace handles, a TAP device mirroring lo, capture sockets, a
 // netlink watcher, the io_uring rings of batch I/O, listening, connected and datagram sockets) and checks
 // that no descriptor of the process lacks close-on-exec.
 func TestEveryDescriptorCloseOnExec(t *testing.T) {
@@ -31,8 +31,9 @@ func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	}
 	defer uts.Close()
 
+	// Mirroring lo adds the socket tapdev makes its tc filters with.
 	dev, err := tapdev.Create(ns, tapdev.Config{Kind: tapdev.TAP, Name: nstest.UniqueName("tap"),
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}})
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}, Mirror: "lo"})
 	if err != nil {
 		t.Fatal(err)
 	}
