@@ -4,31 +4,39 @@
 // # Which namespace, which thread
 //
 // A TUN/TAP device lands in the network namespace of the thread that opens
-// /dev/net/tun. Create therefore opens it (through songgao/water) inside
-// nsjoin's Do, on a locked thread that is in the target namespace, and also
-// creates there the netlink socket used to configure the device. Both file
-// descriptors stay bound to the target after Do returns the thread home, so
+// /dev/net/tun. Create therefore opens it inside nsjoin's Do, on a locked
+// thread that is in the target namespace, and also creates there the
+// netlink sockets used to configure the device. These file descriptors
+// stay bound to the target after Do returns the thread home, so
 // every other call of this package runs on ordinary goroutines in the host
 // namespaces. tapdev never calls setns itself.
 //
 // # What Create adds and Close removes
 //
-// Create makes the device (one file descriptor per queue), configures it in
-// the target (MTU, MAC, transmit queue length, addresses, up, routes) and,
-// in mirror mode, mirrors the ingress and egress traffic of an existing
-// interface of the target into the device with tc (a clsact qdisc and two
-// matchall filters with a mirred action). If any step fails, everything done
-// so far is undone before Create returns. Close removes the tc rules it
-// added (the clsact qdisc too if it created it) and closes the queues,
-// which makes the kernel delete the device unless it was made persistent.
-// Close is idempotent and unblocks pending reads.
+// Create makes the device (one file descriptor per queue; the first with
+// IFF_TUN_EXCL, so that an existing device of that name, persistent ones
+// included, is refused in the same call that would make it, never
+// attached to), configures it in the target (MTU, MAC, transmit queue
+// length, addresses, up, routes) and, in mirror mode, mirrors the ingress
+// and egress traffic of an existing interface of the target into the
+// device with tc: a clsact qdisc (if there is none) and on each of its
+// parents a u32 filter that matches every frame, with a mirred
+// egress-mirror action whose control is "continue", so the target's own
+// filters run as before. The filters go in front of the target's, and
+// their action cookie names the netobs process (see Cleanup). If any step
+// fails, everything done so far is undone before Create returns. Close
+// removes its own filters (and the clsact qdisc if a netobs made it and
+// no filter is left on it) and closes the queues, which makes the kernel
+// delete the device unless it was made persistent. Close is idempotent
+// and unblocks pending reads. Cleanup removes what netobs processes
+// killed with SIGKILL left behind.
 //
 // # File descriptors
 //
 // Every descriptor is close-on-exec and non-blocking under Go's poller:
-// water opens /dev/net/tun without O_CLOEXEC, so Create sets the flag while
-// holding syscall.ForkLock, before any fork can inherit it. Queues never
-// call (*os.File).Fd, which would switch the descriptor to blocking mode.
+// /dev/net/tun is opened with O_CLOEXEC|O_NONBLOCK, before the descriptor
+// is wrapped in an *os.File. Queues never call (*os.File).Fd, which would
+// switch the descriptor to blocking mode.
 //
 // # Reading in batches
 //
@@ -36,8 +44,10 @@
 // io_uring_enter (reads flagged RWF_NOWAIT, so an empty queue returns
 // EAGAIN at once and the wait for the next frame happens in Go's poller,
 // where Close and read deadlines reach it). Where io_uring is unavailable
-// it falls back to one read(2) per frame. The ring is made on the first
-// ReadBatch in the host namespace and closed with the queue.
+// (or fails the requests: kernels before 5.6 lack IORING_OP_READ and
+// IORING_OP_WRITE) it falls back to one read(2) or write(2) per frame.
+// The rings are made on the first ReadBatch and WriteBatch in the host
+// namespace and closed with the queue.
 //
 // # Privileges
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -33,6 +34,10 @@ func (k Kind) String() string {
 
 // IFNAMSIZ is the kernel's interface name buffer size, terminator included.
 const IFNAMSIZ = 16
+
+// MaxTxQueueLen is the largest transmit queue length the kernel takes
+// (it holds the length in 32 bits).
+const MaxTxQueueLen uint32 = 1<<32 - 1
 
 // MaxQueues is the kernel's limit on the queues of one multiqueue device.
 const MaxQueues = 256
@@ -125,21 +130,33 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: MAC %s is all zeros", ErrInvalid, c.MAC)
 		}
 	}
-	if c.TxQueueLen < 0 {
-		return fmt.Errorf("%w: negative transmit queue length %d", ErrInvalid, c.TxQueueLen)
+	if c.TxQueueLen < 0 || int64(c.TxQueueLen) > int64(MaxTxQueueLen) {
+		return fmt.Errorf("%w: transmit queue length %d out of range 0-%d", ErrInvalid, c.TxQueueLen, MaxTxQueueLen)
 	}
 	if c.Queues < 0 || c.Queues > MaxQueues {
 		return fmt.Errorf("%w: %d queues, want 1-%d", ErrInvalid, c.Queues, MaxQueues)
 	}
+	addrs := map[netip.Addr]netip.Prefix{}
 	for _, p := range c.Addrs {
 		if !p.IsValid() {
 			return fmt.Errorf("%w: address %v", ErrInvalid, p)
 		}
+		// The kernel refuses an address the device already has (for
+		// IPv6 whatever the prefix length), after the device exists.
+		if q, dup := addrs[p.Addr()]; dup {
+			return fmt.Errorf("%w: address %v given twice (%v and %v)", ErrInvalid, p.Addr(), q, p)
+		}
+		addrs[p.Addr()] = p
 	}
+	routes := map[netip.Prefix]bool{}
 	for _, p := range c.Routes {
 		if !p.IsValid() {
 			return fmt.Errorf("%w: route %v", ErrInvalid, p)
 		}
+		if routes[p.Masked()] {
+			return fmt.Errorf("%w: route %v given twice", ErrInvalid, p.Masked())
+		}
+		routes[p.Masked()] = true
 	}
 	if c.Mirror != "" {
 		if err := ValidName(c.Mirror); err != nil {
@@ -155,4 +172,27 @@ func (c *Config) Validate() error {
 type Stats struct {
 	RxPackets, RxBytes, RxDropped uint64
 	TxPackets, TxBytes, TxDropped uint64
+}
+
+// Removed describes one tc object that Cleanup removed.
+type Removed struct {
+	Interface string
+	// What is "ingress filter pref N", "egress filter pref N" or
+	// "clsact qdisc".
+	What string
+	// Owner is the PID of the netobs that added it, 0 for a qdisc.
+	Owner int
+}
+
+// String describes r in one line; an interface name that is not a valid
+// one (it comes from the namespace) is quoted.
+func (r Removed) String() string {
+	name := r.Interface
+	if ValidName(name) != nil {
+		name = strconv.Quote(name)
+	}
+	if r.Owner == 0 {
+		return name + " " + r.What
+	}
+	return fmt.Sprintf("%s %s (netobs %d, gone)", name, r.What, r.Owner)
 }

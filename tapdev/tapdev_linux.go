@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/netobs/netobs/nsjoin"
-	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -31,8 +28,9 @@ type Device struct {
 	persist bool
 	queues  []*Queue
 
-	mu     sync.Mutex      // guards h, mirror and closed
+	mu     sync.Mutex      // guards h, tc, mirror and closed
 	h      *netlink.Handle // bound to the target namespace; nil once closed
+	tc     *tcSock         // tc filter requests in the target, if mirroring
 	mirror *mirrorRules    // tc rules Create added, nil if none
 	closed bool
 }
@@ -68,10 +66,8 @@ func (q *Queue) close() error {
 	return err
 }
 
-// createMu serialises Create: water leaks the descriptor when TUNSETIFF
-// fails, and Create finds it by looking for unattached /dev/net/tun
-// descriptors, which only works if no other Create is between open and
-// TUNSETIFF.
+// createMu serialises Create in this process, so that two mirrors of one
+// interface choose their filter priorities one after the other.
 var createMu sync.Mutex
 
 // Create makes a device as cfg describes inside the network namespace ns
@@ -111,14 +107,9 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
 		d.h = h
-		// Checked before opening the device: TUNSETIFF on the name of an
-		// existing persistent TUN/TAP device would attach to it instead
-		// of failing.
-		if cfg.Name != "" && !hasPattern(cfg.Name) {
-			if _, err := h.LinkByName(cfg.Name); err == nil {
-				return fmt.Errorf("%w: %s is already in %s", ErrExists, cfg.Name, d.ns)
-			} else if !isNotFound(err) {
-				return fmt.Errorf("look up %s: %w", cfg.Name, err)
+		if cfg.Mirror != "" {
+			if d.tc, err = openTC(); err != nil {
+				return fmt.Errorf("netlink socket: %w", err)
 			}
 		}
 		if cfg.Mirror != "" {
@@ -131,7 +122,12 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 		}
 		name := cfg.Name
 		for i := 0; i < nq; i++ {
-			q, got, err := openQueue(cfg.Kind, name, nq > 1)
+			// The first queue makes the device and must not attach to
+			// an existing one (IFF_TUN_EXCL); the others attach to it.
+			q, got, err := openQueue(cfg.Kind, name, nq > 1, i == 0)
+			if errors.Is(err, ErrExists) {
+				return fmt.Errorf("%w: %s is already in %s", ErrExists, name, d.ns)
+			}
 			if err != nil {
 				if i > 0 {
 					return fmt.Errorf("queue %d: %w", i, err)
@@ -169,91 +165,62 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-// openQueue opens /dev/net/tun through water on the calling thread, which
-// Create runs inside the target namespace, and makes the descriptor
-// close-on-exec before any fork can copy it.
-func openQueue(kind Kind, name string, multi bool) (*Queue, string, error) {
-	wc := water.Config{DeviceType: water.TAP}
-	if kind == TUN {
-		wc.DeviceType = water.TUN
-	}
-	wc.Name = name
-	wc.MultiQueue = multi
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	ifce, err := water.New(wc)
+// openQueue opens /dev/net/tun on the calling thread, which Create runs
+// inside the target namespace, and makes it a queue of the device name
+// (TUNSETIFF): a new device if excl (IFF_TUN_EXCL: an existing device of
+// that name is an error, not something to attach to), else the existing
+// multiqueue device. The descriptor is close-on-exec and non-blocking
+// from the start, before it is wrapped in an *os.File.
+func openQueue(kind Kind, name string, multi, excl bool) (*Queue, string, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		closeUnattachedTun()
-		return nil, "", tunError(err)
+		return nil, "", tunError("open /dev/net/tun", err)
 	}
-	f, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return nil, "", fmt.Errorf("water returned a %T, not an *os.File", ifce.ReadWriteCloser)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if kind == TUN {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	}
+	if multi {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	if excl {
+		flags |= unix.IFF_TUN_EXCL
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		if excl && errors.Is(err, unix.EBUSY) {
+			return nil, "", fmt.Errorf("%w: %w", ErrExists, os.NewSyscallError("ioctl TUNSETIFF", err))
+		}
+		return nil, "", tunError("ioctl TUNSETIFF", err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
 	q := &Queue{f: f}
 	if q.rc, err = f.SyscallConn(); err != nil {
 		f.Close()
 		return nil, "", err
 	}
-	var serr error
-	if err := q.rc.Control(func(fd uintptr) {
-		_, serr = unix.FcntlInt(fd, unix.F_SETFD, unix.FD_CLOEXEC)
-	}); err != nil || serr != nil {
-		f.Close()
-		return nil, "", os.NewSyscallError("fcntl", errors.Join(err, serr))
-	}
-	return q, ifce.Name(), nil
+	return q, ifr.Name(), nil
 }
 
-// tunError names what failed in water's bare errno and the capability
-// that is usually missing.
-func tunError(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		// water's only SyscallErrors come from ioctl; TUNSETIFF fails
-		// first and most.
-		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("ioctl TUNSETIFF: %w (needs CAP_NET_ADMIN)", se.Err)
-		}
-		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("ioctl TUNSETIFF: %w: %w", ErrExists, se.Err)
-		}
-		return fmt.Errorf("ioctl TUNSETIFF: %w", se.Err)
+// tunError names the call that failed and the capability or module that
+// is usually missing.
+func tunError(call string, err error) error {
+	se := os.NewSyscallError(call, err)
+	switch {
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w (needs CAP_NET_ADMIN)", se)
+	case call == "open /dev/net/tun" && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)):
+		return fmt.Errorf("%w (no TUN/TAP support: modprobe tun, or mount /dev/net/tun into this mount namespace)", se)
+	case errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%w: %w", ErrExists, se)
 	}
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("open /dev/net/tun: %w (needs CAP_NET_ADMIN)", err)
-	}
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
-		return fmt.Errorf("open /dev/net/tun: %w (no TUN/TAP support: modprobe tun, or mount /dev/net/tun into this mount namespace)", err)
-	}
-	return fmt.Errorf("open /dev/net/tun: %w", err)
-}
-
-// closeUnattachedTun closes the descriptor water leaks when TUNSETIFF
-// fails: a /dev/net/tun descriptor attached to no device (TUNGETIFF fails
-// with EBADFD). Every attached queue of this process is left alone.
-func closeUnattachedTun() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); link != "/dev/net/tun" {
-			continue
-		}
-		ifr, err := unix.NewIfreq("")
-		if err != nil {
-			continue
-		}
-		if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); errors.Is(err, unix.EBADFD) {
-			unix.Close(fd)
-		}
-	}
+	return se
 }
 
 func (d *Device) configure(cfg Config) error {
@@ -303,7 +270,7 @@ func (d *Device) configure(cfg Config) error {
 		if cfg.Mirror == d.name {
 			return fmt.Errorf("%w: cannot mirror %s into itself", ErrInvalid, d.name)
 		}
-		m, err := addMirror(h, cfg.Mirror, d.index)
+		m, err := addMirror(h, d.tc, cfg.Mirror, d.index)
 		if m != nil {
 			d.mirror = m
 		}
@@ -328,118 +295,12 @@ func (q *Queue) ioctl(req uint, arg int) error {
 	return os.NewSyscallError("ioctl", serr)
 }
 
-// mirrorRules is what addMirror added: the filters, and the clsact qdisc
-// if there was none before.
-type mirrorRules struct {
-	link     netlink.Link
-	ownQdisc bool
-	qdisc    netlink.Qdisc
-	filters  []netlink.Filter
-}
-
-// mirrorPrio is where mirror filters start looking for a free priority,
-// high enough to stay out of the way of filters people add by hand.
-const mirrorPrio = 0xc000
-
-func addMirror(h *netlink.Handle, iface string, tapIndex int) (*mirrorRules, error) {
-	link, err := h.LinkByName(iface)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, errors.New("no such interface")
-		}
-		return nil, err
-	}
-	m := &mirrorRules{link: link}
-	qdiscs, err := h.QdiscList(link)
-	if err != nil {
-		return nil, fmt.Errorf("list qdiscs: %w", err)
-	}
-	for _, q := range qdiscs {
-		if q.Type() == "clsact" {
-			m.qdisc = q
-		}
-	}
-	if m.qdisc == nil {
-		q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{
-			LinkIndex: link.Attrs().Index,
-			Handle:    netlink.MakeHandle(0xffff, 0),
-			Parent:    netlink.HANDLE_CLSACT,
-		}}
-		if err := h.QdiscAdd(q); err != nil {
-			return nil, fmt.Errorf("add clsact qdisc: %w", err)
-		}
-		m.qdisc, m.ownQdisc = q, true
-	}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		prio, err := freePrio(h, link, parent)
-		if err != nil {
-			return m, err
-		}
-		attrs := netlink.FilterAttrs{
-			LinkIndex: link.Attrs().Index,
-			Parent:    parent,
-			Priority:  prio,
-			Protocol:  unix.ETH_P_ALL,
-		}
-		actions := []netlink.Action{&netlink.MirredAction{
-			ActionAttrs:  netlink.ActionAttrs{Action: netlink.TC_ACT_PIPE},
-			MirredAction: netlink.TCA_EGRESS_MIRROR,
-			Ifindex:      tapIndex,
-		}}
-		var f netlink.Filter = &netlink.MatchAll{FilterAttrs: attrs, Actions: actions}
-		err = h.FilterAdd(f)
-		if errors.Is(err, unix.ENOENT) {
-			// Kernels built without cls_matchall: a u32 filter with no
-			// selector key matches every packet too.
-			f = &netlink.U32{FilterAttrs: attrs, Actions: actions}
-			err = h.FilterAdd(f)
-		}
-		if err != nil {
-			return m, fmt.Errorf("add mirred filter: %w", err)
-		}
-		m.filters = append(m.filters, f)
-	}
-	return m, nil
-}
-
-func freePrio(h *netlink.Handle, link netlink.Link, parent uint32) (uint16, error) {
-	fs, err := h.FilterList(link, parent)
-	if err != nil {
-		return 0, fmt.Errorf("list filters: %w", err)
-	}
-	used := map[uint16]bool{}
-	for _, f := range fs {
-		used[f.Attrs().Priority] = true
-	}
-	for p := uint16(mirrorPrio); p < 0xffff; p++ {
-		if !used[p] {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free filter priority")
-}
-
-// remove deletes the filters, then the qdisc if addMirror created it.
-func (m *mirrorRules) remove(h *netlink.Handle) error {
-	var errs []error
-	for _, f := range m.filters {
-		if err := h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("delete filter: %w", err))
-		}
-	}
-	if m.ownQdisc {
-		if err := h.QdiscDel(m.qdisc); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("delete clsact qdisc: %w", err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // undo releases what a failed Create made, persistent or not.
 func (d *Device) undo() {
 	if d.h != nil && d.mirror != nil {
-		d.mirror.remove(d.h)
+		d.mirror.remove(d.h, d.tc)
 	}
+	d.tc.close()
 	for _, q := range d.queues {
 		q.ioctl(unix.TUNSETPERSIST, 0)
 		q.close()
@@ -462,11 +323,12 @@ func (d *Device) Close() error {
 	d.closed = true
 	var errs []error
 	if d.mirror != nil {
-		if err := d.mirror.remove(d.h); err != nil {
+		if err := d.mirror.remove(d.h, d.tc); err != nil {
 			errs = append(errs, err)
 		}
 		d.mirror = nil
 	}
+	d.tc.close()
 	for _, q := range d.queues {
 		if err := q.close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
@@ -518,6 +380,20 @@ func (d *Device) Mirroring() string {
 		return ""
 	}
 	return d.mirror.link.Attrs().Name
+}
+
+// MirrorGone reports whether the interface Create mirrors into the device
+// has been deleted from the namespace (the kernel removed the mirror's tc
+// rules with it). It is false for a device that mirrors nothing, and once
+// the device is closed.
+func (d *Device) MirrorGone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.mirror == nil {
+		return false
+	}
+	_, err := d.h.LinkByIndex(d.mirror.link.Attrs().Index)
+	return isNotFound(err)
 }
 
 // Stats reads the device's counters in the target namespace.
@@ -580,12 +456,16 @@ func (q *Queue) readBatch(bufs [][]byte, sizes []int, wait bool) (int, error) {
 				k = len(bufs)
 			}
 			n, rerr = r.read(int(fd), bufs, sizes, k)
-			if n == 0 && errors.Is(rerr, unix.EOPNOTSUPP) {
-				// The kernel refuses RWF_NOWAIT on this file; without it a
-				// read would wait in the kernel, out of Close's reach.
-				q.ringMu.Lock()
-				q.noRing = true
-				q.ringMu.Unlock()
+			switch {
+			case n == 0 && (errors.Is(rerr, unix.EOPNOTSUPP) || errors.Is(rerr, unix.EINVAL)):
+				// EOPNOTSUPP: the kernel refuses RWF_NOWAIT on this file;
+				// without it a read would wait in the kernel, out of
+				// Close's reach. EINVAL: a kernel before 5.6, without
+				// IORING_OP_READ. read(2) from now on.
+				q.setNoRing()
+				r, rerr = nil, nil
+			case n == 0 && errors.Is(rerr, errNotTaken):
+				// The ring took no request this time: read(2) this time.
 				r, rerr = nil, nil
 			}
 			// Grow the batch while it comes back full, shrink it to what
@@ -661,57 +541,73 @@ func (q *Queue) uring(ring **uring, batch int) *uring {
 func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
 	written := 0
 	var first error
+	// write writes one frame through the poller, which waits for room.
+	write := func(f []byte) error {
+		_, err := q.f.Write(f)
+		if err == nil {
+			written++
+		} else if !errors.Is(err, os.ErrClosed) {
+			first = cmp.Or(first, err)
+			err = nil
+		}
+		return err
+	}
 	for len(frames) > 0 {
 		k := min(len(frames), 64)
 		r := q.uring(&q.wring, 64)
+		var res [256]int32
+		var derr error
+		if r != nil {
+			err := q.rc.Write(func(fd uintptr) bool {
+				k, derr = r.do(uringOps.write, int(fd), frames, k, &res)
+				return true
+			})
+			if err == nil && errors.Is(derr, errNotTaken) {
+				// The ring took no request this time: write(2) this time.
+				r, k = nil, min(len(frames), 64)
+			} else if err = cmp.Or(err, derr); err != nil {
+				return written, err
+			}
+		}
 		if r == nil {
 			for _, f := range frames[:k] {
-				if _, err := q.f.Write(f); err != nil {
-					if errors.Is(err, os.ErrClosed) {
-						return written, err
-					}
-					first = cmp.Or(first, err)
-					continue
+				if err := write(f); err != nil {
+					return written, err
 				}
-				written++
 			}
 			frames = frames[k:]
 			continue
 		}
-		var res [256]int32
-		var derr error
-		err := q.rc.Write(func(fd uintptr) bool {
-			k, derr = r.do(ioringOpWrite, int(fd), frames, k, &res)
-			return true
-		})
-		if err == nil {
-			err = derr
-		}
-		if err != nil {
-			return written, err
-		}
 		for i := 0; i < k; i++ {
-			switch {
+			switch e := unix.Errno(-res[i]); {
 			case res[i] >= 0:
 				written++
-			case unix.Errno(-res[i]) == unix.EAGAIN:
-				// The device is full for now: write this one through
-				// the poller, which waits for room.
-				if _, err := q.f.Write(frames[i]); err != nil {
-					if errors.Is(err, os.ErrClosed) {
-						return written, err
-					}
-					first = cmp.Or(first, err)
-				} else {
-					written++
+			case e == unix.EAGAIN || e == unix.EOPNOTSUPP || e == unix.EINVAL:
+				// EAGAIN: the device is full for now. EOPNOTSUPP: the
+				// kernel refuses RWF_NOWAIT on this file. EINVAL: a
+				// kernel before 5.6, without IORING_OP_WRITE, or a frame
+				// the device refuses; write(2) tells which.
+				before := written
+				if err := write(frames[i]); err != nil {
+					return written, err
+				}
+				if e != unix.EAGAIN && written > before {
+					q.setNoRing()
 				}
 			default:
-				first = cmp.Or(first, error(os.NewSyscallError("write", unix.Errno(-res[i]))))
+				first = cmp.Or(first, error(os.NewSyscallError("write", e)))
 			}
 		}
 		frames = frames[k:]
 	}
 	return written, first
+}
+
+// setNoRing makes the queue use read(2) and write(2) from now on.
+func (q *Queue) setNoRing() {
+	q.ringMu.Lock()
+	q.noRing = true
+	q.ringMu.Unlock()
 }
 
 // SetReadDeadline makes pending and future reads fail with an error

@@ -43,13 +43,18 @@ func TestValidate(t *testing.T) {
 		{Kind: TAP, MAC: net.HardwareAddr{1, 0, 0, 0, 0, 1}},
 		{Kind: TAP, Queues: 1000},
 		{Kind: TAP, Mirror: "x/y"},
+		{Kind: TAP, TxQueueLen: 1 << 32},
+		{Kind: TAP, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("10.0.0.1/24")}},
+		{Kind: TAP, Addrs: []netip.Prefix{netip.MustParsePrefix("fd00::1/64"), netip.MustParsePrefix("fd00::1/80")}},
+		{Kind: TAP, Routes: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("10.9.1.0/16")}},
 	}
 	for _, c := range bad {
 		if err := c.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalid", c, err)
 		}
 	}
-	good := Config{Kind: TAP, Name: "obs%d", MTU: 1400, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Queues: 4}
+	good := Config{Kind: TAP, Name: "obs%d", MTU: 1400, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Queues: 4, TxQueueLen: 1<<32 - 1,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("10.0.0.2/24")}}
 	if err := good.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v", good, err)
 	}
@@ -307,4 +312,47 @@ func TestCycles(t *testing.T) {
 		t.Errorf("devices left: %s", out)
 	}
 	nstest.CheckThreads(t)
+}
+
+// TestCreateNeverAttachesToExisting: TUNSETIFF on the name of an existing
+// persistent TAP device attaches to it unless IFF_TUN_EXCL is set (and
+// songgao/water then cleared its persist flag, so the user's device went
+// away with netobs). Create refuses the name in the same call that would
+// make the device, so there is no window between a check and the
+// creation, and the user's device stays as it was. A descriptor of
+// /dev/net/tun that another part of the process holds, attached to
+// nothing, stays open through the failure.
+func TestCreateNeverAttachesToExisting(t *testing.T) {
+	nstest.RequireTools(t, "ip")
+	nsName := nstest.NetNS(t)
+	ns := nsopen.Open(t, nsName)
+	name := nstest.UniqueName("tap")
+	nstest.Run(t, "ip", "-n", nsName, "tuntap", "add", "dev", name, "mode", "tap")
+	other, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	var q *Queue
+	err = ns.Do(func() error {
+		var err error
+		q, _, err = openQueue(TAP, name, false, true)
+		return err
+	})
+	if q != nil {
+		q.close()
+	}
+	if !errors.Is(err, ErrExists) {
+		t.Errorf("opening a queue of the existing persistent %s: %v, want ErrExists", name, err)
+	}
+	if _, err := Create(ns, Config{Kind: TAP, Name: name}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already in") {
+		t.Errorf("Create of the existing %s: %v", name, err)
+	}
+	if out := nstest.Run(t, "ip", "-n", nsName, "-d", "link", "show", "dev", name); !strings.Contains(out, "persist on") {
+		t.Errorf("the user's persistent %s lost its persist flag:\n%s", name, out)
+	}
+	if _, err := other.Stat(); err != nil {
+		t.Errorf("another /dev/net/tun descriptor of the process was closed: %v", err)
+	}
 }

@@ -21,6 +21,9 @@ type Queue struct{}
 // Create fails on this system.
 func Create(ns *nsjoin.NS, cfg Config) (*Device, error) { return nil, errGOOS }
 
+// Cleanup fails on this system.
+func Cleanup(ns *nsjoin.NS) ([]Removed, error) { return nil, errGOOS }
+
 func (d *Device) Close() error                { return nil }
 func (d *Device) Name() string                { return "" }
 func (d *Device) Index() int                  { return 0 }
@@ -32,6 +35,7 @@ func (d *Device) Queues() []*Queue            { return nil }
 func (d *Device) Read(b []byte) (int, error)  { return 0, errGOOS }
 func (d *Device) Write(b []byte) (int, error) { return 0, errGOOS }
 func (d *Device) Mirroring() string           { return "" }
+func (d *Device) MirrorGone() bool            { return false }
 func (d *Device) Stats() (Stats, error)       { return Stats{}, errGOOS }
 
 func (q *Queue) Read(b []byte) (int, error)                           { return 0, errGOOS }

@@ -1,6 +1,8 @@
 package tapdev
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -26,11 +28,17 @@ type uring struct {
 	sqes    []byte
 	entries uint32
 
-	sqTail, sqMask *uint32
+	sqHead, sqTail *uint32
+	sqMask         *uint32
 	sqArray        unsafe.Pointer
 	cqHead, cqTail *uint32
 	cqMask         *uint32
 	cqes           unsafe.Pointer
+
+	// gen numbers the batches; a completion's user data holds the batch
+	// and the index in it, so a completion left from an earlier batch
+	// can never be taken for one of this batch.
+	gen uint32
 }
 
 type uringParams struct {
@@ -65,9 +73,16 @@ type uringCQE struct {
 	flags    uint32
 }
 
+// errNotTaken: the kernel took none of the requests of a batch (they were
+// withdrawn); the caller does the batch with read(2) or write(2).
+var errNotTaken = errors.New("io_uring took no request")
+
+// uringOps are the opcodes of reads and writes (IORING_OP_READ and
+// IORING_OP_WRITE, Linux 5.6). Kernels 5.1 to 5.5 fail them with EINVAL;
+// tests set other values to play such a kernel.
+var uringOps = struct{ read, write uint8 }{22, 23}
+
 const (
-	ioringOpRead         = 22
-	ioringOpWrite        = 23
 	ioringEnterGetEvents = 1
 	ioringFeatSingleMmap = 1
 	ioringOffSQRing      = 0
@@ -109,6 +124,7 @@ func newUring(entries uint32) (*uring, error) {
 		return nil, os.NewSyscallError("mmap", err)
 	}
 	sq, cq := unsafe.Pointer(&r.sqRing[0]), unsafe.Pointer(&r.cqRing[0])
+	r.sqHead = (*uint32)(unsafe.Add(sq, p.sqOff.head))
 	r.sqTail = (*uint32)(unsafe.Add(sq, p.sqOff.tail))
 	r.sqMask = (*uint32)(unsafe.Add(sq, p.sqOff.ringMask))
 	r.sqArray = unsafe.Add(sq, p.sqOff.array)
@@ -133,12 +149,16 @@ func (r *uring) close() {
 }
 
 // do submits op (read or write) of bufs[i] on fd for i < k, waits for
-// every completion and stores each result (a length or -errno) in res[i].
-// Operations run in submission order.
+// the completion of every operation the kernel took and stores each
+// result (a length or -errno) in res[i]. It returns how many it
+// submitted: the kernel may take fewer than asked (it stops at the first
+// request it cannot even start, as kernels without IORING_OP_READ do),
+// and those it did not take are withdrawn from the submission queue, so
+// no request of this batch runs later. Operations run in submission
+// order.
 func (r *uring) do(op uint8, fd int, bufs [][]byte, k int, res *[256]int32) (int, error) {
-	if k > int(r.entries) {
-		k = int(r.entries)
-	}
+	k = min(k, int(r.entries), len(res))
+	r.gen++
 	tail := atomic.LoadUint32(r.sqTail)
 	mask := *r.sqMask
 	for i := 0; i < k; i++ {
@@ -150,39 +170,67 @@ func (r *uring) do(op uint8, fd int, bufs [][]byte, k int, res *[256]int32) (int
 		}
 		// RWF_NOWAIT: a read of an empty queue fails with EAGAIN at once
 		// instead of being parked in the kernel, out of Close's reach.
-		*sqe = uringSQE{opcode: op, fd: int32(fd), addr: addr, len: uint32(len(bufs[i])), rwFlags: unix.RWF_NOWAIT, userData: uint64(i)}
+		*sqe = uringSQE{opcode: op, fd: int32(fd), addr: addr, len: uint32(len(bufs[i])), rwFlags: unix.RWF_NOWAIT, userData: uint64(r.gen)<<32 | uint64(i)}
 		*(*uint32)(unsafe.Add(r.sqArray, idx*4)) = idx
 		res[i] = -int32(unix.ECANCELED)
 	}
 	atomic.StoreUint32(r.sqTail, tail+uint32(k))
-	submit := k
-	for {
-		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(submit), uintptr(k), ioringEnterGetEvents, 0, 0)
-		if errno == unix.EINTR {
-			// Whatever was submitted stays submitted; wait for the rest.
-			if int(n) > 0 {
-				submit -= int(n)
-			}
-			continue
-		}
-		if errno != 0 {
-			runtime.KeepAlive(bufs)
-			return 0, os.NewSyscallError("io_uring_enter", errno)
-		}
-		break
+	defer runtime.KeepAlive(bufs)
+
+	// Submit and wait in one call. The kernel does not wait when it took
+	// fewer than asked; the submission queue's head says how many it
+	// took, whatever the call returned (EINTR included).
+	_, errno := r.enter(uint32(k), uint32(k), ioringEnterGetEvents)
+	head := atomic.LoadUint32(r.sqHead)
+	n := head - tail
+	if n > uint32(k) {
+		// Not what the kernel can report; never trust it past k.
+		n = uint32(k)
 	}
-	runtime.KeepAlive(bufs)
+	if n < uint32(k) {
+		// Withdraw what the kernel did not take: with no SQPOLL thread,
+		// it reads entries only up to the tail, during io_uring_enter.
+		atomic.StoreUint32(r.sqTail, head)
+	}
+	if n == 0 {
+		if errno == 0 || errno == unix.EINTR {
+			errno = unix.EAGAIN
+		}
+		return 0, fmt.Errorf("%w: %w", errNotTaken, os.NewSyscallError("io_uring_enter", errno))
+	}
+	got := r.reap(n, res)
+	for got < n {
+		_, errno := r.enter(0, n-got, ioringEnterGetEvents)
+		if errno != 0 && errno != unix.EINTR {
+			return int(n), os.NewSyscallError("io_uring_enter", errno)
+		}
+		got += r.reap(n, res)
+	}
+	return int(n), nil
+}
+
+func (r *uring) enter(submit, wait uint32, flags uintptr) (int, unix.Errno) {
+	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(submit), uintptr(wait), flags, 0, 0)
+	return int(n), errno
+}
+
+// reap takes the completions of this batch (of n operations) from the
+// completion queue into res and returns how many it took; completions of
+// earlier batches are dropped.
+func (r *uring) reap(n uint32, res *[256]int32) uint32 {
 	head := atomic.LoadUint32(r.cqHead)
 	ctail := atomic.LoadUint32(r.cqTail)
 	cmask := *r.cqMask
+	var got uint32
 	for ; head != ctail; head++ {
 		cqe := (*uringCQE)(unsafe.Add(r.cqes, uintptr(head&cmask)*unsafe.Sizeof(uringCQE{})))
-		if cqe.userData < uint64(k) {
-			res[cqe.userData] = cqe.res
+		if uint32(cqe.userData>>32) == r.gen && uint32(cqe.userData) < n {
+			res[uint32(cqe.userData)] = cqe.res
+			got++
 		}
 	}
 	atomic.StoreUint32(r.cqHead, head)
-	return k, nil
+	return got
 }
 
 // read reads up to k frames of fd into bufs. Frames land in the order the
@@ -190,7 +238,7 @@ func (r *uring) do(op uint8, fd int, bufs [][]byte, k int, res *[256]int32) (int
 // front of bufs and sizes, and the first error other than EAGAIN.
 func (r *uring) read(fd int, bufs [][]byte, sizes []int, k int) (int, error) {
 	var res [256]int32
-	k, err := r.do(ioringOpRead, fd, bufs, k, &res)
+	k, err := r.do(uringOps.read, fd, bufs, k, &res)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -274,6 +275,41 @@ func writePcap(t *testing.T, lt layers.LinkType, frames ...[]byte) string {
 	return path
 }
 
+// appendFile appends byte strings to a file.
+func appendFile(t *testing.T, path string, bs ...[]byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, b := range bs {
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writePcapng writes Ethernet frames as a pcapng file.
+func writePcapng(t *testing.T, path string, frames ...[]byte) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pcapgo.NewNgWriter(f, layers.LinkTypeEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fr := range frames {
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: len(fr), Length: len(fr)}, fr)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func udpFrame(t *testing.T, dst net.IP, port uint16, payload string) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0x75, 0, 0, 0, 9}, DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, EthernetType: layers.EthernetTypeIPv4}
@@ -343,6 +379,18 @@ func TestAttachBadInput(t *testing.T) {
 	os.WriteFile(notPcap, []byte("this is not a capture file at all\n"), 0o644)
 	rawPcap := writePcap(t, layers.LinkTypeRaw, []byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2})
 	ethPcap := writePcap(t, layers.LinkTypeEthernet, udpFrame(t, net.IPv4(10, 76, 0, 1), 9, "x"))
+	// Damaged capture files: a truncated record, a capture length of
+	// 0xfffffff0, a pcapng block with a bad length.
+	frame := udpFrame(t, net.IPv4(10, 76, 0, 1), 9, "x")
+	truncated := writePcap(t, layers.LinkTypeEthernet, frame, frame)
+	if st, err := os.Stat(truncated); err != nil || os.Truncate(truncated, st.Size()-10) != nil {
+		t.Fatal("truncate", err)
+	}
+	hugeCaplen := writePcap(t, layers.LinkTypeEthernet, frame)
+	appendFile(t, hugeCaplen, binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(make([]byte, 8), 0xfffffff0), 0xfffffff0), frame)
+	badBlock := filepath.Join(dir, "bad.pcapng")
+	writePcapng(t, badBlock, frame)
+	appendFile(t, badBlock, binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 6), 0xfffffff0), frame)
 	gone := exec.Command("true")
 	gone.Run()
 	gonePID := strconv.Itoa(gone.Process.Pid)
@@ -378,8 +426,15 @@ func TestAttachBadInput(t *testing.T) {
 		{"inject not pcap", []string{"attach", ns, "--tap", "--inject", notPcap}, nil, 1, "not a pcap"},
 		{"inject raw into tap", []string{"attach", ns, "--tap", "--inject", rawPcap}, nil, 1, "link type"},
 		{"inject ethernet into tun", []string{"attach", ns, "--tun", "--inject", ethPcap}, nil, 1, "link type"},
+		{"inject truncated record", []string{"attach", ns, "--tap", "--inject", truncated, "--inject-only"}, nil, 1, "record 2: truncated"},
+		{"inject caplen 0xfffffff0", []string{"attach", ns, "--tap", "--inject", hugeCaplen, "--inject-only"}, nil, 1, "record 2:"},
+		{"inject bad pcapng block", []string{"attach", ns, "--tap", "--inject", badBlock, "--inject-only"}, nil, 1, "record 2:"},
 		{"unwritable -w", []string{"attach", ns, "--tap", "-w", "/nonexistent/dir/x.pcap"}, nil, 1, "no such file"},
 		{"bad format", []string{"attach", ns, "--tap", "--format", "xml"}, nil, 2, "format"},
+		{"cleanup with other flags", []string{"attach", ns, "--cleanup", "--tap"}, nil, 2, "--cleanup takes no other flags"},
+		{"txqueuelen beyond 32 bits", []string{"attach", ns, "--tap", "--txqueuelen", "4294967296"}, nil, 2, "transmit queue length 4294967296 out of range"},
+		{"duplicate address", []string{"attach", ns, "--tap", "--addr", "10.76.9.1/24", "--addr", "10.76.9.1/24"}, nil, 2, "given twice"},
+		{"duplicate IPv6 address", []string{"attach", ns, "--tap", "--addr", "fd76::1/64", "--addr", "fd76::1/80"}, nil, 2, "given twice"},
 		{"pcap to terminal", nil, []string{"script", "-qec", netobsCmd("attach", ns, "--tap", "-w", "-"), "/dev/null"}, 2, "terminal"},
 		{"no /dev/net/tun", nil, []string{"unshare", "-m", "sh", "-c", "mount -t tmpfs none /dev/net && exec " + netobsCmd("attach", ns, "--tap")}, 1, "/dev/net/tun"},
 		{"no CAP_NET_ADMIN", nil, []string{"setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", netobsBin, "attach", ns, "--tap", "--name", "nocap0"}, 1, "CAP_NET_ADMIN"},

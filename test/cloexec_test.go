@@ -2,8 +2,11 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/internal/nstest/nsopen"
@@ -16,8 +19,8 @@ import (
 )
 
 // TestEveryDescriptorCloseOnExec opens one of everything netobs makes
-// inside a namespace (namespace handles, a TAP device, capture sockets, a
-// netlink watcher, listening, connected and datagram sockets) and checks
+// inside a namespace (namespace handles, a TAP device mirroring lo, capture sockets, a
+// netlink watcher, the io_uring rings of batch I/O, listening, connected and datagram sockets) and checks
 // that no descriptor of the process lacks close-on-exec.
 func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	nstest.RequireRoot(t)
@@ -29,12 +32,25 @@ func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	}
 	defer uts.Close()
 
+	// Mirroring lo adds the socket tapdev makes its tc filters with.
 	dev, err := tapdev.Create(ns, tapdev.Config{Kind: tapdev.TAP, Name: nstest.UniqueName("tap"),
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}})
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}, Mirror: "lo"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dev.Close()
+	// The batch reader and writer make their io_uring descriptors on
+	// first use.
+	q := dev.Queues()[0]
+	q.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	q.ReadBatch([][]byte{make([]byte, 2048)}, make([]int, 1))
+	q.SetReadDeadline(time.Time{})
+	if _, err := q.WriteBatch([][]byte{make([]byte, 60)}); err != nil {
+		t.Fatal(err)
+	}
+	if rings := ioUringFDs(t); rings < 2 {
+		nstest.Unavailable(t, fmt.Sprintf("%d io_uring descriptors after a batch read and write, want 2: is io_uring disabled (sysctl kernel.io_uring_disabled)?", rings))
+	}
 	cp, err := capture.Open([]capture.Target{{NS: ns}}, capture.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -71,4 +87,20 @@ func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	}
 	t.Logf("everything open in %s", name)
 	nstest.CheckCloexec(t, inherited)
+}
+
+// ioUringFDs counts the process's io_uring descriptors.
+func ioUringFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, _ := os.Readlink("/proc/self/fd/" + e.Name()); target == "anon_inode:[io_uring]" {
+			n++
+		}
+	}
+	return n
 }

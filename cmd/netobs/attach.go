@@ -14,6 +14,7 @@ import (
 
 	"github.com/netobs/netobs/netobs/attach"
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -31,6 +32,7 @@ const exitGone = 3
 func newAttachCmd(a *app) *cobra.Command {
 	var (
 		tap, tun, persist, jsonOut, injectOnly bool
+		cleanup                                bool
 		name, mac, mirror, wfile, format, inj  string
 		withEvents                             bool
 		eventKinds                             string
@@ -44,26 +46,42 @@ func newAttachCmd(a *app) *cobra.Command {
 		Long: `attach creates a TAP (Ethernet) or TUN (IP) device inside the network
 namespace NSREF, configures it there, and from the host prints every frame
 the namespace sends through it. Nothing is installed in the target. With
---mirror the device also sees the traffic of an existing interface there
-(tc clsact + mirred). --inject writes the frames of a pcap file into the
-namespace through the device.
+--mirror the device also sees the traffic of an existing interface there:
+tc filters in front of the target's own (clsact, u32, mirred with control
+"continue", so the target's filters still run), removed on exit. --inject
+writes the frames of a pcap file into the namespace through the device; a
+damaged file is refused before the device exists.
+
+attach --cleanup NSREF removes what netobs processes killed with SIGKILL left
+of their mirrors in NSREF (their tc filters, and a clsact qdisc they made
+once no filter is left on it), and nothing else.
 
 Output: one line per frame (text), --json, or -w FILE as pcap (pcapng if
 FILE ends in .pcapng or with --format pcapng); -w - writes to stdout, never
 to a terminal. Counts go to stderr.
 
-Stops on -c COUNT, SIGINT/SIGTERM, the end of --inject-only, or when the
-namespace goes away. The device and tc rules are removed unless --persist.
+Stops on -c COUNT (frames read, not injected), SIGINT, SIGTERM, SIGHUP or
+SIGQUIT, the end of --inject-only, or when the namespace, the device or the
+mirrored interface goes away. The device is removed unless --persist, the
+tc rules always.
 Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
 closed output pipe;
-1 error; 2 usage; 3 the namespace or the device went away.`,
+1 error; 2 usage; 3 the namespace, the device or the mirrored interface
+went away.`,
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
-  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap -c 10
-  netobs attach myns --tap --addr 10.0.0.1/24 --events`,
+  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap --inject-only
+  netobs attach myns --tap --addr 10.0.0.1/24 --events
+  netobs attach myns --cleanup      # after a netobs --mirror was killed with SIGKILL`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cleanup {
+				if cmd.Flags().NFlag() > 1 {
+					return usageErrorf("attach: --cleanup takes no other flags")
+				}
+				return cleanupMirrors(a, args[0])
+			}
 			cfg := tapdev.Config{Name: name, MTU: mtu, Queues: queues, Persist: persist, Mirror: mirror, TxQueueLen: txqlen}
 			switch {
 			case tap && tun:
@@ -199,7 +217,7 @@ closed output pipe;
 				}
 				return err
 			}
-			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone {
+			if res.Reason == attach.NamespaceGone || res.Reason == attach.DeviceGone || res.Reason == attach.MirrorGone {
 				return exitStatus{exitGone, fmt.Sprintf("attach %s: %s: %s", args[0], res.Reason, res.Detail)}
 			}
 			return nil
@@ -216,14 +234,36 @@ closed output pipe;
 	fl.StringVar(&mirror, "mirror", "", "mirror this interface's ingress and egress traffic into the device (tc clsact + mirred)")
 	fl.IntVar(&queues, "queues", 1, "number of queues (more than 1: multiqueue device, one reader each)")
 	fl.IntVar(&txqlen, "txqueuelen", defaultTxQueueLen, "device transmit queue length: frames the kernel holds for netobs before dropping")
+	fl.BoolVar(&cleanup, "cleanup", false, "remove the --mirror tc filters of netobs processes that were killed (and the clsact qdiscs they made) from NSREF, then exit")
 	fl.BoolVar(&persist, "persist", false, "leave the device in the target when netobs exits")
 	fl.StringVarP(&wfile, "write", "w", "", "write frames to FILE (- for stdout) as pcap, or pcapng if FILE ends in .pcapng")
 	fl.StringVar(&format, "format", "", "output format: text, json, pcap, pcapng (default text, or pcap with -w)")
 	fl.BoolVar(&jsonOut, "json", false, "one JSON object per frame (same as --format json)")
-	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read")
+	fl.Uint64VarP(&count, "count", "c", 0, "stop after COUNT frames read from the device (sent by the namespace; injected frames do not count)")
 	fl.StringVar(&inj, "inject", "", "write the frames of this pcap/pcapng file into the namespace through the device")
 	fl.BoolVar(&injectOnly, "inject-only", false, "stop when --inject is done, without reading frames")
 	fl.BoolVar(&withEvents, "events", false, "interleave the namespace's netlink events (links, addresses, routes, ...) with the frames; on stderr beside pcap output")
 	fl.StringVar(&eventKinds, "event-kinds", "link,addr,route,neigh,rule", "with --events: the kinds to report")
 	return c
+}
+
+// cleanupMirrors is attach --cleanup: it removes what killed netobs
+// processes left of their mirrors in the namespace ref.
+func cleanupMirrors(a *app, ref string) error {
+	ns, err := nsjoin.Open(ref)
+	if err != nil {
+		return fmt.Errorf("attach --cleanup: %w", err)
+	}
+	defer ns.Close()
+	removed, err := tapdev.Cleanup(ns)
+	for _, r := range removed {
+		fmt.Fprintf(a.stdout, "removed %s\n", r)
+	}
+	if err != nil {
+		return fmt.Errorf("attach --cleanup: %w", err)
+	}
+	if len(removed) == 0 {
+		fmt.Fprintf(a.stderr, "netobs: no stale netobs tc rules in %s\n", ref)
+	}
+	return nil
 }

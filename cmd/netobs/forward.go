@@ -44,7 +44,7 @@ TCP: many connections at once, each relayed both ways with half-close passed
 on. UDP (--udp): a session per client address, ended after --udp-timeout
 without traffic. Failures to reach the target are reported on stderr, one
 line each, and the client's connection is closed; forward goes on serving.
-It stops on SIGINT or SIGTERM, and with an error when the namespace goes
+It stops on SIGINT, SIGTERM, SIGHUP or SIGQUIT, and with an error when the namespace goes
 away (its process exits or its name is deleted).`,
 		Example: `  netobs forward web 8080 80                 # host 127.0.0.1:8080 -> 127.0.0.1:80 in netns web
   netobs forward 4242 0.0.0.0:5353 53 --udp    # UDP into the netns of PID 4242

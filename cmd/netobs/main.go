@@ -18,6 +18,9 @@ import (
 // discard; namespace work happens on other, disposable threads.
 func init() { runtime.LockOSThread() }
 
+// stopSignals cancel the context every command runs with.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
 func main() {
 	if nsjoin.SecureExec() {
 		// Installed setuid or with file capabilities, netobs would let any
@@ -25,7 +28,11 @@ func main() {
 		os.Stderr.WriteString("netobs: refusing to run setuid, setgid or with file capabilities: any user could enter any namespace; install netobs as a plain executable and run it as root\n")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Every signal that ends a program from a terminal or a supervisor
+	// (SIGHUP when the terminal closes, SIGQUIT from Ctrl-\) stops the
+	// long-running commands through their cleanup, as SIGINT does: counts
+	// printed, devices and tc rules removed.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

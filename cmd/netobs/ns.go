@@ -358,7 +358,7 @@ func closeAll(nss []*nsjoin.NS) {
 func runForeground(a *app, cmd *nsjoin.Cmd) error {
 	cmd.Cmd.Stdin, cmd.Cmd.Stdout, cmd.Cmd.Stderr = a.stdin, a.stdout, a.stderr
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Notify(sigs, stopSignals...)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		return startError(err)

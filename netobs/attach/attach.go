@@ -91,7 +91,7 @@ type StopReason int
 
 const (
 	_ StopReason = iota
-	// Cancelled: the context was cancelled (SIGINT, SIGTERM).
+	// Cancelled: the context was cancelled (SIGINT, SIGTERM, SIGHUP, SIGQUIT).
 	Cancelled
 	// CountReached: Count frames were read.
 	CountReached
@@ -104,6 +104,9 @@ const (
 	// OutputClosed: the reader of the output went away (EPIPE), as when
 	// piping into head.
 	OutputClosed
+	// MirrorGone: the interface mirrored into the device was deleted in
+	// the namespace.
+	MirrorGone
 )
 
 func (r StopReason) String() string {
@@ -120,6 +123,8 @@ func (r StopReason) String() string {
 		return "device gone"
 	case OutputClosed:
 		return "output closed"
+	case MirrorGone:
+		return "mirrored interface gone"
 	}
 	return "StopReason(" + strconv.Itoa(int(r)) + ")"
 }
@@ -146,65 +151,134 @@ type Result struct {
 type InjectFile struct {
 	Path     string
 	LinkType layers.LinkType
-	f        *os.File
-	next     func() ([]byte, error)
+	// Frames is the number of records in the file, or -1 if the file
+	// could not be read ahead (a pipe).
+	Frames int
+	c      io.Closer
+	rs     io.ReadSeeker // nil for a file that cannot seek
+	r      io.Reader
+	kind   tapdev.Kind
+	next   func() ([]byte, error)
+	n      int // records read
 }
 
+// maxInjectFrame is the largest record injected: no TUN/TAP device
+// passes more, and a larger capture length means a damaged file.
+const maxInjectFrame = snapLen
+
 // OpenInject opens a pcap or pcapng file and checks that its link type
-// suits a device of kind k: Ethernet for TAP, raw IP for TUN.
+// suits a device of kind k: Ethernet for TAP, raw IP for TUN. A regular
+// file is read through once, so that a damaged one (a truncated record,
+// an impossible capture length, a bad block) is refused before anything
+// is created.
 func OpenInject(path string, k tapdev.Kind) (*InjectFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("inject: %w", err)
 	}
-	in, err := newInject(path, f, k)
+	var rs io.ReadSeeker
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		rs = f
+	}
+	in, err := newInject(path, f, rs, k)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("inject %s: %w", path, err)
 	}
+	in.c = f
 	return in, nil
 }
 
-func newInject(path string, f *os.File, k tapdev.Kind) (*InjectFile, error) {
-	br := bufio.NewReaderSize(f, 1<<16)
+// newInject reads from r, or from rs (the same file) if it can seek.
+func newInject(path string, r io.Reader, rs io.ReadSeeker, k tapdev.Kind) (*InjectFile, error) {
+	in := &InjectFile{Path: path, r: r, rs: rs, kind: k, Frames: -1}
+	if err := in.open(); err != nil {
+		return nil, err
+	}
+	if rs == nil {
+		return in, nil
+	}
+	for {
+		_, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	in.Frames = in.n
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	if err := in.open(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// open reads the file header and sets up next.
+func (in *InjectFile) open() error {
+	in.n = 0
+	br := bufio.NewReaderSize(in.r, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
-		return nil, errors.New("not a pcap or pcapng file (too short)")
+		return errors.New("not a pcap or pcapng file (too short)")
 	}
-	in := &InjectFile{Path: path, f: f}
 	if string(magic) == "\x0a\x0d\x0d\x0a" {
 		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
-			return nil, fmt.Errorf("not a pcapng file: %w", err)
+			return fmt.Errorf("not a pcapng file: %w", err)
 		}
 		in.LinkType = r.LinkType()
 		in.next = func() ([]byte, error) { d, _, err := r.ZeroCopyReadPacketData(); return d, err }
 	} else {
 		r, err := pcapgo.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("not a pcap or pcapng file: %w", err)
+			return fmt.Errorf("not a pcap or pcapng file: %w", err)
 		}
 		in.LinkType = r.LinkType()
 		in.next = func() ([]byte, error) { d, _, err := r.ZeroCopyReadPacketData(); return d, err }
 	}
 	switch {
-	case k == tapdev.TAP && in.LinkType != layers.LinkTypeEthernet:
-		return nil, fmt.Errorf("link type %v, a tap device takes Ethernet (1)", in.LinkType)
-	case k == tapdev.TUN && !isRawIP(in.LinkType):
-		return nil, fmt.Errorf("link type %v, a tun device takes raw IP (101, 228 or 229)", in.LinkType)
+	case in.kind == tapdev.TAP && in.LinkType != layers.LinkTypeEthernet:
+		return fmt.Errorf("link type %v, a tap device takes Ethernet (1)", in.LinkType)
+	case in.kind == tapdev.TUN && !isRawIP(in.LinkType):
+		return fmt.Errorf("link type %v, a tun device takes raw IP (101, 228 or 229)", in.LinkType)
 	}
-	return in, nil
+	return nil
 }
 
 func isRawIP(lt layers.LinkType) bool {
 	return lt == layers.LinkTypeRaw || lt == layers.LinkTypeIPv4 || lt == layers.LinkTypeIPv6 || lt == 12 // 12: raw IP on OpenBSD-style writers
 }
 
-// Next returns the next frame, valid until the following call, or io.EOF.
-func (in *InjectFile) Next() ([]byte, error) { return in.next() }
+// Next returns the next frame, valid until the following call, or io.EOF
+// at the end of the file. Any other error means the file is damaged at
+// that record.
+func (in *InjectFile) Next() ([]byte, error) {
+	d, err := in.next()
+	switch {
+	case err == io.EOF:
+		return nil, err
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("record %d: truncated", in.n+1)
+	case err != nil:
+		return nil, fmt.Errorf("record %d: %w", in.n+1, err)
+	case len(d) > maxInjectFrame:
+		return nil, fmt.Errorf("record %d: %d bytes, more than the %d a device takes", in.n+1, len(d), maxInjectFrame)
+	}
+	in.n++
+	return d, nil
+}
 
 // Close closes the file.
-func (in *InjectFile) Close() error { return in.f.Close() }
+func (in *InjectFile) Close() error {
+	if in.c == nil {
+		return nil
+	}
+	return in.c.Close()
+}
 
 // sink writes frames in one format. Calls are serialised by the caller.
 type sink interface {

@@ -7,11 +7,12 @@
 //
 // # When Run stops
 //
-// Run stops when the context is cancelled (the CLI cancels it on SIGINT
-// and SIGTERM), when Count frames have been read, when the target
-// namespace goes away (the process named by a PID reference exits, the
-// nsfs file of a path or `ip netns` reference is deleted or now names
-// another namespace), when the device is deleted from inside, or, with
+// Run stops when the context is cancelled (the CLI cancels it on SIGINT,
+// SIGTERM, SIGHUP and SIGQUIT), when Count frames have been read, when the
+// target namespace goes away (the process named by a PID reference exits,
+// the nsfs file of a path or `ip netns` reference is deleted or now names
+// another namespace), when the device or the mirrored interface is
+// deleted from inside, or, with
 // InjectOnly, when the injection is done, or when the output's reader goes
 // away (EPIPE). Frames still queued in the kernel when Run is cancelled or
 // the namespace goes away are read and written out before it returns. In

@@ -191,6 +191,10 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 				r.stop(DeviceGone, r.dev.Name()+" deleted in the namespace", nil)
 				return
 			}
+			if r.dev.MirrorGone() {
+				r.stop(MirrorGone, r.o.Device.Mirror+" deleted in the namespace", nil)
+				return
+			}
 			r.mu.Lock()
 			err := r.sink.flush(false, nil)
 			r.mu.Unlock()
@@ -331,7 +335,9 @@ func (r *runner) inject() {
 				break
 			}
 			if err != nil {
-				firstErr = fmt.Errorf("read %s: %w", in.Path, err)
+				// A file that changed since OpenInject read it through,
+				// or one that could not be read ahead (a pipe).
+				r.stop(0, "", fmt.Errorf("inject %s: %w", in.Path, err))
 				eof = true
 				break
 			}
