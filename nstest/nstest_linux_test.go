@@ -30,6 +30,24 @@ func init() {
 	runtime.LockOSThread()
 }
 
+// TestMain fails the run if any thread of the test process is left in a
+// foreign namespace once every test has ended.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	var bad []string
+	for i := 0; i < 200; i++ {
+		if bad = inst.ForeignThreads(); len(bad) == 0 {
+			break
+		}
+		inst.Sleep()
+	}
+	if len(bad) > 0 {
+		fmt.Fprintf(os.Stderr, "%d threads in foreign namespaces after the tests, first: %s\n", len(bad), bad[0])
+		code = 1
+	}
+	os.Exit(code)
+}
+
 // echo serves one connection at a time, writing back what it reads.
 func echo(ln net.Listener) {
 	for {
@@ -304,6 +322,7 @@ func TestNoLeak(t *testing.T) {
 	mounts := runNetnsMounts(t)
 	const n = 200
 	var names []string
+	var servers sync.WaitGroup
 	t.Run("create", func(t *testing.T) {
 		var prev *nsjoin.NS
 		for i := 0; i < n; i++ {
@@ -314,6 +333,26 @@ func TestNoLeak(t *testing.T) {
 				ns = nstest.NewNamedNetNS(t)
 				names = append(names, ns.Ref())
 				nstest.Veth(t, prev, ns, "10.209.0.1/30", "10.209.0.2/30")
+				if i%20 == 1 {
+					// Recorders and sockets too: their goroutines and
+					// descriptors must go with the test.
+					rec := nstest.Capture(t, ns, "any", "tcp port 7005")
+					nstest.Events(t, prev)
+					ln := nstest.Listen(t, ns, "tcp", "10.209.0.2:7005")
+					servers.Add(1)
+					go func() {
+						defer servers.Done()
+						if c, err := ln.Accept(); err == nil {
+							// Until cleanup closes the client. Not io.Copy: its
+							// splice keeps a pipe pair in Go's pool, which
+							// would count as descriptors left open.
+							io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, make([]byte, 512))
+							c.Close()
+						}
+					}()
+					roundTrip(t, nstest.Dial(t, prev, "tcp", "10.209.0.2:7005"), "leak check")
+					rec.WaitFor(t, "the echo's packets", func(p nstest.Packet) bool { return p.SrcPort == 7005 })
+				}
 			}
 			prev = ns
 		}
@@ -321,6 +360,7 @@ func TestNoLeak(t *testing.T) {
 			t.Fatalf("%d names mounted under /run/netns, want %d", got, n/2)
 		}
 	})
+	servers.Wait() // the test's own echo servers, not nstest's
 	snap.CheckLeaks(t, fmt.Sprintf("%d namespaces", n))
 	if got := runNetnsMounts(t); len(got) > len(mounts) {
 		t.Errorf("%d mounts under /run/netns left behind, first %s", len(got)-len(mounts), got[len(got)-1])
