@@ -6,27 +6,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netobs/netobs/internal/nstest"
-	"github.com/netobs/netobs/netobs/nsnet"
+	inst "github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/sockdiag"
 	"github.com/netobs/netobs/nsjoin"
+	"github.com/netobs/netobs/nstest"
 )
 
 func init() { runtime.LockOSThread() }
 
 func TestListOwnSockets(t *testing.T) {
-	name := nstest.NetNS(t)
-	ns, err := nsjoin.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	ln, err := nsnet.Listen(ns, "tcp6", "[::1]:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	before := nstest.FDCount(t)
+	ns := nstest.NewNamedNetNS(t)
+	name := ns.Ref()
+	ln := nstest.Listen(t, ns, "tcp6", "[::1]:0")
+	before := inst.FDCount(t)
 	socks, err := sockdiag.List(ns, sockdiag.Options{TCP: true, Listening: true})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +45,7 @@ func TestListOwnSockets(t *testing.T) {
 			t.Errorf("the namespace's socket shows in the host's listing")
 		}
 	}
-	if after := nstest.FDCount(t) - 1; after != before { // - the self handle
+	if after := inst.FDCount(t) - 1; after != before { // - the self handle
 		t.Errorf("%d fds after listing, %d before", after, before)
 	}
 	if _, err := sockdiag.List(self, sockdiag.Options{}); err != nil {
@@ -64,5 +56,5 @@ func TestListOwnSockets(t *testing.T) {
 	if _, err := sockdiag.List(closed, sockdiag.Options{}); err == nil || !strings.Contains(err.Error(), "list sockets in "+name) {
 		t.Errorf("closed handle: %v", err)
 	}
-	nstest.CheckThreads(t)
+	inst.CheckThreads(t)
 }
