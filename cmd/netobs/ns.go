@@ -54,10 +54,16 @@ func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
 	return nsjoin.OpenType(ref, t)
 }
 
-// completeNSRef offers `ip netns` names and "self" for NSREF arguments.
-func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	names, _ := nsjoin.Names()
-	return append(names, "self"), cobra.ShellCompDirectiveDefault
+// addTypeFlag registers --type. It has no short form: -t is nsenter's
+// --target (ns exec -t PID), and `ns id -t PID` must not read the PID as a
+// type; -t here is a usage error that says so.
+func addTypeFlag(c *cobra.Command, typ *string, usage string) {
+	c.Flags().StringVar(typ, "type", "", usage)
+	c.RegisterFlagCompletionFunc("type", completeTypes)
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations["flaghint:t"] = "--type has no short form (-t is --target, of ns exec)"
 }
 
 func completeTypes(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -107,9 +113,8 @@ func newNSLsCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
+	addTypeFlag(c, &typ, "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per namespace")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
 	return c
 }
 
@@ -166,7 +171,7 @@ func newNSIDCmd(a *app) *cobra.Command {
   netobs ns id mynetns self`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("%s needs at least one NSREF (a path, PID, ip netns name or self)", c.CommandPath())
+				return usageErrorf("%sneeds at least one NSREF (a path, PID, ip netns name or self)", where(c))
 			}
 			return nil
 		},
@@ -204,9 +209,8 @@ func newNSIDCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
+	addTypeFlag(c, &typ, "namespace type for PID, name and self references (default net)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per reference")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
 	return c
 }
 
@@ -240,8 +244,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 			return exitStatus{code: 1}
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
+	addTypeFlag(c, &typ, "namespace type for PID, name and self references (default net)")
 	return c
 }
 
@@ -442,7 +445,7 @@ func newNSDelCmd(a *app) *cobra.Command {
 		Use:               "del NAME...",
 		Short:             "Delete named network namespaces, as ip netns del does",
 		Args:              func(c *cobra.Command, args []string) error { return minArgs(c, args, 1, "a NAME") },
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNetnsNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, name := range args {
 				if err := nsjoin.DeleteNamed(name); err != nil {
@@ -456,7 +459,7 @@ func newNSDelCmd(a *app) *cobra.Command {
 
 func minArgs(c *cobra.Command, args []string, n int, what string) error {
 	if len(args) < n {
-		return usageErrorf("%s needs %s (see %s --help)", c.CommandPath(), what, c.CommandPath())
+		return usageErrorf("%sneeds %s (see %s --help)", where(c), what, c.CommandPath())
 	}
 	return nil
 }
