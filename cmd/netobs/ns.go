@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -108,7 +109,7 @@ func newNSLsCmd(a *app) *cobra.Command {
 			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "COMMAND")
 			for _, in := range infos {
 				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
-					dash(int(in.UserNS)), dashS(strings.Join(in.Names, ",")), dashS(in.Command))
+					dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(termsafe.Escape(in.Command)))
 			}
 			return nil
 		},
@@ -197,12 +198,12 @@ func newNSIDCmd(a *app) *cobra.Command {
 					}{ref, nsJSON{Type: ns.Type().String(), Inode: id.Inode, Dev: id.Dev, NSID: id.NSID, Names: names, PID: ns.PID()}})
 					continue
 				}
-				line := ref + " " + ns.String()
+				line := termsafe.Escape(ref) + " " + ns.String()
 				if id.NSID != 0 {
 					line += fmt.Sprintf(" nsid=%d", id.NSID)
 				}
 				if len(names) > 0 {
-					line += " netns=" + strings.Join(names, ",")
+					line += " netns=" + termsafe.Escape(strings.Join(names, ","))
 				}
 				fmt.Fprintln(a.stdout, line)
 			}
@@ -428,6 +429,9 @@ func newNSAddCmd(a *app) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := nsjoin.ValidateName(args[0]); err != nil {
 				return usageError{fmt.Errorf("ns add: %w", err)}
+			}
+			if !termsafe.Safe(args[0]) {
+				return usageErrorf("ns add: name %q has control or invisible characters: use printable ones", args[0])
 			}
 			ns, err := nsjoin.NewNamed(args[0])
 			if err != nil {
