@@ -67,6 +67,18 @@ func addTypeFlag(c *cobra.Command, typ *string, usage string) {
 	c.Annotations["flaghint:t"] = "--type has no short form (-t is --target, of ns exec)"
 }
 
+// completeNSRef offers `ip netns` names and "self" for NSREF arguments.
+func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	names, _ := nsjoin.Names()
+	return append(names, "self"), cobra.ShellCompDirectiveDefault
+}
+
+// completeNames offers only `ip netns` names, for commands that take names.
+func completeNames(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	names, _ := nsjoin.Names()
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
 func completeTypes(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	var names []string
 	for _, t := range nsjoin.AllTypes {
@@ -430,9 +442,6 @@ func newNSAddCmd(a *app) *cobra.Command {
 			if err := nsjoin.ValidateName(args[0]); err != nil {
 				return usageError{fmt.Errorf("ns add: %w", err)}
 			}
-			if !termsafe.Safe(args[0]) {
-				return usageErrorf("ns add: name %q has control or invisible characters: use printable ones", args[0])
-			}
 			ns, err := nsjoin.NewNamed(args[0])
 			if err != nil {
 				return err
@@ -449,7 +458,7 @@ func newNSDelCmd(a *app) *cobra.Command {
 		Use:               "del NAME...",
 		Short:             "Delete named network namespaces, as ip netns del does",
 		Args:              func(c *cobra.Command, args []string) error { return minArgs(c, args, 1, "a NAME") },
-		ValidArgsFunction: completeNetnsNames,
+		ValidArgsFunction: completeNames,
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, name := range args {
 				if err := nsjoin.DeleteNamed(name); err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/netobs/netobs/internal/termsafe"
-	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -193,13 +192,6 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 	return nil
 }
 
-// completeNSRef offers `ip netns` names and "self" for NSREF arguments;
-// paths complete as files.
-func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	names, _ := nsjoin.Names()
-	return append(names, "self"), cobra.ShellCompDirectiveDefault
-}
-
 // completeNSRefs completes the first n arguments (all when n is 0) as
 // NSREFs and offers nothing after them.
 func completeNSRefs(n int) cobra.CompletionFunc {
@@ -209,13 +201,6 @@ func completeNSRefs(n int) cobra.CompletionFunc {
 		}
 		return completeNSRef(c, args, toComplete)
 	}
-}
-
-// completeNetnsNames offers `ip netns` names only, for commands that take
-// a name and nothing else (ns del).
-func completeNetnsNames(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	names, _ := nsjoin.Names()
-	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 // version is what --version prints: the module version (a tag, or
