@@ -90,7 +90,11 @@ the host namespace and uses those file descriptors from the host.
 Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
 /run/netns/NAME), a PID, an 'ip netns' name, or 'self'. A reference of
 digits only is always a PID, even if an 'ip netns' name of those digits
-exists: name that one by its path, /run/netns/NAME.`,
+exists: name that one by its path, /run/netns/NAME.
+
+The examples in each command's help use placeholder names (ns1, web, myns,
+1234): replace them with yours. README.md builds a small lab (two named
+namespaces and a process) in which its own examples run as written.`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
