@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -72,11 +73,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return st.code
 	}
 	fmt.Fprintln(stderr, "netobs: "+oneLine(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) {
+	if isUsage(err) {
 		return 2
 	}
 	return 1
+}
+
+// isUsage reports whether err is a mistake in how netobs was called: a
+// usageError, or an NSREF or name that nsjoin refuses by its syntax alone
+// (nsjoin.ErrInvalidName: "..", a NUL, too long). A well-formed NSREF that
+// names nothing is a runtime failure (exit 1), as is every error from the
+// kernel, whatever its text.
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue) || errors.Is(err, nsjoin.ErrInvalidName)
 }
 
 func newRootCmd(a *app) *cobra.Command {

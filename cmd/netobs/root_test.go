@@ -44,6 +44,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ns", "id", "-t", "1"}, "netobs: ns id: unknown shorthand flag: 't' in -t; --type has no short form (-t is --target, of ns exec)"},
 		{[]string{"ns", "same", "-t", "uts", "1", "self"}, "--type has no short form"},
 		{[]string{"ns", "ls", "-t", "net"}, "--type has no short form"},
+		// NSREFs and names that cannot name anything, by their syntax.
+		{[]string{"ns", "id", ".."}, `open ..: invalid namespace name ".."`},
+		{[]string{"sockets", strings.Repeat("n", 256)}, "invalid namespace name: 256 bytes"},
+		{[]string{"ns", "del", "."}, "invalid namespace name"},
 	} {
 		code, _, stderr := runArgs(t, c.args...)
 		if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) ||
