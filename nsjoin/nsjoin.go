@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/netobs/netobs/internal/termsafe"
 )
 
 // Type is a kind of Linux namespace. The zero value is invalid on purpose,
@@ -150,7 +152,9 @@ func (e *Error) Error() string {
 	if e.Ref == "" {
 		return e.Op + ": " + e.Err.Error()
 	}
-	return e.Op + " " + e.Ref + ": " + e.Err.Error()
+	// The reference is user input, or a name found on the system: quoted
+	// when it holds anything that would not print as itself.
+	return e.Op + " " + termsafe.Quote(e.Ref) + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -53,7 +53,7 @@ the file stays valid), 2 on a usage mistake.`,
   netobs capture /proc/42/ns/net -c 10 --json -- icmp`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 || c.ArgsLenAtDash() == 0 {
-				return usageErrorf("%s needs at least one NSREF (see %s --help)", c.CommandPath(), c.CommandPath())
+				return usageErrorf("%sneeds at least one NSREF (see %s --help)", where(c), c.CommandPath())
 			}
 			return nil
 		},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -51,6 +52,18 @@ func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
 		t = nsjoin.Net
 	}
 	return nsjoin.OpenType(ref, t)
+}
+
+// addTypeFlag registers --type. It has no short form: -t is nsenter's
+// --target (ns exec -t PID), and `ns id -t PID` must not read the PID as a
+// type; -t here is a usage error that says so.
+func addTypeFlag(c *cobra.Command, typ *string, usage string) {
+	c.Flags().StringVar(typ, "type", "", usage)
+	c.RegisterFlagCompletionFunc("type", completeTypes)
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations["flaghint:t"] = "--type has no short form (-t is --target, of ns exec)"
 }
 
 // completeNSRef offers `ip netns` names and "self" for NSREF arguments.
@@ -107,14 +120,13 @@ func newNSLsCmd(a *app) *cobra.Command {
 			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "COMMAND")
 			for _, in := range infos {
 				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
-					dash(int(in.UserNS)), dashS(strings.Join(in.Names, ",")), dashS(in.Command))
+					dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(termsafe.Escape(in.Command)))
 			}
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
+	addTypeFlag(c, &typ, "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per namespace")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
 	return c
 }
 
@@ -171,7 +183,7 @@ func newNSIDCmd(a *app) *cobra.Command {
   netobs ns id mynetns self`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("%s needs at least one NSREF (a path, PID, ip netns name or self)", c.CommandPath())
+				return usageErrorf("%sneeds at least one NSREF (a path, PID, ip netns name or self)", where(c))
 			}
 			return nil
 		},
@@ -197,21 +209,20 @@ func newNSIDCmd(a *app) *cobra.Command {
 					}{ref, nsJSON{Type: ns.Type().String(), Inode: id.Inode, Dev: id.Dev, NSID: id.NSID, Names: names, PID: ns.PID()}})
 					continue
 				}
-				line := ref + " " + ns.String()
+				line := termsafe.Escape(ref) + " " + ns.String()
 				if id.NSID != 0 {
 					line += fmt.Sprintf(" nsid=%d", id.NSID)
 				}
 				if len(names) > 0 {
-					line += " netns=" + strings.Join(names, ",")
+					line += " netns=" + termsafe.Escape(strings.Join(names, ","))
 				}
 				fmt.Fprintln(a.stdout, line)
 			}
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
+	addTypeFlag(c, &typ, "namespace type for PID, name and self references (default net)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per reference")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
 	return c
 }
 
@@ -245,8 +256,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 			return exitStatus{code: 1}
 		},
 	}
-	c.Flags().StringVarP(&typ, "type", "t", "", "namespace type for PID, name and self references (default net)")
-	c.RegisterFlagCompletionFunc("type", completeTypes)
+	addTypeFlag(c, &typ, "namespace type for PID, name and self references (default net)")
 	return c
 }
 
@@ -494,7 +504,7 @@ func newNSDelCmd(a *app) *cobra.Command {
 
 func minArgs(c *cobra.Command, args []string, n int, what string) error {
 	if len(args) < n {
-		return usageErrorf("%s needs %s (see %s --help)", c.CommandPath(), what, c.CommandPath())
+		return usageErrorf("%sneeds %s (see %s --help)", where(c), what, c.CommandPath())
 	}
 	return nil
 }

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 
+	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // app is what every subcommand gets: its streams and the context that
@@ -26,12 +30,17 @@ var commands []func(*app) *cobra.Command
 
 func register(newCmd func(*app) *cobra.Command) { commands = append(commands, newCmd) }
 
-// usageError marks a mistake in how netobs was called: exit status 2.
+// usageError marks a mistake in how netobs was called (a bad flag, argument
+// or NSREF syntax): exit status 2. Every other error exits 1, whatever its
+// text says; run tells them apart with errors.As only.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// usageErrorf is how commands report a usage mistake. Echo user input with
+// %q (or termsafe.Quote), never raw, and start with the command's name
+// without "netobs" ("ns add: ..."): run adds the one "netobs: " prefix.
 func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
@@ -47,7 +56,7 @@ type exitStatus struct {
 func (e exitStatus) Error() string { return e.msg }
 
 // run executes netobs with args and returns the exit status. Errors are
-// printed as one line on stderr.
+// printed as one line on stderr, with one "netobs: " prefix.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(a)
@@ -64,11 +73,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return st.code
 	}
 	fmt.Fprintln(stderr, "netobs: "+oneLine(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	if isUsage(err) {
 		return 2
 	}
 	return 1
+}
+
+// isUsage reports whether err is a mistake in how netobs was called: a
+// usageError, or an NSREF or name that nsjoin refuses by its syntax alone
+// (nsjoin.ErrInvalidName: "..", a NUL, too long). A well-formed NSREF that
+// names nothing is a runtime failure (exit 1), as is every error from the
+// kernel, whatever its text.
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue) || errors.Is(err, nsjoin.ErrInvalidName)
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -80,47 +98,100 @@ sockets, netlink sockets and TUN/TAP devices there, returns the thread to
 the host namespace and uses those file descriptors from the host.
 
 Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
-/run/netns/NAME), a PID, an 'ip netns' name, or 'self'.`,
+/run/netns/NAME), a PID, an 'ip netns' name, or 'self'. A reference of
+digits only is always a PID, even if an 'ip netns' name of those digits
+exists: name that one by its path, /run/netns/NAME.
+
+The examples in each command's help use placeholder names (ns1, web, myns,
+1234): replace them with yours. README.md builds a small lab (two named
+namespaces and a process) in which its own examples run as written.`,
+		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	root.SetVersionTemplate("netobs {{.Version}}\n")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErrorf("%s: %v (see %s --help)", c.CommandPath(), err, c.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(a))
 	}
+	for _, c := range root.Commands() {
+		if n, ok := nsrefArgs[c.Name()]; ok && c.ValidArgsFunction == nil {
+			c.ValidArgsFunction = completeNSRefs(n)
+		}
+	}
+	// Made now rather than by Execute, so that its mistakes are usage
+	// errors like everyone else's.
+	root.InitDefaultCompletionCmd()
+	if comp, _, err := root.Find([]string{"completion"}); err == nil && comp != root {
+		comp.Args = unknownSubcommand // cobra's NoArgs: help and exit 0
+		for _, shell := range comp.Commands() {
+			shell.Args = exactArgs(0, "no arguments")
+		}
+	}
+	groupsOnly(root)
 	return root
 }
 
-// isCobraUsage recognises the usage errors cobra makes itself (unknown
-// command, wrong number of arguments).
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(s, p) {
-			return true
+// nsrefArgs says which top-level commands take NSREFs, for shell
+// completion: how many leading arguments are NSREFs (0: all of them).
+// ns registers its own completion.
+var nsrefArgs = map[string]int{"attach": 1, "capture": 0, "events": 0, "forward": 1, "sockets": 1}
+
+// groupsOnly makes every command that only groups subcommands (netobs,
+// ns, completion) refuse an unknown subcommand with a usage error instead
+// of printing help and exiting 0, and print help when called bare.
+func groupsOnly(c *cobra.Command) {
+	if c.HasSubCommands() {
+		if c.Args == nil {
+			c.Args = unknownSubcommand
+		}
+		if !c.Runnable() {
+			c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 		}
 	}
-	return false
+	for _, sub := range c.Commands() {
+		groupsOnly(sub)
+	}
 }
 
-// oneLine keeps an error to the single line the CLI promises.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+// flagError makes every flag parsing error a usage error naming the
+// command once. A command can add a hint for an unknown flag with the
+// annotation "flaghint:NAME" (NAME without dashes, one letter for -X).
+func flagError(c *cobra.Command, err error) error {
+	hint := ""
+	var ne *pflag.NotExistError
+	if errors.As(err, &ne) {
+		if h := c.Annotations["flaghint:"+ne.GetSpecifiedName()]; h != "" {
+			hint = "; " + h
+		}
 	}
-	return s
+	return usageError{fmt.Errorf("%s%w%s (see %s --help)", where(c), err, hint, c.CommandPath())}
+}
+
+// where is the command's name for messages, "ns ls: ", without the
+// "netobs" that run prefixes every message with; "" for netobs itself.
+func where(c *cobra.Command) string {
+	if !c.HasParent() {
+		return ""
+	}
+	return strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ") + ": "
+}
+
+// oneLine keeps an error to the single line the CLI promises: lines are
+// joined with "; " and control characters escaped, so that no input quoted
+// somewhere inside can garble the terminal.
+func oneLine(s string) string {
+	lines := strings.FieldsFunc(strings.TrimSpace(s), func(r rune) bool { return r == '\n' || r == '\r' })
+	return termsafe.Escape(strings.Join(lines, "; "))
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that says what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageErrorf("%s needs %s (got %d arguments; see %s --help)", c.CommandPath(), what, len(args), c.CommandPath())
+			return usageErrorf("%sneeds %s (got %d arguments; see %s --help)", where(c), what, len(args), c.CommandPath())
 		}
 		return nil
 	}
@@ -130,7 +201,48 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // cobra would otherwise print help for a mistyped subcommand and exit 0.
 func unknownSubcommand(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErrorf("unknown command %q for %s (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+		return usageErrorf("%sunknown command %q (see %s --help)", where(c), args[0], c.CommandPath())
 	}
 	return nil
+}
+
+// completeNSRefs completes the first n arguments (all when n is 0) as
+// NSREFs and offers nothing after them.
+func completeNSRefs(n int) cobra.CompletionFunc {
+	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if n > 0 && len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return completeNSRef(c, args, toComplete)
+	}
+}
+
+// version is what --version prints: the module version (a tag, or
+// "(devel)" for a build from a checkout), the VCS revision the binary was
+// built from, and the Go version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown: built without module information)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		v += " revision " + rev
+		if modified == "true" {
+			v += " (modified)"
+		}
+	}
+	return v + " " + bi.GoVersion
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/sockdiag"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
@@ -68,7 +69,7 @@ func procsText(ps []sockdiag.Proc) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s(pid=%d,fd=%d)", p.Comm, p.PID, p.FD)
+		fmt.Fprintf(&b, "%s(pid=%d,fd=%d)", termsafe.Escape(p.Comm), p.PID, p.FD)
 	}
 	return b.String()
 }
@@ -78,7 +79,7 @@ func writeSocketsText(a *app, socks []sockdiag.Socket) error {
 	fmt.Fprintln(w, "Netid\tState\tRecv-Q\tSend-Q\tLocal Address:Port\tPeer Address:Port\tInode\tProcess")
 	for i := range socks {
 		s := &socks[i]
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\n", s.Proto, s.State, s.RecvQ, s.SendQ, s.LocalString(), s.PeerString(), s.Inode, procsText(s.Procs))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\n", s.Proto, s.State, s.RecvQ, s.SendQ, termsafe.Escape(s.LocalString()), s.PeerString(), s.Inode, procsText(s.Procs))
 	}
 	return w.Flush()
 }
