@@ -112,6 +112,14 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 		return fmt.Errorf("forward: %w", err)
 	}
 	defer ns.Close()
+	if !o.reverse {
+		// Every connection is dialled from inside the namespace: find out
+		// now whether it can be entered (CAP_SYS_ADMIN; nothing to enter
+		// for "self"), instead of resetting every connection later.
+		if err := ns.Do(func() error { return nil }); err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+	}
 
 	var (
 		dial     forward.DialFunc
