@@ -146,9 +146,9 @@ closed output pipe;
 			removeOutput := func() {}
 			if wfile != "" && wfile != "-" {
 				_, statErr := os.Stat(wfile)
-				file, err := os.OpenFile(wfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+				file, err := openOutput(a.ctx, "attach", wfile)
 				if err != nil {
-					return fmt.Errorf("attach: %w", err)
+					return err
 				}
 				defer file.Close()
 				out = file
@@ -163,7 +163,16 @@ closed output pipe;
 			}
 			var in *attach.InjectFile
 			if inj != "" {
-				if in, err = attach.OpenInject(inj, cfg.Kind); err != nil {
+				// A FIFO blocks in open(2) until a writer comes, then in
+				// reading the file header: both interruptible.
+				in, err = interruptible(a.ctx, fmt.Sprintf("attach: --inject %q", inj), func() (*attach.InjectFile, error) {
+					return attach.OpenInject(inj, cfg.Kind)
+				}, func(in *attach.InjectFile) { in.Close() })
+				if err != nil {
+					removeOutput()
+					if a.ctx.Err() != nil {
+						return err
+					}
 					return fmt.Errorf("attach: %w", err)
 				}
 				defer in.Close()

@@ -14,9 +14,14 @@ import (
 // discard; namespace work happens on other, disposable threads.
 func init() { runtime.LockOSThread() }
 
+// SIGINT and SIGTERM cancel the context, with the signal as its cause
+// (interrupted), from the first instruction of run on.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() { cancel(interrupted{(<-sigs).(syscall.Signal)}) }()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }
