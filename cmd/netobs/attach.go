@@ -56,7 +56,9 @@ Stops on -c COUNT, SIGINT/SIGTERM, the end of --inject-only, or when the
 namespace goes away. The device and tc rules are removed unless --persist.
 Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
 closed output pipe;
-1 error; 2 usage; 3 the namespace or the device went away.`,
+1 error; 2 usage; 3 the namespace or the device went away; 128+N when
+signal N interrupts the start-up (a FIFO given to -w or --inject that has
+no other end yet).`,
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
