@@ -69,6 +69,7 @@ import "C"
 
 import (
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -96,7 +97,16 @@ func compileExprMode(expr string, link LinkType, snaplen int, tryLive bool) ([]i
 		try = 1
 	}
 	compileMu.Lock()
+	if tryLive {
+		// libpcap opens the live handle's packet socket and eventfd
+		// without close-on-exec; holding ForkLock keeps a fork in
+		// another goroutine from inheriting them until they are closed.
+		syscall.ForkLock.RLock()
+	}
 	rc := C.netobs_compile(C.int(link.dlt()), C.int(snaplen), cexpr, &prog, errbuf, C.PCAP_ERRBUF_SIZE, try, &live)
+	if tryLive {
+		syscall.ForkLock.RUnlock()
+	}
 	compileMu.Unlock()
 	if rc != 0 {
 		return nil, &FilterError{Expr: expr, Msg: C.GoString(errbuf)}
