@@ -28,6 +28,7 @@ var setns = func(fd int, t Type) error {
 // (EMFILE, say) leaves nothing open and is retried by the next call.
 var origNS struct {
 	fds atomic.Pointer[[Time + 1]int] // set once all are open
+	ids atomic.Pointer[[Time + 1]ID]  // their identities, stored before fds
 	mu  sync.Mutex                    // serialises opening them
 }
 
@@ -63,8 +64,30 @@ func originalNS(t Type) (int, error) {
 		opened = append(opened, fd)
 		fds[typ] = fd
 	}
+	var ids [Time + 1]ID
+	for _, typ := range []Type{Net, UTS, IPC} {
+		id, err := fdID(fds[typ])
+		if err != nil {
+			for _, fd := range opened {
+				unix.Close(fd)
+			}
+			return -1, fmt.Errorf("identify own %s namespace: %w", typ, err)
+		}
+		ids[typ] = id
+	}
+	origNS.ids.Store(&ids)
 	origNS.fds.Store(&fds)
 	return fds[t], nil
+}
+
+// isOriginal reports whether ns is the namespace of its type that every
+// unlocked thread is in, so that Do need not switch.
+func (ns *NS) isOriginal() bool {
+	if _, err := originalNS(ns.typ); err != nil {
+		return false
+	}
+	id := origNS.ids.Load()[ns.typ]
+	return id.Dev == ns.id.Dev && id.Inode == ns.id.Inode
 }
 
 // CanDo reports whether Do accepts namespaces of type t: net, uts and ipc.
@@ -100,7 +123,9 @@ type doResult struct {
 // ErrUnsupported. fn must make only leaf system calls: goroutines it starts
 // run on other threads in the original namespaces. fn must not change the
 // thread's namespaces itself. Entering needs CAP_SYS_ADMIN over the
-// namespace.
+// namespace. When ns is the namespace the process started in (where every
+// thread Do returns already is; "self"), Do still runs fn on a fresh
+// locked goroutine but makes no setns at all, so it needs no privilege.
 func (ns *NS) Do(fn func() error) error {
 	if !CanDo(ns.typ) {
 		return wrap("do", ns.ref, fmt.Errorf("%w: Do enters net, uts and ipc namespaces only, this is a %s namespace (use Command for it)", ErrUnsupported, ns.typ))
@@ -147,7 +172,8 @@ func (ns *NS) doLocked(fn func() error, done chan<- doResult) {
 		done <- doResult{nsErr: err}
 		return
 	}
-	if err := ns.enter(); err != nil {
+	switched, err := ns.enter()
+	if err != nil {
 		// A failed setns leaves the thread where it was.
 		runtime.UnlockOSThread()
 		done <- doResult{nsErr: err}
@@ -158,6 +184,11 @@ func (ns *NS) doLocked(fn func() error, done chan<- doResult) {
 	defer func() {
 		if exited {
 			r.nsErr = errors.New("function called runtime.Goexit inside the namespace")
+		}
+		if !switched {
+			runtime.UnlockOSThread()
+			done <- r
+			return
 		}
 		if err := setns(orig, ns.typ); err != nil {
 			// Unlocking would hand a foreign thread back to the scheduler.
@@ -181,15 +212,20 @@ func (ns *NS) doLocked(fn func() error, done chan<- doResult) {
 	exited = false
 }
 
-func (ns *NS) enter() error {
+// enter switches the locked thread into ns, unless it is there already
+// (see isOriginal); switched says whether it did.
+func (ns *NS) enter() (switched bool, err error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if ns.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
-	err := setns(ns.fd, ns.typ)
+	if ns.isOriginal() {
+		return false, nil
+	}
+	err = setns(ns.fd, ns.typ)
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%w (needs CAP_SYS_ADMIN)", err)
+		return false, fmt.Errorf("%w (needs CAP_SYS_ADMIN)", err)
 	}
-	return err
+	return err == nil, err
 }

@@ -49,7 +49,9 @@
 //
 // Opening another process's namespace needs the right to ptrace it
 // (CAP_SYS_PTRACE for processes of other users); entering one needs
-// CAP_SYS_ADMIN in the namespace's owning user namespace; creating or
+// CAP_SYS_ADMIN in the namespace's owning user namespace, except that Do
+// on the process's own namespace ("self") switches nothing and needs no
+// privilege; creating or
 // deleting named network namespaces needs CAP_SYS_ADMIN for the mounts.
 //
 // # Initial thread

@@ -131,3 +131,48 @@ func TestNoLeaks(t *testing.T) {
 	before.CheckLeaks(t, "10,000 open/Do/close cycles")
 	nstest.CheckThreads(t)
 }
+
+// TestDoOwnNamespaceMakesNoSetns: Do on the process's own namespace runs
+// fn without any setns (so it needs no CAP_SYS_ADMIN), in that namespace;
+// Do on another namespace still enters and leaves it.
+func TestDoOwnNamespaceMakesNoSetns(t *testing.T) {
+	var calls atomic.Int64
+	real := setns
+	setns = func(fd int, typ Type) error { calls.Add(1); return real(fd, typ) }
+	t.Cleanup(func() { setns = real })
+
+	for _, typ := range []Type{Net, UTS, IPC} {
+		self, err := Self(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var link string
+		err = self.Do(func() error {
+			link, _ = os.Readlink("/proc/thread-self/ns/" + typ.String())
+			return nil
+		})
+		self.Close()
+		if err != nil {
+			t.Fatalf("Do on own %s namespace: %v", typ, err)
+		}
+		if link != self.String() {
+			t.Errorf("Do on own %s namespace ran in %s, want %s", typ, link, self)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("Do on own namespaces made %d setns calls, want 0", n)
+	}
+
+	nstest.RequireRoot(t)
+	ns, err := Open(nstest.NetNS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := ns.Do(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("Do on another namespace made %d setns calls, want 2 (there and back)", n)
+	}
+}

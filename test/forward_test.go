@@ -466,3 +466,98 @@ func TestForwardPrivilegedPort(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardTotalsCountOpenConnections: connections still open at
+// SIGINT count in the totals line, as in their own lines.
+func TestForwardTotalsCountOpenConnections(t *testing.T) {
+	name, ns := nsopen.New(t)
+	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpEcho(t, svc)
+	p, addr := startForward(t, name, "0", port(svc.Addr().String()), "-v")
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.Write([]byte("hello\n"))
+		if _, err := io.ReadFull(c, make([]byte, 6)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d: %s", code, p.stderr.String())
+	}
+	want := "forward: 3 connections (0 failed), 18 bytes to the target, 18 bytes back"
+	if !strings.Contains(p.stderr.String(), want) || strings.Count(p.stderr.String(), "6 bytes up, 6 down") != 3 {
+		t.Errorf("stderr lacks %q or three connections of 6 bytes each way:\n%s", want, p.stderr.String())
+	}
+}
+
+// TestForwardIPv4Wildcard: 0.0.0.0:PORT listens on IPv4 only, as socat
+// does, and says 0.0.0.0; ss agrees.
+func TestForwardIPv4Wildcard(t *testing.T) {
+	nstest.RequireTools(t, "ss")
+	name, ns := nsopen.New(t)
+	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpEcho(t, svc)
+	for _, proto := range []string{"tcp", "udp"} {
+		args := []string{name, "0.0.0.0:0", port(svc.Addr().String())}
+		if proto == "udp" {
+			args = append(args, "--udp")
+		}
+		p, addr := startForward(t, args...)
+		if !strings.HasPrefix(addr, "0.0.0.0:") {
+			t.Errorf("%s: forward 0.0.0.0:0 listens on %s, want 0.0.0.0:PORT", proto, addr)
+		}
+		flag := "-Htln"
+		if proto == "udp" {
+			flag = "-Huln"
+		}
+		out := nstest.Run(t, "ss", flag, "sport = :"+port(addr))
+		if f := strings.Fields(out); len(f) < 4 || f[3] != "0.0.0.0:"+port(addr) {
+			t.Errorf("%s: ss shows %q, want one socket on 0.0.0.0:%s", proto, out, port(addr))
+		}
+		p.stop(t, syscall.SIGINT)
+	}
+}
+
+// TestForwardHalfCloseTimeout: after the service half-closes, a client
+// that sends nothing more is cut after --half-close-timeout.
+func TestForwardHalfCloseTimeout(t *testing.T) {
+	name, ns := nsopen.New(t)
+	svc, err := nsnet.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	go func() {
+		c, err := svc.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("bye"))
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+	}()
+	p, addr := startForward(t, name, "-v", "--half-close-timeout", "200ms", "0", port(svc.Addr().String()))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(c); string(b) != "bye" || err != nil {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	p.waitStderr(t, `forward: tcp #1 .* closed after .*, 0 bytes up, 3 down \(half-close timeout\)`)
+	p.stop(t, syscall.SIGINT)
+}

@@ -67,7 +67,8 @@ tc rules always.
 Exit status: 0 stopped by -c, a signal, the end of --inject-only or a
 closed output pipe;
 1 error; 2 usage; 3 the namespace, the device or the mirrored interface
-went away.`,
+went away; 128+N when signal N interrupts the start-up (a FIFO given to -w
+or --inject that has no other end yet).`,
 		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
   netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
   netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
@@ -164,9 +165,9 @@ went away.`,
 			removeOutput := func() {}
 			if wfile != "" && wfile != "-" {
 				_, statErr := os.Stat(wfile)
-				file, err := os.OpenFile(wfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+				file, err := openOutput(a.ctx, "attach", wfile)
 				if err != nil {
-					return fmt.Errorf("attach: %w", err)
+					return err
 				}
 				defer file.Close()
 				out = file
@@ -181,7 +182,16 @@ went away.`,
 			}
 			var in *attach.InjectFile
 			if inj != "" {
-				if in, err = attach.OpenInject(inj, cfg.Kind); err != nil {
+				// A FIFO blocks in open(2) until a writer comes, then in
+				// reading the file header: both interruptible.
+				in, err = interruptible(a.ctx, fmt.Sprintf("attach: --inject %q", inj), func() (*attach.InjectFile, error) {
+					return attach.OpenInject(inj, cfg.Kind)
+				}, func(in *attach.InjectFile) { in.Close() })
+				if err != nil {
+					removeOutput()
+					if a.ctx.Err() != nil {
+						return err
+					}
 					return fmt.Errorf("attach: %w", err)
 				}
 				defer in.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,11 @@ are printed on stderr at the end, and written into pcapng files.
 
 Exit status: 0 when stopped by SIGINT/SIGTERM or -c, 1 on a failure or when a
 namespace or interface went away during the capture (the others go on and
-the file stays valid), 2 on a usage mistake.`,
+the file stays valid), 2 on a usage mistake (a bad filter expression
+included), 128+N when signal N (SIGINT, SIGTERM) interrupts the start-up:
+while a filter compiles or -w waits for a FIFO's reader. When the disk
+fills, the file is cut back to its last whole packet and a line on stderr
+says how many packets it holds.`,
 		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80
   netobs capture ns1 ns2 1234 -w all.pcapng           # -i any in each
   netobs capture ns1 -i eth0 -w - --immediate | tshark -r -
@@ -100,10 +105,12 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		}
 		cfg.BufferSize = int(n)
 	}
-	for _, i := range f.ifaces {
-		if i = strings.TrimSpace(i); i != "" {
-			cfg.Interfaces = append(cfg.Interfaces, i)
+	if c.Flags().Changed("interface") {
+		ifaces, err := parseInterfaces(f.ifaces)
+		if err != nil {
+			return err
 		}
+		cfg.Interfaces = ifaces
 	}
 	if len(cfg.Interfaces) > 1 {
 		for _, i := range cfg.Interfaces {
@@ -136,10 +143,16 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		out = o
 	}
 
-	cp, err := capture.Open(targets, cfg)
+	cp, err := capture.OpenContext(a.ctx, targets, cfg)
 	if err != nil {
-		if errors.Is(err, capture.ErrFilter) && len(args) > 1 && c.ArgsLenAtDash() < 0 {
-			return fmt.Errorf("%w (if %q names a namespace, it does not exist; put the filter after --)", err, strings.Fields(filter)[0])
+		if a.ctx.Err() != nil {
+			return startInterrupted(a.ctx, "capture")
+		}
+		if errors.Is(err, capture.ErrFilter) {
+			if len(args) > 1 && c.ArgsLenAtDash() < 0 {
+				return usageError{fmt.Errorf("%w (if %q names a namespace, it does not exist; put the filter after --)", err, strings.Fields(filter)[0])}
+			}
+			return usageError{err}
 		}
 		return err
 	}
@@ -160,9 +173,9 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 				w = a.stdout
 			}
 		} else {
-			file, err = os.OpenFile(f.write, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // os.OpenFile sets O_CLOEXEC itself
+			file, err = openOutput(a.ctx, "capture", f.write)
 			if err != nil {
-				return fmt.Errorf("capture: %w", err)
+				return err
 			}
 			defer file.Close()
 			if captureIsTTY(file) {
@@ -206,6 +219,11 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		}
 	}
 	printCaptureStats(a.stderr, cp.Interfaces(), stats)
+	if w, ok := h.(interface{ Written() uint64 }); ok && (runErr != nil || werr != nil) {
+		// A failed write (a full disk) leaves the file cut back to its
+		// last whole packet: say what it holds.
+		fmt.Fprintf(a.stderr, "%d %s written to %s\n", w.Written(), plural(w.Written()), f.write)
+	}
 	if runErr != nil {
 		return runErr
 	}
@@ -219,6 +237,55 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		return exitStatus{code: 1, msg: fmt.Sprintf("capture: %d of %d parts ended early (see above); the others were captured to the end", ch.ended, len(stats))}
 	}
 	return nil
+}
+
+// parseInterfaces checks the -i values (each may be a comma-separated
+// list): each must be a name the kernel could give an interface, given once.
+func parseInterfaces(vals []string) ([]string, error) {
+	given := strings.Join(vals, ",")
+	if len(vals) == 0 {
+		return nil, usageErrorf("capture: -i %q: empty interface name (leave -i out, or use -i any, for every interface)", given)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range vals {
+		name := strings.TrimSpace(v)
+		if err := checkIfName(name); err != nil {
+			return nil, usageErrorf("capture: -i %q: %v", given, err)
+		}
+		if seen[name] {
+			return nil, usageErrorf("capture: -i %q: interface %q given twice", given, name)
+		}
+		seen[name] = true
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// checkIfName applies the kernel's rules for interface names
+// (dev_valid_name): 1 to 15 bytes, not "." or "..", no "/", ":" or space.
+func checkIfName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty interface name (leave -i out, or use -i any, for every interface)")
+	case len(name) > 15:
+		return fmt.Errorf("interface name %q is %d bytes, longer than the kernel's 15", name, len(name))
+	case name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n\v\f\r"):
+		return fmt.Errorf("%q cannot be an interface name", name)
+	}
+	return nil
+}
+
+// openOutput creates or truncates the file -w names, in a way SIGINT and
+// SIGTERM interrupt: opening a FIFO blocks until a reader opens it.
+func openOutput(ctx context.Context, cmd, path string) (*os.File, error) {
+	f, err := interruptible(ctx, fmt.Sprintf("%s: open %q", cmd, path), func() (*os.File, error) {
+		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // os.OpenFile sets O_CLOEXEC itself
+	}, func(f *os.File) { f.Close() })
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return f, err
 }
 
 // captureTargets opens the NSREFs at the start of args and returns the rest

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ func init() { register(newForwardCmd) }
 type forwardOpts struct {
 	udp, reverse, verbose bool
 	udpIdle, dialTimeout  time.Duration
+	halfClose             time.Duration
 	maxSessions           int
 }
 
@@ -36,12 +38,18 @@ container becomes reachable from the host. With --reverse it listens inside
 the namespace and connects from the host.
 
 LISTEN and TARGET are [ADDRESS:]PORT; without an address (PORT or :PORT) they
-mean 127.0.0.1. Use 0.0.0.0:PORT or [::]:PORT to listen on every address.
+mean 127.0.0.1. Use 0.0.0.0:PORT to listen on every IPv4 address (IPv4 only,
+as for socat), [::]:PORT on every IPv6 and IPv4 address.
 Addresses inside the namespace must be numeric: host names would be resolved
 by the host. Port 0 listens on a free port; the line on stderr says which.
 
 TCP: many connections at once, each relayed both ways with half-close passed
-on. UDP (--udp): a session per client address, ended after --udp-timeout
+on. Once one side has ended its stream, the connection is closed when the
+other sends nothing for --half-close-timeout (default 60s, like a proxy's
+read timeout: socat's 0.5 s -t would cut a service that answers a
+half-closed request slowly; 0 waits for ever). Data is spliced between the
+sockets through a pipe per direction, closed with its connection (4 fds per
+open connection, none kept after). UDP (--udp): a session per client address, ended after --udp-timeout
 without traffic. Failures to reach the target are reported on stderr, one
 line each, and the client's connection is closed; forward goes on serving.
 It stops on SIGINT, SIGTERM, SIGHUP or SIGQUIT, and with an error when the namespace goes
@@ -60,6 +68,7 @@ away (its process exits or its name is deleted).`,
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "print a line on stderr for every connection or UDP session")
 	f.DurationVar(&o.udpIdle, "udp-timeout", 60*time.Second, "end a UDP session after this long without traffic")
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "give up connecting to TARGET after this long")
+	f.DurationVar(&o.halfClose, "half-close-timeout", forward.DefaultHalfCloseTimeout, "after one side of a TCP connection ends its stream, close the connection when the other sends nothing for this long (0: never)")
 	f.IntVar(&o.maxSessions, "max-sessions", 1024, "most UDP sessions at once; datagrams from further clients are dropped")
 	return c
 }
@@ -84,6 +93,9 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 	listenAddr, targetAddr := defaultLoopback(listenArg), defaultLoopback(targetArg)
 	if o.udpIdle <= 0 || o.dialTimeout <= 0 || o.maxSessions <= 0 {
 		return usageErrorf("forward: --udp-timeout, --dial-timeout and --max-sessions must be positive")
+	}
+	if o.halfClose < 0 {
+		return usageErrorf("forward: --half-close-timeout %v is negative (0 waits for ever)", o.halfClose)
 	}
 	// Refuse bad input before anything is created.
 	nsSide, hostSide, nsWhat := targetAddr, listenAddr, "TARGET"
@@ -112,6 +124,14 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 		return fmt.Errorf("forward: %w", err)
 	}
 	defer ns.Close()
+	if !o.reverse {
+		// Every connection is dialled from inside the namespace: find out
+		// now whether it can be entered (CAP_SYS_ADMIN; nothing to enter
+		// for "self"), instead of resetting every connection later.
+		if err := ns.Do(func() error { return nil }); err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+	}
 
 	var (
 		dial     forward.DialFunc
@@ -120,10 +140,11 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 		from, to string
 	)
 	if !o.reverse {
+		network := hostNetwork(proto, listenAddr)
 		if o.udp {
-			pc, err = net.ListenPacket(proto, listenAddr)
+			pc, err = net.ListenPacket(network, listenAddr)
 		} else {
-			ln, err = net.Listen(proto, listenAddr)
+			ln, err = net.Listen(network, listenAddr)
 		}
 		if err != nil {
 			return fmt.Errorf("forward: listen on the host: %w", hint(err))
@@ -171,12 +192,17 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 	stopWatch := watchNamespace(ctx, ns, func(err error) { cancel(err) })
 	defer stopWatch()
 
+	halfClose := o.halfClose
+	if halfClose == 0 {
+		halfClose = -1 // never, in forward.Config's terms
+	}
 	var mu sync.Mutex // one line at a time on stderr
 	cfg := forward.Config{
-		Dial:        dial,
-		DialTimeout: o.dialTimeout,
-		UDPIdle:     o.udpIdle,
-		MaxSessions: o.maxSessions,
+		Dial:             dial,
+		DialTimeout:      o.dialTimeout,
+		UDPIdle:          o.udpIdle,
+		MaxSessions:      o.maxSessions,
+		HalfCloseTimeout: halfClose,
 		Done: func(c forward.Conn) {
 			if !o.verbose && c.Err == nil {
 				return
@@ -214,6 +240,8 @@ func printConn(w io.Writer, proto string, c forward.Conn) {
 	status, why := "closed", ""
 	if c.Err != nil {
 		status, why = "failed", ": "+oneLine(c.Err.Error())
+	} else if c.HalfCloseTimeout {
+		why = " (half-close timeout)"
 	}
 	target := "-"
 	if c.Target != nil {
@@ -221,6 +249,20 @@ func printConn(w io.Writer, proto string, c forward.Conn) {
 	}
 	fmt.Fprintf(w, "forward: %s #%d %s -> %s %s after %s, %d bytes up, %d down%s\n",
 		proto, c.ID, c.Client, target, status, c.Duration.Round(time.Millisecond), c.Up, c.Down, why)
+}
+
+// hostNetwork is the network to listen on the host with: an IPv4 address
+// (0.0.0.0 included) means IPv4 only, as for socat, where Go's "tcp" would
+// make 0.0.0.0 a dual-stack socket on [::].
+func hostNetwork(proto, addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return proto
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
+		return proto + "4"
+	}
+	return proto
 }
 
 // hint adds the fix to host-side listen errors the issue calls out.

@@ -31,9 +31,13 @@ func main() {
 	// Every signal that ends a program from a terminal or a supervisor
 	// (SIGHUP when the terminal closes, SIGQUIT from Ctrl-\) stops the
 	// long-running commands through their cleanup, as SIGINT does: counts
-	// printed, devices and tc rules removed.
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	// printed, devices and tc rules removed. The context ends with the
+	// signal as its cause (interrupted), from the first instruction of run on.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
+	go func() { cancel(interrupted{(<-sigs).(syscall.Signal)}) }()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }

@@ -35,6 +35,14 @@ type Capture struct {
 // their rings until Run reads them. The targets' namespace handles must
 // stay open until Close.
 func Open(targets []Target, cfg Config) (*Capture, error) {
+	return OpenContext(context.Background(), targets, cfg)
+}
+
+// OpenContext is Open, interrupted when ctx ends: it then returns ctx's
+// cause (wrapped) promptly, even while libpcap compiles a long filter
+// expression; that compilation goes on in the background until libpcap
+// returns, and its result is dropped.
+func OpenContext(ctx context.Context, targets []Target, cfg Config) (*Capture, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, wrap("capture", "", err)
@@ -42,14 +50,16 @@ func Open(targets []Target, cfg Config) (*Capture, error) {
 	if len(targets) == 0 {
 		return nil, wrap("capture", "", errors.New("no namespace given"))
 	}
+	comp := &compiler{ctx: ctx, expr: cfg.Filter, snaplen: cfg.Snaplen}
 	if cfg.Filter != "" {
 		// Check the expression once, so a bad one is reported once and
-		// before any namespace is entered.
+		// before any namespace is entered; the program is kept for the
+		// sockets of this link type.
 		link := LinkEthernet
 		if cfg.Interfaces[0] == AnyInterface {
 			link = LinkLinuxSLL
 		}
-		if _, err := compileExpr(cfg.Filter, link, cfg.Snaplen); err != nil {
+		if _, err := comp.compile(link); err != nil {
 			return nil, wrap("capture", "", err)
 		}
 	}
@@ -62,13 +72,17 @@ func Open(targets []Target, cfg Config) (*Capture, error) {
 			c.Close()
 			return nil, wrap("capture", "", errors.New("nil namespace"))
 		}
+		if ctx.Err() != nil {
+			c.Close()
+			return nil, wrap("capture", "", context.Cause(ctx))
+		}
 		label, desc := describe(t)
 		for _, dev := range cfg.Interfaces {
 			ifc := &Interface{
 				ID: len(c.ifcs), Device: dev, Label: label, Name: dev + "@" + label,
 				Namespace: t.NS.String(), Description: desc, Snaplen: cfg.Snaplen, Filter: cfg.Filter,
 			}
-			r, err := openRing(t, dev, cfg, ifc)
+			r, err := openRing(t, dev, cfg, comp, ifc)
 			if err != nil {
 				c.Close()
 				return nil, wrap("capture", ifc.Name, err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,6 +297,86 @@ func TestPcapngWriterStats(t *testing.T) {
 		out, err := exec.Command("tshark", "-r", f, "-T", "fields", "-e", "frame.interface_name").Output()
 		if err != nil || strings.Fields(string(out))[1] != "any@b" {
 			t.Fatalf("tshark: %v %q", err, out)
+		}
+	}
+}
+
+// fullDisk is a file that takes limit bytes, then fails as a full disk
+// does: a short write, then ENOSPC.
+type fullDisk struct {
+	*os.File
+	limit int
+}
+
+func (d *fullDisk) Write(b []byte) (int, error) {
+	if len(b) <= d.limit {
+		d.limit -= len(b)
+		return d.File.Write(b)
+	}
+	n, _ := d.File.Write(b[:d.limit])
+	d.limit = 0
+	return n, syscall.ENOSPC
+}
+
+// TestWriterDiskFull: when the disk fills, the file is cut back to the
+// last whole packet, so it is readable to its end, and Written says how
+// many packets it holds; later packets get the error.
+func TestWriterDiskFull(t *testing.T) {
+	ifc := &capture.Interface{ID: 0, Name: "eth0@a", LinkType: capture.LinkEthernet, Snaplen: 2000}
+	for _, format := range []string{"pcap", "pcapng"} {
+		for _, limit := range []int{10, 300, 5000, 100000, 300000, 500001} {
+			path := t.TempDir() + "/x." + format
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := &fullDisk{File: f, limit: limit}
+			var h interface {
+				capture.Handler
+				Written() uint64
+			}
+			if format == "pcap" {
+				h, err = capture.NewPcapWriter(d, ifc)
+			} else {
+				h, err = capture.NewPcapngWriter(d, []*capture.Interface{ifc}, "test")
+			}
+			sent := 0
+			for i := 0; err == nil && i < 1000; i++ {
+				frame := bytes.Repeat([]byte{byte(i)}, 60+i%1400)
+				if err = h.Packet(&capture.Packet{Interface: ifc, Time: int64(i) * 1e6, Length: len(frame), Data: frame}); err == nil {
+					sent++
+				}
+			}
+			if err == nil {
+				err = h.Flush()
+			}
+			f.Close()
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("%s, %d bytes free: error %v, want ENOSPC", format, limit, err)
+			}
+			if h != nil && h.Packet(&capture.Packet{Interface: ifc, Data: []byte{1}, Length: 1}) == nil {
+				t.Fatalf("%s, %d bytes free: a packet after the failure was accepted", format, limit)
+			}
+			var written uint64
+			if h != nil {
+				written = h.Written()
+			}
+			pkts, _, rerr := nstest.ReadPcap(path)
+			if limit < 100 {
+				// Not even the file header fitted: the file is empty.
+				if st, _ := os.Stat(path); st.Size() != 0 || written != 0 {
+					t.Fatalf("%s, %d bytes free: %d bytes, %d packets written", format, limit, st.Size(), written)
+				}
+				continue
+			}
+			if rerr != nil || uint64(len(pkts)) != written || written == 0 || written > uint64(sent) {
+				t.Fatalf("%s, %d bytes free: file reads %d packets (%v), writer says %d, %d accepted", format, limit, len(pkts), rerr, written, sent)
+			}
+			for i, p := range pkts {
+				if len(p.Data) != 60+i%1400 || p.Data[0] != byte(i) {
+					t.Fatalf("%s: packet %d is %d bytes of %d", format, i, len(p.Data), p.Data[0])
+				}
+			}
 		}
 	}
 }

@@ -16,6 +16,11 @@ type Capture struct{}
 // Open fails on systems other than Linux.
 func Open(targets []Target, cfg Config) (*Capture, error) { return nil, wrap("capture", "", errGOOS) }
 
+// OpenContext fails on systems other than Linux.
+func OpenContext(ctx context.Context, targets []Target, cfg Config) (*Capture, error) {
+	return nil, wrap("capture", "", errGOOS)
+}
+
 func (c *Capture) Interfaces() []*Interface                 { return nil }
 func (c *Capture) Stats() []Stats                           { return nil }
 func (c *Capture) Run(ctx context.Context, h Handler) error { return wrap("capture", "", errGOOS) }

@@ -1,6 +1,22 @@
 package capture
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
+
+// FilterError is the error for a filter expression that libpcap refuses,
+// or that the kernel cannot run on this kind of socket. errors.Is(err,
+// ErrFilter) is true for it: the expression is the caller's mistake.
+type FilterError struct {
+	Expr string // the expression as given
+	Msg  string // what is wrong with it
+}
+
+func (e *FilterError) Error() string { return fmt.Sprintf("%s %q: %s", ErrFilter, e.Expr, e.Msg) }
+
+// Is makes errors.Is(err, ErrFilter) true.
+func (e *FilterError) Is(target error) bool { return target == ErrFilter }
 
 // insn is one classic BPF instruction, laid out as the kernel's sock_filter.
 type insn struct {
@@ -40,26 +56,70 @@ func (l LinkType) dlt() int {
 	return int(l)
 }
 
-// compileFilter compiles a tcpdump expression into the program to attach
-// to a socket of link type link, returning snaplen bytes of each packet.
-func compileFilter(expr string, link LinkType, snaplen int) ([]insn, error) {
-	prog, err := compileExpr(expr, link, snaplen)
-	if err != nil {
-		return nil, err
+// compiler compiles one Capture's filter expression, once per link type,
+// in a way its context can interrupt.
+type compiler struct {
+	ctx     context.Context
+	expr    string
+	snaplen int
+	progs   map[LinkType][]insn // libpcap's output, before fixCooked
+}
+
+// compile returns the program to attach to a socket of link type link.
+func (c *compiler) compile(link LinkType) ([]insn, error) {
+	prog, ok := c.progs[link]
+	if !ok {
+		var err error
+		if prog, err = compileContext(c.ctx, c.expr, link, c.snaplen); err != nil {
+			return nil, err
+		}
+		if c.progs == nil {
+			c.progs = map[LinkType][]insn{}
+		}
+		c.progs[link] = prog
 	}
+	prog = append([]insn(nil), prog...)
 	if link == LinkLinuxSLL {
 		// The kernel runs a cooked socket's filter on the packet after
 		// the link header, with no cooked header in front, so loads are
 		// moved back by the header and the header's fields are read
 		// from the kernel's ancillary data, as libpcap does.
-		if err := fixCooked(prog, snaplen); err != nil {
+		if err := fixCooked(c.expr, prog, c.snaplen); err != nil {
 			return nil, err
 		}
 	}
 	return prog, nil
 }
 
-func fixCooked(prog []insn, snaplen int) error {
+// compileContext runs libpcap's compiler, which cannot be interrupted and
+// takes tens of seconds for an expression of hundreds of terms, on its own
+// goroutine. When ctx ends first it returns ctx's cause and leaves that
+// goroutine to finish in the background, its result dropped.
+func compileContext(ctx context.Context, expr string, link LinkType, snaplen int) ([]insn, error) {
+	if expr == "" {
+		return []insn{{Code: bpfRET | bpfK, K: uint32(snaplen)}}, nil // what libpcap makes of ""
+	}
+	if ctx.Done() == nil {
+		return compileExpr(expr, link, snaplen)
+	}
+	type result struct {
+		prog []insn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		prog, err := compileExpr(expr, link, snaplen)
+		done <- result{prog, err}
+	}()
+	select {
+	case r := <-done:
+		return r.prog, r.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+func fixCooked(expr string, prog []insn, snaplen int) error {
 	for i := range prog {
 		p := &prog[i]
 		switch p.Code & bpfClassMask {
@@ -67,6 +127,9 @@ func fixCooked(prog []insn, snaplen int) error {
 			switch p.Code & bpfModeMask {
 			case bpfABS, bpfIND, bpfMSH:
 				switch {
+				case p.K >= skfAdOff:
+					// Already the kernel's ancillary data (a live
+					// handle's VLAN checks): nothing to move.
 				case p.K >= sllHeaderLen:
 					p.K -= sllHeaderLen
 				case p.K == 0:
@@ -74,7 +137,7 @@ func fixCooked(prog []insn, snaplen int) error {
 				case p.K == 14:
 					p.K = skfAdOff + skfAdProtocol
 				default:
-					return fmt.Errorf("%w: the expression reads cooked-header bytes %d.. that the kernel cannot filter on for -i any; name an interface instead", ErrFilter, p.K)
+					return &FilterError{Expr: expr, Msg: fmt.Sprintf("the expression reads cooked-header bytes %d.. that the kernel cannot filter on for -i any; name an interface instead", p.K)}
 				}
 			}
 		case bpfRET:

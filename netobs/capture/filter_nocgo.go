@@ -2,11 +2,9 @@
 
 package capture
 
-import "fmt"
-
 func compileExpr(expr string, link LinkType, snaplen int) ([]insn, error) {
 	if expr != "" {
-		return nil, fmt.Errorf("%w %q: this netobs was built without cgo and libpcap, so it cannot compile filter expressions (rebuild with CGO_ENABLED=1 and libpcap-dev, or capture without a filter)", ErrFilter, expr)
+		return nil, &FilterError{Expr: expr, Msg: "this netobs was built without cgo and libpcap, so it cannot compile filter expressions (rebuild with CGO_ENABLED=1 and libpcap-dev, or capture without a filter)"}
 	}
 	return []insn{{Code: bpfRET | bpfK, K: uint32(snaplen)}}, nil
 }

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,45 +11,133 @@ import (
 
 const writeBuffer = 256 << 10
 
+var zeros [4]byte // padding
+
+// records buffers whole records (file headers, blocks, packets) and writes
+// them out in large writes. When a write fails part-way (a full disk), a
+// file is cut back to the end of the last record that reached it whole, so
+// it stays readable to its end, and Written says how many packets it
+// holds. Once a write has failed, every later call returns that error.
+type records struct {
+	w       io.Writer
+	buf     []byte
+	ends    []recordEnd // records in buf, in order
+	base    int64       // w's offset when the writer started; -1 if w cannot be cut
+	flushed int64       // bytes of whole records written to w
+	packets uint64      // packet records written to w whole
+	err     error
+}
+
+type recordEnd struct {
+	end    int // offset in buf just past the record
+	packet bool
+}
+
+// truncater is what a file needs for a failed write to be cut back.
+type truncater interface {
+	Seek(offset int64, whence int) (int64, error)
+	Truncate(size int64) error
+}
+
+func newRecords(w io.Writer) *records {
+	r := &records{w: w, buf: make([]byte, 0, writeBuffer), base: -1}
+	if t, ok := w.(truncater); ok {
+		if off, err := t.Seek(0, io.SeekCurrent); err == nil {
+			r.base = off // a pipe fails with ESPIPE: nothing to cut
+		}
+	}
+	return r
+}
+
+// end marks the end of a record appended to buf, and writes buf out once
+// it is full.
+func (r *records) end(packet bool) error {
+	r.ends = append(r.ends, recordEnd{len(r.buf), packet})
+	if len(r.buf) >= writeBuffer {
+		return r.flush()
+	}
+	return nil
+}
+
+// flush writes every buffered record. A short write leaves in w only the
+// records that reached it whole, cutting w back when it is a file.
+func (r *records) flush() error {
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.buf) == 0 {
+		return nil
+	}
+	n, err := r.w.Write(r.buf)
+	if err == nil && n < len(r.buf) {
+		err = io.ErrShortWrite
+	}
+	whole := 0
+	for _, e := range r.ends {
+		if e.end > n {
+			break
+		}
+		whole = e.end
+		if e.packet {
+			r.packets++
+		}
+	}
+	r.flushed += int64(whole)
+	r.buf, r.ends = r.buf[:0], r.ends[:0]
+	if err != nil {
+		r.err = err
+		if n > whole {
+			if r.base < 0 {
+				r.err = fmt.Errorf("%w (the output ends in a partial record: it cannot be cut back)", err)
+			} else if terr := r.w.(truncater).Truncate(r.base + r.flushed); terr != nil {
+				r.err = errors.Join(err, fmt.Errorf("cut back to the last whole record: %w", terr))
+			}
+		}
+	}
+	return r.err
+}
+
 // PcapWriter writes one interface's packets as a classic pcap file with
 // nanosecond timestamps. It implements Handler.
 type PcapWriter struct {
-	w   *bufio.Writer
-	hdr [16]byte
+	r *records
 }
 
 // NewPcapWriter writes the pcap file header for ifc to w.
 func NewPcapWriter(w io.Writer, ifc *Interface) (*PcapWriter, error) {
-	pw := &PcapWriter{w: bufio.NewWriterSize(w, writeBuffer)}
+	pw := &PcapWriter{r: newRecords(w)}
 	var h [24]byte
 	binary.LittleEndian.PutUint32(h[0:], 0xa1b23c4d) // nanosecond pcap
 	binary.LittleEndian.PutUint16(h[4:], 2)
 	binary.LittleEndian.PutUint16(h[6:], 4)
 	binary.LittleEndian.PutUint32(h[16:], uint32(ifc.Snaplen))
 	binary.LittleEndian.PutUint32(h[20:], uint32(ifc.LinkType))
-	if _, err := pw.w.Write(h[:]); err != nil {
-		return nil, err
-	}
-	return pw, pw.w.Flush()
+	pw.r.buf = append(pw.r.buf, h[:]...)
+	pw.r.end(false)
+	return pw, pw.r.flush()
 }
 
 // Packet writes one packet record.
 func (pw *PcapWriter) Packet(p *Packet) error {
-	h := pw.hdr[:]
-	binary.LittleEndian.PutUint32(h[0:], uint32(p.Time/1e9))
-	binary.LittleEndian.PutUint32(h[4:], uint32(p.Time%1e9))
-	binary.LittleEndian.PutUint32(h[8:], uint32(p.CaptureLength()))
-	binary.LittleEndian.PutUint32(h[12:], uint32(p.Length))
-	pw.w.Write(h)
-	if len(p.Head) > 0 {
-		pw.w.Write(p.Head)
+	if pw.r.err != nil {
+		return pw.r.err
 	}
-	_, err := pw.w.Write(p.Data)
-	return err
+	b := pw.r.buf
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time/1e9))
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time%1e9))
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.CaptureLength()))
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Length))
+	b = append(b, p.Head...)
+	pw.r.buf = append(b, p.Data...)
+	return pw.r.end(true)
 }
 
 // Flush writes buffered records out.
-func (pw *PcapWriter) Flush() error { return pw.w.Flush() }
+func (pw *PcapWriter) Flush() error { return pw.r.flush() }
+
+// Written is the number of packets the output holds whole: all those
+// handed to Packet once Flush has succeeded, fewer after a failed write.
+func (pw *PcapWriter) Written() uint64 { return pw.r.packets }
 
 // Ended does nothing: the pcap format has no place for it.
 func (pw *PcapWriter) Ended(*Interface, error) {}
@@ -59,9 +146,7 @@ func (pw *PcapWriter) Ended(*Interface, error) {}
 // one interface description block per Interface, enhanced packet blocks,
 // and interface statistics blocks at the end. It implements Handler.
 type PcapngWriter struct {
-	w     *bufio.Writer
-	hdr   [28]byte
-	trl   [8]byte // a field, not a local: bufio's Write would make it escape
+	r     *records
 	ifcs  []*Interface
 	start time.Time
 }
@@ -95,7 +180,7 @@ const (
 // NewPcapngWriter writes the section header and one interface block per
 // interface; ifcs[i] must have ID i.
 func NewPcapngWriter(w io.Writer, ifcs []*Interface, appName string) (*PcapngWriter, error) {
-	nw := &PcapngWriter{w: bufio.NewWriterSize(w, writeBuffer), ifcs: ifcs, start: time.Now()}
+	nw := &PcapngWriter{r: newRecords(w), ifcs: ifcs, start: time.Now()}
 	var opts []byte
 	opts = addOpt(opts, shbOS, []byte(runtime.GOOS+"/"+runtime.GOARCH))
 	opts = addOpt(opts, shbUserAppl, []byte(appName))
@@ -125,7 +210,7 @@ func NewPcapngWriter(w io.Writer, ifcs []*Interface, appName string) (*PcapngWri
 		opts = addOpt(opts, ifOS, []byte("Linux"))
 		nw.block(ngIDB, append(body, endOpts(opts)...))
 	}
-	return nw, nw.w.Flush()
+	return nw, nw.r.flush()
 }
 
 func addOpt(b []byte, code uint16, val []byte) []byte {
@@ -143,43 +228,47 @@ func addOpt(b []byte, code uint16, val []byte) []byte {
 func endOpts(b []byte) []byte { return append(b, 0, 0, 0, 0) }
 
 func (nw *PcapngWriter) block(typ uint32, body []byte) error {
-	var h [8]byte
+	if nw.r.err != nil {
+		return nw.r.err
+	}
 	total := uint32(12 + len(body))
-	binary.LittleEndian.PutUint32(h[0:], typ)
-	binary.LittleEndian.PutUint32(h[4:], total)
-	nw.w.Write(h[:])
-	nw.w.Write(body)
-	_, err := nw.w.Write(h[4:8])
-	return err
+	b := nw.r.buf
+	b = binary.LittleEndian.AppendUint32(b, typ)
+	b = binary.LittleEndian.AppendUint32(b, total)
+	b = append(b, body...)
+	nw.r.buf = binary.LittleEndian.AppendUint32(b, total)
+	return nw.r.end(false)
 }
 
 // Packet writes one enhanced packet block.
 func (nw *PcapngWriter) Packet(p *Packet) error {
+	if nw.r.err != nil {
+		return nw.r.err
+	}
 	caplen := p.CaptureLength()
 	pad := (4 - caplen&3) & 3
 	total := uint32(32 + caplen + pad)
-	h := nw.hdr[:]
-	binary.LittleEndian.PutUint32(h[0:], ngEPB)
-	binary.LittleEndian.PutUint32(h[4:], total)
-	binary.LittleEndian.PutUint32(h[8:], uint32(p.Interface.ID))
-	binary.LittleEndian.PutUint32(h[12:], uint32(uint64(p.Time)>>32))
-	binary.LittleEndian.PutUint32(h[16:], uint32(p.Time))
-	binary.LittleEndian.PutUint32(h[20:], uint32(caplen))
-	binary.LittleEndian.PutUint32(h[24:], uint32(p.Length))
-	nw.w.Write(h)
-	if len(p.Head) > 0 {
-		nw.w.Write(p.Head)
-	}
-	nw.w.Write(p.Data)
-	t := nw.trl[:pad+4]
-	clear(t)
-	binary.LittleEndian.PutUint32(t[pad:], total)
-	_, err := nw.w.Write(t)
-	return err
+	b := nw.r.buf
+	b = binary.LittleEndian.AppendUint32(b, ngEPB)
+	b = binary.LittleEndian.AppendUint32(b, total)
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Interface.ID))
+	b = binary.LittleEndian.AppendUint32(b, uint32(uint64(p.Time)>>32))
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time))
+	b = binary.LittleEndian.AppendUint32(b, uint32(caplen))
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.Length))
+	b = append(b, p.Head...)
+	b = append(b, p.Data...)
+	b = append(b, zeros[:pad]...)
+	nw.r.buf = binary.LittleEndian.AppendUint32(b, total)
+	return nw.r.end(true)
 }
 
 // Flush writes buffered blocks out.
-func (nw *PcapngWriter) Flush() error { return nw.w.Flush() }
+func (nw *PcapngWriter) Flush() error { return nw.r.flush() }
+
+// Written is the number of packets the output holds whole: all those
+// handed to Packet once Flush has succeeded, fewer after a failed write.
+func (nw *PcapngWriter) Written() uint64 { return nw.r.packets }
 
 // Ended does nothing; the statistics block written at the end closes
 // every interface's part.
@@ -209,7 +298,7 @@ func (nw *PcapngWriter) WriteStats(stats []Stats) error {
 			return err
 		}
 	}
-	return nw.w.Flush()
+	return nw.r.flush()
 }
 
 // tsOpt encodes a timestamp in the if_tsresol=9 units as pcapng's high

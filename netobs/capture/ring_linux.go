@@ -89,7 +89,7 @@ type ring struct {
 // openRing makes the socket for one device in one namespace. Only socket(2)
 // runs inside the namespace; the socket carries the namespace with it, so
 // ioctls, bind and the ring set-up run from the host.
-func openRing(t Target, device string, cfg Config, ifc *Interface) (r *ring, err error) {
+func openRing(t Target, device string, cfg Config, comp *compiler, ifc *Interface) (r *ring, err error) {
 	r = &ring{ifc: ifc, target: t, fd: -1, efd: -1, loIndex: -1, snaplen: cfg.Snaplen, blockTO: cfg.BlockTimeout}
 	defer func() {
 		if err != nil {
@@ -135,7 +135,7 @@ func openRing(t Target, device string, cfg Config, ifc *Interface) (r *ring, err
 	}
 	ifc.LinkType = link
 
-	prog, err := compileFilter(cfg.Filter, link, cfg.Snaplen)
+	prog, err := comp.compile(link)
 	if err != nil {
 		return r, err
 	}

@@ -83,37 +83,62 @@ func Summarize(p *Packet) PacketSummary {
 	if l := pkt.Layer(layers.LayerTypeARP); l != nil {
 		a := l.(*layers.ARP)
 		s.Proto = "arp"
+		// tcpdump prints the wire length after the link header.
+		n := max(0, p.Length-(len(data)-len(a.Contents)-len(a.Payload)))
 		if a.Operation == layers.ARPRequest {
-			s.Summary = fmt.Sprintf("ARP, Request who-has %s tell %s, length %d", ipString(a.DstProtAddress), ipString(a.SourceProtAddress), len(a.Contents)+len(a.Payload))
+			s.Summary = fmt.Sprintf("ARP, Request who-has %s tell %s, length %d", ipString(a.DstProtAddress), ipString(a.SourceProtAddress), n)
 		} else {
-			s.Summary = fmt.Sprintf("ARP, Reply %s is-at %s, length %d", ipString(a.SourceProtAddress), macString(a.SourceHwAddress), len(a.Contents)+len(a.Payload))
+			s.Summary = fmt.Sprintf("ARP, Reply %s is-at %s, length %d", ipString(a.SourceProtAddress), macString(a.SourceHwAddress), n)
 		}
 		return s
 	}
+	// Lengths are the packet's on the wire, as tcpdump prints them, also
+	// when -s cut it: taken from the IP header, not from what was kept.
+	var ipPayload []byte // the IP payload as captured
+	ipPayloadWire := -1  // and its length on the wire
 	if l := pkt.Layer(layers.LayerTypeIPv4); l != nil {
 		ip := l.(*layers.IPv4)
 		s.Src, s.Dst, ipProto = ip.SrcIP.String(), ip.DstIP.String(), "IP"
+		ipPayload, ipPayloadWire = ip.Payload, int(ip.Length)-int(ip.IHL)*4
 	} else if l := pkt.Layer(layers.LayerTypeIPv6); l != nil {
 		ip := l.(*layers.IPv6)
 		s.Src, s.Dst, ipProto = ip.SrcIP.String(), ip.DstIP.String(), "IP6"
+		ipPayload, ipPayloadWire = ip.Payload, int(ip.Length)
+	}
+	// wire is the length on the wire of layer l, which starts inside the
+	// IP payload (after any IPv6 extension headers).
+	wire := func(l gopacket.Layer, captured int) int {
+		if ipPayloadWire < 0 {
+			return captured
+		}
+		return max(0, ipPayloadWire-(len(ipPayload)-len(l.LayerContents())-len(l.LayerPayload())))
 	}
 	switch {
 	case pkt.Layer(layers.LayerTypeTCP) != nil:
 		t := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		s.Proto, s.SrcPort, s.DstPort = "tcp", int(t.SrcPort), int(t.DstPort)
-		parts = append(parts, fmt.Sprintf("%s %s.%d > %s.%d: Flags [%s], seq %d, length %d", ipProto, s.Src, s.SrcPort, s.Dst, s.DstPort, tcpFlags(t), t.Seq, len(t.Payload)))
+		n := max(0, wire(t, len(t.Contents)+len(t.Payload))-len(t.Contents))
+		parts = append(parts, fmt.Sprintf("%s %s.%d > %s.%d: Flags [%s], seq %d, length %d", ipProto, s.Src, s.SrcPort, s.Dst, s.DstPort, tcpFlags(t), t.Seq, n))
 	case pkt.Layer(layers.LayerTypeUDP) != nil:
 		u := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
 		s.Proto, s.SrcPort, s.DstPort = "udp", int(u.SrcPort), int(u.DstPort)
-		parts = append(parts, fmt.Sprintf("%s %s.%d > %s.%d: UDP, length %d", ipProto, s.Src, s.SrcPort, s.Dst, s.DstPort, int(u.Length)-8))
+		parts = append(parts, fmt.Sprintf("%s %s.%d > %s.%d: UDP, length %d", ipProto, s.Src, s.SrcPort, s.Dst, s.DstPort, max(0, int(u.Length)-8)))
 	case pkt.Layer(layers.LayerTypeICMPv4) != nil:
 		ic := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
 		s.Proto = "icmp"
-		parts = append(parts, fmt.Sprintf("%s %s > %s: ICMP %s, length %d", ipProto, s.Src, s.Dst, words(ic.TypeCode.String()), len(ic.Payload)+8))
+		what := words(ic.TypeCode.String())
+		if t := ic.TypeCode.Type(); t == layers.ICMPv4TypeEchoRequest || t == layers.ICMPv4TypeEchoReply {
+			what = fmt.Sprintf("%s, id %d, seq %d", what, ic.Id, ic.Seq)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s > %s: ICMP %s, length %d", ipProto, s.Src, s.Dst, what, wire(ic, len(ic.Contents)+len(ic.Payload))))
 	case pkt.Layer(layers.LayerTypeICMPv6) != nil:
 		ic := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
 		s.Proto = "icmp6"
-		parts = append(parts, fmt.Sprintf("%s %s > %s: ICMP6, %s, length %d", ipProto, s.Src, s.Dst, words(ic.TypeCode.String()), len(ic.Payload)+4))
+		what := words(ic.TypeCode.String())
+		if e, ok := pkt.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo); ok {
+			what = fmt.Sprintf("%s, id %d, seq %d", what, e.Identifier, e.SeqNumber)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s > %s: ICMP6, %s, length %d", ipProto, s.Src, s.Dst, what, wire(ic, len(ic.Contents)+len(ic.Payload))))
 	case ipProto != "":
 		s.Proto = strings.ToLower(ipProto)
 		parts = append(parts, fmt.Sprintf("%s %s > %s: length %d", ipProto, s.Src, s.Dst, p.Length))

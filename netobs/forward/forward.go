@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ type Conn struct {
 	// Err is why it ended abnormally: the dial failed, a copy failed
 	// (reset), or the target refused datagrams. Nil for a clean end.
 	Err error
+	// HalfCloseTimeout is true when a TCP connection was closed because,
+	// after one side had ended its stream, the other sent nothing for
+	// Config.HalfCloseTimeout; Err is nil then.
+	HalfCloseTimeout bool
 }
 
 // Config is what both Serve functions take.
@@ -42,6 +47,24 @@ type Config struct {
 	// MaxSessions bounds the UDP session table; datagrams from new clients
 	// beyond it are dropped (and counted). Zero means 1024.
 	MaxSessions int
+	// HalfCloseTimeout closes a TCP connection whose one direction has
+	// ended (and been passed on as a half-close) when the other direction
+	// carries no data for that long. Zero means 60 seconds; negative,
+	// never.
+	HalfCloseTimeout time.Duration
+}
+
+// DefaultHalfCloseTimeout is HalfCloseTimeout's default: like the read
+// timeouts of proxies such as nginx (proxy_read_timeout), long enough for
+// a service that answers a half-closed request slowly, which socat's
+// 0.5 s (-t) is not, yet bounded.
+const DefaultHalfCloseTimeout = 60 * time.Second
+
+func (c *Config) halfCloseTimeout() time.Duration {
+	if c.HalfCloseTimeout == 0 {
+		return DefaultHalfCloseTimeout
+	}
+	return c.HalfCloseTimeout
 }
 
 // Stats are the totals of one Serve call.
@@ -75,8 +98,10 @@ func (c *Config) done(cn Conn) {
 
 // ServeTCP accepts connections on ln and relays each to a connection from
 // cfg.Dial, until ctx is cancelled or ln fails. It closes ln and every
-// connection before returning, and returns nil after a cancellation.
-func ServeTCP(ctx context.Context, ln net.Listener, cfg Config) (Stats, error) {
+// connection before returning, and returns nil after a cancellation. The
+// Stats count every byte relayed, on connections still open at the end
+// too.
+func ServeTCP(ctx context.Context, ln net.Listener, cfg Config) (_ Stats, err error) {
 	var (
 		st    stats
 		wg    sync.WaitGroup
@@ -108,33 +133,11 @@ func ServeTCP(ctx context.Context, ln net.Listener, cfg Config) (Stats, error) {
 		conns = nil
 		mu.Unlock()
 	})
-	defer func() {
-		cancel()
-		stop()
-		wg.Wait()
-	}()
-	var backoff time.Duration
-	for {
-		client, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return st.snapshot(), nil
-			}
-			if isTemporary(err) {
-				// Out of fds or similar: wait and go on serving.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-				}
-				continue
-			}
-			return st.snapshot(), err
-		}
-		backoff = 0
+	defer cancel()
+	err = acceptLoop(ctx, ln, func(client net.Conn) {
 		if !track(client) {
 			client.Close()
-			continue
+			return
 		}
 		st.conns.Add(1)
 		wg.Add(1)
@@ -149,6 +152,38 @@ func ServeTCP(ctx context.Context, ln net.Listener, cfg Config) (Stats, error) {
 			}
 			cfg.done(cn)
 		}()
+	})
+	cancel()
+	stop()
+	// The totals are taken once every connection has ended, so they count
+	// what connections open at the end relayed.
+	wg.Wait()
+	return st.snapshot(), err
+}
+
+// acceptLoop hands every connection ln accepts to serve until ctx ends
+// (nil) or ln fails.
+func acceptLoop(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		client, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if isTemporary(err) {
+				// Out of fds or similar: wait and go on serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		serve(client)
 	}
 }
 
@@ -171,50 +206,91 @@ func relayTCP(ctx context.Context, client net.Conn, cfg *Config, st *stats, cn *
 
 	// The first direction to fail closes both, so the other one unblocks
 	// and both peers see the connection end; its error is the one kept.
+	// A direction that ends cleanly is passed on as a half-close; from
+	// then on the other direction must carry data at least every
+	// half-close timeout.
 	var (
-		once  sync.Once
-		first error
+		once       sync.Once
+		first      error
+		halfClosed atomic.Bool
+		timedOut   atomic.Bool
+		up, down   atomic.Int64
 	)
+	timeout := cfg.halfCloseTimeout()
 	abort := func(err error) {
 		once.Do(func() {
+			if errors.Is(err, os.ErrDeadlineExceeded) && halfClosed.Load() {
+				timedOut.Store(true)
+				err = nil
+			}
 			first = err
 			client.Close()
 			target.Close()
 		})
 	}
+	// relay copies src to dst, then half-closes dst.
+	relay := func(dst, src net.Conn, total *atomic.Uint64, n *atomic.Int64) {
+		err := copyStream(dst, src, func(k int) {
+			total.Add(uint64(k))
+			n.Add(int64(k))
+			if halfClosed.Load() && timeout > 0 {
+				src.SetReadDeadline(time.Now().Add(timeout))
+			}
+		})
+		if err == nil {
+			err = closeWrite(dst)
+		}
+		if err != nil {
+			abort(err)
+			return
+		}
+		if !halfClosed.Swap(true) && timeout > 0 {
+			// The other direction reads from dst.
+			dst.SetReadDeadline(time.Now().Add(timeout))
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n, err := pipe(client, target)
-		st.down.Add(uint64(n))
-		cn.Down = n
-		if err != nil {
-			abort(err)
-		}
+		relay(client, target, &st.down, &down)
 	}()
-	n, err := pipe(target, client)
-	st.up.Add(uint64(n))
-	cn.Up = n
-	if err != nil {
-		abort(err)
-	}
+	relay(target, client, &st.up, &up)
 	<-done
+	cn.Up, cn.Down = up.Load(), down.Load()
+	cn.HalfCloseTimeout = timedOut.Load()
 	return first
 }
 
-// pipe copies src to dst until src ends, then half-closes dst so the far
-// side sees the end of the stream while the other direction goes on.
-func pipe(dst, src net.Conn) (int64, error) {
-	n, err := io.Copy(dst, src)
-	if err != nil {
-		return n, err
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+// closeWrite half-closes c so the far side sees the end of the stream
+// while the other direction goes on.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-			return n, err
+			return err
 		}
 	}
-	return n, nil
+	return nil
+}
+
+// copyBuffered copies src to dst through a buffer, for connections that
+// cannot splice.
+func copyBuffered(dst, src net.Conn, progress func(int)) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			progress(n)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func isTemporary(err error) bool {
