@@ -42,15 +42,11 @@ func parseTypeFlag(s string) (nsjoin.Type, error) {
 }
 
 // openRef opens a namespace reference. Without a type, a path opens as
-// whatever namespace it is, and a PID, name or "self" as a network namespace.
-func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
-	if t == 0 {
-		if strings.Contains(ref, "/") {
-			return nsjoin.OpenFile(ref)
-		}
-		t = nsjoin.Net
-	}
-	return nsjoin.OpenType(ref, t)
+// whatever namespace it is, and a PID, name, "self" or container as a
+// network namespace.
+func openRef(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, error) {
+	ns, _, err := openNS(a, ref, t)
+	return ns, err
 }
 
 // completeNSRef offers `ip netns` names and "self" for NSREF arguments.
@@ -183,7 +179,7 @@ func newNSIDCmd(a *app) *cobra.Command {
 			}
 			enc := json.NewEncoder(a.stdout)
 			for _, ref := range args {
-				ns, err := openRef(ref, t)
+				ns, err := openRef(a, ref, t)
 				if err != nil {
 					return err
 				}
@@ -231,7 +227,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 			}
 			var nss [2]*nsjoin.NS
 			for i, ref := range args {
-				if nss[i], err = openRef(ref, t); err != nil {
+				if nss[i], err = openRef(a, ref, t); err != nil {
 					// 1 means "different": trouble is 2, as with cmp(1).
 					return exitStatus{2, err.Error()}
 				}
@@ -275,7 +271,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 			if c.Flags().Changed("target") && target <= 0 {
 				return usageErrorf("ns exec: -t %d is not a PID", target)
 			}
-			nss, err := execNamespaces(refs, target)
+			nss, err := execNamespaces(a, refs, target)
 			defer closeAll(nss)
 			if err != nil {
 				return err
@@ -297,7 +293,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 }
 
 // execNamespaces opens what ns exec was asked to enter.
-func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, error) {
+func execNamespaces(a *app, refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, error) {
 	var nss []*nsjoin.NS
 	for _, t := range nsjoin.AllTypes {
 		ref := *refs[t]
@@ -325,7 +321,7 @@ func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, err
 		if ref == "" {
 			continue
 		}
-		ns, err := nsjoin.OpenType(ref, t)
+		ns, err := openRef(a, ref, t)
 		if err != nil {
 			return nss, err
 		}

@@ -17,6 +17,8 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// runtimeEndpoint is --runtime-endpoint (see target.go).
+	runtimeEndpoint string
 }
 
 // commands holds the constructors of the top-level subcommands; each
@@ -80,7 +82,9 @@ sockets, netlink sockets and TUN/TAP devices there, returns the thread to
 the host namespace and uses those file descriptors from the host.
 
 Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
-/run/netns/NAME), a PID, an 'ip netns' name, or 'self'.`,
+/run/netns/NAME), a PID, an 'ip netns' name, 'self', or a container:
+docker:NAME|ID, podman:NAME|ID, container:ID (any runtime; IDs by unique
+prefix).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -89,6 +93,7 @@ Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v (see %s --help)", c.CommandPath(), err, c.CommandPath())
 	})
+	addRuntimeFlags(root, a)
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(a))
 	}
