@@ -112,6 +112,13 @@ func TestContainerNSRefEverywhere(t *testing.T) {
 	if out := mustNetobs(t, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net"); strings.TrimSpace(out) != want {
 		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
 	}
+	// Shell completion offers the running container.
+	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "exec", "--net", ""}} {
+		out := mustNetobs(t, append([]string{"__complete"}, args...)...)
+		if !strings.Contains("\n"+out, "\n"+ref+"\n") {
+			t.Fatalf("completion of %q does not offer %s: %q", args, ref, out)
+		}
+	}
 }
 
 // ps lists containers with the namespace the kernel reports, their

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -49,10 +50,15 @@ func openRef(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, error) {
 	return ns, err
 }
 
-// completeNSRef offers `ip netns` names and "self" for NSREF arguments.
-func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	names, _ := nsjoin.Names()
-	return append(names, "self"), cobra.ShellCompDirectiveDefault
+// completeNSRef offers `ip netns` names, "self" and the running
+// containers (docker:NAME, podman:NAME) for NSREF arguments.
+func completeNSRef(a *app) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		names, _ := nsjoin.Names()
+		names = append(names, "self")
+		names = append(names, runtime.Refs(a.ctx, runtime.Options{Endpoint: a.runtimeEndpoint})...)
+		return names, cobra.ShellCompDirectiveDefault
+	}
 }
 
 // completeNames offers only `ip netns` names, for commands that take names.
@@ -171,7 +177,7 @@ func newNSIDCmd(a *app) *cobra.Command {
 			}
 			return nil
 		},
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, args []string) error {
 			t, err := parseTypeFlag(typ)
 			if err != nil {
@@ -219,7 +225,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 		Example: `  netobs ns same 1234 mynetns && echo "PID 1234 lives in mynetns"
   netobs ns same --type uts 1234 self`,
 		Args:              exactArgs(2, "two NSREFs"),
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, args []string) error {
 			t, err := parseTypeFlag(typ)
 			if err != nil {
@@ -263,7 +269,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 		Example: `  netobs ns exec --net mynetns -- ip addr
   netobs ns exec -t 1234 -- sh              # all namespaces of PID 1234
   netobs ns exec --net 1234 --uts 1234 -- hostname`,
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, argv []string) error {
 			if len(argv) == 0 {
 				return usageErrorf("ns exec: no command given after --")
@@ -286,7 +292,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 	c.Flags().SetInterspersed(false)
 	for _, t := range nsjoin.AllTypes {
 		refs[t] = c.Flags().String(t.String(), "", "enter this "+t.String()+" namespace (NSREF)")
-		c.RegisterFlagCompletionFunc(t.String(), completeNSRef)
+		c.RegisterFlagCompletionFunc(t.String(), completeNSRef(a))
 	}
 	c.Flags().IntVarP(&target, "target", "t", 0, "enter every namespace of this process")
 	return c

@@ -140,3 +140,25 @@ func OpenNS(c Container, t nsjoin.Type) (*nsjoin.NS, error) {
 	}
 	return nsjoin.OpenType(strconv.Itoa(c.PID), t)
 }
+
+// Refs returns a reference (RUNTIME:NAME) for every running container of
+// every runtime that answers, for shell completion: one listing request
+// per runtime, no error if none answers.
+func Refs(ctx context.Context, o Options) []string {
+	rts, err := Connect(ctx, "", o)
+	if err != nil {
+		return nil
+	}
+	var refs []string
+	for _, rt := range rts {
+		cs, _ := rt.List(ctx)
+		for _, c := range cs {
+			if c.Running && c.Name != "" {
+				refs = append(refs, c.Label())
+			}
+		}
+		rt.Close()
+	}
+	sort.Strings(refs)
+	return refs
+}
