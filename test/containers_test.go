@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,45 @@ func TestContainerPSAndSharing(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("ps --json does not list %s", main)
+	}
+
+	// ns ls shows which containers each network namespace holds: both
+	// sharers in one row, the host-network one in the host's.
+	inode := func(ns string) string { return strings.TrimSuffix(strings.TrimPrefix(ns, "net:["), "]") }
+	lsRows := map[string]string{}
+	for _, line := range strings.Split(mustNetobs(t, "ns", "ls", "--type", "net"), "\n") {
+		if f := strings.Fields(line); len(f) >= 9 {
+			lsRows[f[0]] = f[7]
+		}
+	}
+	for ns, want := range map[string][]string{inode(want): {"docker:" + main, "docker:" + shared}, inode(hostNS): {"docker:" + host}} {
+		for _, w := range want {
+			if !strings.Contains(","+lsRows[ns]+",", ","+w+",") {
+				t.Fatalf("ns ls: CONTAINERS of %s is %q, want %s in it", ns, lsRows[ns], w)
+			}
+		}
+	}
+	var inLs int
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ns", "ls", "--json")), "\n") {
+		var row struct {
+			Type       string
+			NS         uint64
+			Containers []struct{ Runtime, Container string }
+		}
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range row.Containers {
+			if c.Container == main || c.Container == shared {
+				inLs++
+				if row.Type != "net" || strconv.FormatUint(row.NS, 10) != inode(want) || c.Runtime != "docker" {
+					t.Fatalf("ns ls --json: %s", l)
+				}
+			}
+		}
+	}
+	if inLs != 2 {
+		t.Fatalf("ns ls --json lists %s and %s %d times, want once each", main, shared, inLs)
 	}
 
 	res := netobs(t, "ns", "id", "docker:"+shared)

@@ -81,6 +81,9 @@ func newNSLsCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls [--type T] [--json]",
 		Short: "List every namespace on the system, like lsns",
+		Long: `List every namespace on the system, like lsns. For network namespaces the
+CONTAINERS column (JSON: containers) names the running containers of every
+runtime found (docker:NAME, podman:NAME) whose namespace it is.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net
   netobs ns ls --json | jq 'select(.nprocs > 1)'`,
@@ -98,18 +101,34 @@ func newNSLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var ctrs map[nsKey][]runtime.Container
+			if t == 0 || t == nsjoin.Net {
+				ctrs = containersByNetns(a)
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				for _, in := range infos {
-					enc.Encode(infoJSON(in))
+					j := infoJSON(in)
+					if in.Type == nsjoin.Net {
+						for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
+							j.Containers = append(j.Containers, nsContainer{c.Runtime, c.ID, c.Name, c.Pod, c.PodNamespace})
+						}
+					}
+					enc.Encode(j)
 				}
 				return nil
 			}
-			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %v\n"
-			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "COMMAND")
+			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %-16v %v\n"
+			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "CONTAINERS", "COMMAND")
 			for _, in := range infos {
+				var labels []string
+				if in.Type == nsjoin.Net {
+					for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
+						labels = append(labels, printable(c.Label()))
+					}
+				}
 				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
-					dash(int(in.UserNS)), dashS(strings.Join(in.Names, ",")), dashS(in.Command))
+					dash(int(in.UserNS)), dashS(strings.Join(in.Names, ",")), dashS(strings.Join(labels, ",")), dashS(in.Command))
 			}
 			return nil
 		},
@@ -131,6 +150,40 @@ type nsJSON struct {
 	UserNS  uint64   `json:"userns,omitempty"`
 	Names   []string `json:"netns,omitempty"`
 	Command string   `json:"command,omitempty"`
+	// Containers are the containers whose network namespace this is.
+	Containers []nsContainer `json:"containers,omitempty"`
+}
+
+type nsContainer struct {
+	Runtime      string `json:"runtime"`
+	ID           string `json:"container_id"`
+	Name         string `json:"container"`
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
+}
+
+// nsKey identifies a namespace by device and inode alone.
+type nsKey struct{ dev, inode uint64 }
+
+// containersByNetns maps network namespaces to the running containers in
+// them, from every runtime that answers; none answering is not an error
+// for a listing of the system's namespaces.
+func containersByNetns(a *app) map[nsKey][]runtime.Container {
+	cs, err := runtime.List(a.ctx, "", runtime.Options{Endpoint: a.runtimeEndpoint})
+	if err != nil {
+		return nil
+	}
+	m := map[nsKey][]runtime.Container{}
+	for _, c := range cs {
+		ns, err := runtime.OpenNS(c, nsjoin.Net)
+		if err != nil {
+			continue
+		}
+		k := nsKey{ns.ID().Dev, ns.ID().Inode}
+		m[k] = append(m[k], c)
+		ns.Close()
+	}
+	return m
 }
 
 func infoJSON(in nsjoin.Info) nsJSON {
