@@ -276,4 +276,14 @@ func TestContainerBadInput(t *testing.T) {
 			}
 		}
 	}
+
+	// A user who may not use the socket is told so, with the socket.
+	nstest.RequireTools(t, "setpriv")
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netobsBin, "ns", "id", "docker:"+stopped)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if msg := stderr.String(); cmd.ProcessState.ExitCode() != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, d.Socket+": permission denied") {
+		t.Errorf("as nobody, ns id docker:%s: exit %d, %q; want exit 1 and one line saying %s: permission denied", stopped, cmd.ProcessState.ExitCode(), msg, d.Socket)
+	}
 }
