@@ -671,7 +671,8 @@ func TestCaptureLiveCounter(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("netobs: %v: %q", err, out)
 	}
-	for i := 0; !strings.Contains(out.String(), "dropped by kernel"); i++ {
+	// Not just "dropped by kernel": the live counter says that too.
+	for i := 0; !strings.Contains(out.String(), "packets dropped by kernel"); i++ {
 		if i == 3000 {
 			t.Fatalf("no statistics: %q", out)
 		}

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/netobs/netobs/internal/ctrtest"
 )
 
 func init() { runtime.LockOSThread() }
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	ctrtest.Shutdown()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

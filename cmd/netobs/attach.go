@@ -14,7 +14,6 @@ import (
 
 	"github.com/netobs/netobs/netobs/attach"
 	"github.com/netobs/netobs/netobs/events"
-	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -207,8 +206,13 @@ or --inject that has no other end yet).`,
 			signal.Notify(sigpipe, syscall.SIGPIPE)
 			defer signal.Stop(sigpipe)
 
+			ns, _, err := openNetNS(a, args[0])
+			if err != nil {
+				return fmt.Errorf("attach: %w", err)
+			}
+			defer ns.Close()
 			res, err := attach.Run(a.ctx, attach.Options{
-				Ref: args[0], Device: cfg, Output: out, Format: f, Count: count,
+				Ref: args[0], NS: ns, Device: cfg, Output: out, Format: f, Count: count,
 				Inject: in, InjectOnly: injectOnly, Log: a.stderr, Events: kinds,
 			})
 			if res.Device != "" {
@@ -260,7 +264,7 @@ or --inject that has no other end yet).`,
 // cleanupMirrors is attach --cleanup: it removes what killed netobs
 // processes left of their mirrors in the namespace ref.
 func cleanupMirrors(a *app, ref string) error {
-	ns, err := nsjoin.Open(ref)
+	ns, _, err := openNetNS(a, ref)
 	if err != nil {
 		return fmt.Errorf("attach --cleanup: %w", err)
 	}

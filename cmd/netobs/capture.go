@@ -298,7 +298,7 @@ func captureTargets(a *app, args []string, dash int) ([]capture.Target, string, 
 		refs, rest = args[:dash], args[dash:]
 	}
 	for i, ref := range refs {
-		ns, err := nsjoin.Open(ref)
+		ns, ctr, err := openNetNS(a, ref)
 		if err != nil {
 			if dash < 0 && i > 0 && (errors.Is(err, nsjoin.ErrNotFound) || errors.Is(err, os.ErrNotExist)) {
 				rest = refs[i:]
@@ -317,7 +317,7 @@ func captureTargets(a *app, args []string, dash int) ([]capture.Target, string, 
 			ns.Close()
 			continue
 		}
-		targets = append(targets, capture.Target{NS: ns})
+		targets = append(targets, containerTarget(ns, ctr))
 	}
 	return targets, strings.Join(rest, " "), nil
 }

@@ -63,7 +63,7 @@ event listing what changed: no loss passes silently.`,
 				}
 			}()
 			for _, ref := range args {
-				ns, err := nsjoin.Open(ref)
+				ns, _, err := openNetNS(a, ref)
 				if err != nil {
 					return fmt.Errorf("events: %w", err)
 				}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/netobs/netobs/netobs/forward"
 	"github.com/netobs/netobs/netobs/nsnet"
-	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
 
@@ -119,7 +118,7 @@ func runForward(a *app, ref, listenArg, targetArg string, o forwardOpts) error {
 		return usageErrorf("forward: %q: port %q is not a number from %d to 65535", hostSide, p, minPort)
 	}
 
-	ns, err := nsjoin.Open(ref)
+	ns, _, err := openNetNS(a, ref)
 	if err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}

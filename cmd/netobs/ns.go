@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -43,15 +44,11 @@ func parseTypeFlag(s string) (nsjoin.Type, error) {
 }
 
 // openRef opens a namespace reference. Without a type, a path opens as
-// whatever namespace it is, and a PID, name or "self" as a network namespace.
-func openRef(ref string, t nsjoin.Type) (*nsjoin.NS, error) {
-	if t == 0 {
-		if strings.Contains(ref, "/") {
-			return nsjoin.OpenFile(ref)
-		}
-		t = nsjoin.Net
-	}
-	return nsjoin.OpenType(ref, t)
+// whatever namespace it is, and a PID, name, "self" or container as a
+// network namespace.
+func openRef(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, error) {
+	ns, _, err := openNS(a, ref, t)
+	return ns, err
 }
 
 // addTypeFlag registers --type. It has no short form: -t is nsenter's
@@ -66,10 +63,15 @@ func addTypeFlag(c *cobra.Command, typ *string, usage string) {
 	c.Annotations["flaghint:t"] = "--type has no short form (-t is --target, of ns exec)"
 }
 
-// completeNSRef offers `ip netns` names and "self" for NSREF arguments.
-func completeNSRef(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	names, _ := nsjoin.Names()
-	return append(names, "self"), cobra.ShellCompDirectiveDefault
+// completeNSRef offers `ip netns` names, "self" and the running
+// containers (docker:NAME, podman:NAME) for NSREF arguments.
+func completeNSRef(a *app) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		names, _ := nsjoin.Names()
+		names = append(names, "self")
+		names = append(names, runtime.Refs(a.ctx, runtime.Options{Endpoint: a.runtimeEndpoint})...)
+		return names, cobra.ShellCompDirectiveDefault
+	}
 }
 
 // completeNames offers only `ip netns` names, for commands that take names.
@@ -92,6 +94,9 @@ func newNSLsCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls [--type T] [--json]",
 		Short: "List every namespace on the system, like lsns",
+		Long: `List every namespace on the system, like lsns. For network namespaces the
+CONTAINERS column (JSON: containers) names the running containers of every
+runtime found (docker:NAME, podman:NAME) whose namespace it is.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net
   netobs ns ls --json | jq 'select(.nprocs > 1)'`,
@@ -109,18 +114,34 @@ func newNSLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var ctrs map[nsKey][]runtime.Container
+			if t == 0 || t == nsjoin.Net {
+				ctrs = containersByNetns(a)
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				for _, in := range infos {
-					enc.Encode(infoJSON(in))
+					j := infoJSON(in)
+					if in.Type == nsjoin.Net {
+						for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
+							j.Containers = append(j.Containers, nsContainer{c.Runtime, c.ID, c.Name, c.Pod, c.PodNamespace})
+						}
+					}
+					enc.Encode(j)
 				}
 				return nil
 			}
-			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %v\n"
-			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "COMMAND")
+			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %-16v %v\n"
+			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "CONTAINERS", "COMMAND")
 			for _, in := range infos {
+				var labels []string
+				if in.Type == nsjoin.Net {
+					for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
+						labels = append(labels, printable(c.Label()))
+					}
+				}
 				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
-					dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(termsafe.Escape(in.Command)))
+					dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(strings.Join(labels, ",")), dashS(termsafe.Escape(in.Command)))
 			}
 			return nil
 		},
@@ -141,6 +162,40 @@ type nsJSON struct {
 	UserNS  uint64   `json:"userns,omitempty"`
 	Names   []string `json:"netns,omitempty"`
 	Command string   `json:"command,omitempty"`
+	// Containers are the containers whose network namespace this is.
+	Containers []nsContainer `json:"containers,omitempty"`
+}
+
+type nsContainer struct {
+	Runtime      string `json:"runtime"`
+	ID           string `json:"container_id"`
+	Name         string `json:"container"`
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
+}
+
+// nsKey identifies a namespace by device and inode alone.
+type nsKey struct{ dev, inode uint64 }
+
+// containersByNetns maps network namespaces to the running containers in
+// them, from every runtime that answers; none answering is not an error
+// for a listing of the system's namespaces.
+func containersByNetns(a *app) map[nsKey][]runtime.Container {
+	cs, err := runtime.List(a.ctx, "", runtime.Options{Endpoint: a.runtimeEndpoint})
+	if err != nil {
+		return nil
+	}
+	m := map[nsKey][]runtime.Container{}
+	for _, c := range cs {
+		ns, err := runtime.OpenNS(c, nsjoin.Net)
+		if err != nil {
+			continue
+		}
+		k := nsKey{ns.ID().Dev, ns.ID().Inode}
+		m[k] = append(m[k], c)
+		ns.Close()
+	}
+	return m
 }
 
 func infoJSON(in nsjoin.Info) nsJSON {
@@ -187,7 +242,7 @@ func newNSIDCmd(a *app) *cobra.Command {
 			}
 			return nil
 		},
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, args []string) error {
 			t, err := parseTypeFlag(typ)
 			if err != nil {
@@ -195,7 +250,7 @@ func newNSIDCmd(a *app) *cobra.Command {
 			}
 			enc := json.NewEncoder(a.stdout)
 			for _, ref := range args {
-				ns, err := openRef(ref, t)
+				ns, err := openRef(a, ref, t)
 				if err != nil {
 					return err
 				}
@@ -234,7 +289,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 		Example: `  netobs ns same 1234 mynetns && echo "PID 1234 lives in mynetns"
   netobs ns same --type uts 1234 self`,
 		Args:              exactArgs(2, "two NSREFs"),
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, args []string) error {
 			t, err := parseTypeFlag(typ)
 			if err != nil {
@@ -242,7 +297,7 @@ func newNSSameCmd(a *app) *cobra.Command {
 			}
 			var nss [2]*nsjoin.NS
 			for i, ref := range args {
-				if nss[i], err = openRef(ref, t); err != nil {
+				if nss[i], err = openRef(a, ref, t); err != nil {
 					// 1 means "different": trouble is 2, as with cmp(1).
 					return exitStatus{2, err.Error()}
 				}
@@ -277,7 +332,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 		Example: `  netobs ns exec --net mynetns -- ip addr
   netobs ns exec -t 1234 -- sh              # all namespaces of PID 1234
   netobs ns exec --net 1234 --uts 1234 -- hostname`,
-		ValidArgsFunction: completeNSRef,
+		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, argv []string) error {
 			if len(argv) == 0 {
 				return usageErrorf("ns exec: no command given after --")
@@ -285,7 +340,7 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 			if c.Flags().Changed("target") && target <= 0 {
 				return usageErrorf("ns exec: -t %d is not a PID", target)
 			}
-			nss, err := execNamespaces(refs, target)
+			nss, err := execNamespaces(a, refs, target)
 			defer closeAll(nss)
 			if err != nil {
 				return err
@@ -300,14 +355,14 @@ SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
 	c.Flags().SetInterspersed(false)
 	for _, t := range nsjoin.AllTypes {
 		refs[t] = c.Flags().String(t.String(), "", "enter this "+t.String()+" namespace (NSREF)")
-		c.RegisterFlagCompletionFunc(t.String(), completeNSRef)
+		c.RegisterFlagCompletionFunc(t.String(), completeNSRef(a))
 	}
 	c.Flags().IntVarP(&target, "target", "t", 0, "enter every namespace of this process")
 	return c
 }
 
 // execNamespaces opens what ns exec was asked to enter.
-func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, error) {
+func execNamespaces(a *app, refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, error) {
 	var nss []*nsjoin.NS
 	for _, t := range nsjoin.AllTypes {
 		ref := *refs[t]
@@ -335,7 +390,7 @@ func execNamespaces(refs map[nsjoin.Type]*string, target int) ([]*nsjoin.NS, err
 		if ref == "" {
 			continue
 		}
-		ns, err := nsjoin.OpenType(ref, t)
+		ns, err := openRef(a, ref, t)
 		if err != nil {
 			return nss, err
 		}

@@ -21,6 +21,8 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// runtimeEndpoint is --runtime-endpoint (see target.go).
+	runtimeEndpoint string
 }
 
 // commands holds the constructors of the top-level subcommands; each
@@ -98,9 +100,10 @@ sockets, netlink sockets and TUN/TAP devices there, returns the thread to
 the host namespace and uses those file descriptors from the host.
 
 Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
-/run/netns/NAME), a PID, an 'ip netns' name, or 'self'. A reference of
-digits only is always a PID, even if an 'ip netns' name of those digits
-exists: name that one by its path, /run/netns/NAME.
+/run/netns/NAME), a PID, an 'ip netns' name, 'self', or a container:
+docker:NAME|ID, podman:NAME|ID, container:ID (any runtime; IDs by unique
+prefix). A reference of digits only is always a PID, even if an 'ip netns'
+name of those digits exists: name that one by its path, /run/netns/NAME.
 
 The examples in each command's help use placeholder names (ns1, web, myns,
 1234): replace them with yours. README.md builds a small lab (two named
@@ -113,12 +116,13 @@ namespaces and a process) in which its own examples run as written.`,
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(flagError)
+	addRuntimeFlags(root, a)
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(a))
 	}
 	for _, c := range root.Commands() {
 		if n, ok := nsrefArgs[c.Name()]; ok && c.ValidArgsFunction == nil {
-			c.ValidArgsFunction = completeNSRefs(n)
+			c.ValidArgsFunction = completeNSRefs(a, n)
 		}
 	}
 	// Made now rather than by Execute, so that its mistakes are usage
@@ -208,12 +212,12 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 
 // completeNSRefs completes the first n arguments (all when n is 0) as
 // NSREFs and offers nothing after them.
-func completeNSRefs(n int) cobra.CompletionFunc {
+func completeNSRefs(a *app, n int) cobra.CompletionFunc {
 	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if n > 0 && len(args) >= n {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		return completeNSRef(c, args, toComplete)
+		return completeNSRef(a)(c, args, toComplete)
 	}
 }
 

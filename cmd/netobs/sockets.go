@@ -9,7 +9,6 @@ import (
 
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/sockdiag"
-	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
 
@@ -35,7 +34,7 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
   netobs sockets web --json    # one JSON object per socket`,
 		Args: exactArgs(1, "NSREF"),
 		RunE: func(c *cobra.Command, args []string) error {
-			ns, err := nsjoin.Open(args[0])
+			ns, _, err := openNetNS(a, args[0])
 			if err != nil {
 				return fmt.Errorf("sockets: %w", err)
 			}

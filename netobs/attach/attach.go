@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
 
@@ -61,6 +62,10 @@ func ParseFormat(s string) (Format, error) {
 type Options struct {
 	// Ref names the target network namespace (NSREF).
 	Ref string
+	// NS, if not nil, is the target network namespace, already open (a
+	// container's, say); Ref then only names it in messages. Run does not
+	// close it.
+	NS *nsjoin.NS
 	// Device is the device to create there.
 	Device tapdev.Config
 	// Output receives the frames in Format; nil discards them.

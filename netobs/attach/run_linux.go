@@ -85,11 +85,14 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if o.WatchInterval <= 0 {
 		o.WatchInterval = 100 * time.Millisecond
 	}
-	ns, err := nsjoin.Open(o.Ref)
-	if err != nil {
-		return Result{}, namedError{err}
+	ns := o.NS
+	if ns == nil {
+		var err error
+		if ns, err = nsjoin.Open(o.Ref); err != nil {
+			return Result{}, namedError{err}
+		}
+		defer ns.Close()
 	}
-	defer ns.Close()
 	dev, err := tapdev.Create(ns, o.Device)
 	if err != nil {
 		return Result{}, namedError{err}

@@ -76,6 +76,18 @@ type Target struct {
 	// Label names the namespace in interface names (eth0@LABEL); empty
 	// means its ip-netns name if it has one, else its inode number.
 	Label string
+	// Owner, if not nil, names the container the namespace belongs to;
+	// it goes into the interface description and JSON summaries.
+	Owner *Owner
+}
+
+// Owner names the container (and pod) a namespace belongs to.
+type Owner struct {
+	Runtime      string `json:"runtime,omitempty"`
+	ContainerID  string `json:"container_id,omitempty"`
+	Container    string `json:"container,omitempty"`
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
 }
 
 // Interface is one capture socket: one interface (or "any") in one
@@ -92,10 +104,13 @@ type Interface struct {
 	Label string
 	// Namespace is the kernel's name of the namespace, net:[INODE].
 	Namespace string
-	// Description says which namespace this is: inode, name, PID, reference.
+	// Description says which namespace this is: container, inode, name,
+	// PID, reference.
 	Description string
-	LinkType    LinkType
-	Snaplen     int
+	// Owner is the Target's Owner.
+	Owner    *Owner
+	LinkType LinkType
+	Snaplen  int
 	// Filter is the filter expression, as given.
 	Filter string
 }

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,7 +81,7 @@ func OpenContext(ctx context.Context, targets []Target, cfg Config) (*Capture, e
 		for _, dev := range cfg.Interfaces {
 			ifc := &Interface{
 				ID: len(c.ifcs), Device: dev, Label: label, Name: dev + "@" + label,
-				Namespace: t.NS.String(), Description: desc, Snaplen: cfg.Snaplen, Filter: cfg.Filter,
+				Namespace: t.NS.String(), Description: desc, Owner: t.Owner, Snaplen: cfg.Snaplen, Filter: cfg.Filter,
 			}
 			r, err := openRing(t, dev, cfg, comp, ifc)
 			if err != nil {
@@ -106,7 +107,18 @@ func describe(t Target) (label, desc string) {
 	if label == "" {
 		label = strconv.FormatUint(id.Inode, 10)
 	}
-	parts := []string{"network namespace " + ns.String()}
+	var parts []string
+	if o := t.Owner; o != nil {
+		id := o.ContainerID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		parts = append(parts, fmt.Sprintf("%s container %q (ID %s)", o.Runtime, o.Container, id))
+		if o.Pod != "" {
+			parts = append(parts, fmt.Sprintf("pod %s/%s", o.PodNamespace, o.Pod))
+		}
+	}
+	parts = append(parts, "network namespace "+ns.String())
 	if name != "" {
 		parts = append(parts, "ip netns "+name)
 	}

@@ -34,15 +34,16 @@ type PacketSummary struct {
 	Time      time.Time `json:"time"`
 	Interface string    `json:"interface"`
 	Namespace string    `json:"netns"`
-	Direction string    `json:"direction"`
-	Length    int       `json:"length"`
-	CapLen    int       `json:"caplen"`
-	Proto     string    `json:"proto,omitempty"`
-	Src       string    `json:"src,omitempty"`
-	Dst       string    `json:"dst,omitempty"`
-	SrcPort   int       `json:"sport,omitempty"`
-	DstPort   int       `json:"dport,omitempty"`
-	Summary   string    `json:"summary"`
+	*Owner
+	Direction string `json:"direction"`
+	Length    int    `json:"length"`
+	CapLen    int    `json:"caplen"`
+	Proto     string `json:"proto,omitempty"`
+	Src       string `json:"src,omitempty"`
+	Dst       string `json:"dst,omitempty"`
+	SrcPort   int    `json:"sport,omitempty"`
+	DstPort   int    `json:"dport,omitempty"`
+	Summary   string `json:"summary"`
 }
 
 // Packet writes the packet's line.
@@ -63,7 +64,7 @@ func (sw *SummaryWriter) Ended(*Interface, error) {}
 
 // Summarize decodes a packet's headers into a PacketSummary.
 func Summarize(p *Packet) PacketSummary {
-	s := PacketSummary{Time: p.Timestamp(), Interface: p.Interface.Name, Namespace: p.Interface.Namespace,
+	s := PacketSummary{Time: p.Timestamp(), Interface: p.Interface.Name, Namespace: p.Interface.Namespace, Owner: p.Interface.Owner,
 		Length: p.Length, CapLen: p.CaptureLength(), Direction: "In"}
 	if p.Outgoing {
 		s.Direction = "Out"

@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// EnvEndpoint names the environment variable that, like
+// --runtime-endpoint, overrides socket discovery with one API address.
+const EnvEndpoint = "NETOBS_RUNTIME_ENDPOINT"
+
+// Options say how to reach the runtimes.
+type Options struct {
+	// Endpoint, if not empty, is the only API address tried: unix:///PATH,
+	// a socket PATH, or tcp://HOST:PORT. Empty means the environment
+	// variable EnvEndpoint, else the usual sockets (see Endpoints).
+	Endpoint string
+}
+
+func (o Options) endpoint() string {
+	if o.Endpoint != "" {
+		return o.Endpoint
+	}
+	return os.Getenv(EnvEndpoint)
+}
+
+// Endpoint is one API address of one runtime.
+type Endpoint struct {
+	// Runtime is the runtime expected there; "" if it must be asked.
+	Runtime string
+	// Address is unix:///PATH or tcp://HOST:PORT.
+	Address string
+}
+
+// Endpoints returns the API addresses where runtime ("" for every one) is
+// usually found, most likely first: $DOCKER_HOST, /var/run/docker.sock and
+// /run/docker.sock for Docker; $CONTAINER_HOST, /run/podman/podman.sock and
+// the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman.
+func Endpoints(runtime string) []Endpoint {
+	var eps []Endpoint
+	add := func(rt, addr string) {
+		if addr == "" || (runtime != "" && runtime != rt) {
+			return
+		}
+		for _, e := range eps {
+			if e.Address == addr {
+				return
+			}
+		}
+		eps = append(eps, Endpoint{Runtime: rt, Address: addr})
+	}
+	add("docker", os.Getenv("DOCKER_HOST"))
+	add("docker", "unix:///var/run/docker.sock")
+	add("docker", "unix:///run/docker.sock")
+	add("podman", os.Getenv("CONTAINER_HOST"))
+	add("podman", "unix:///run/podman/podman.sock")
+	xdg := os.Getenv("XDG_RUNTIME_DIR")
+	if xdg == "" && os.Getuid() != 0 {
+		xdg = "/run/user/" + strconv.Itoa(os.Getuid())
+	}
+	if xdg != "" {
+		add("podman", "unix://"+xdg+"/podman/podman.sock")
+	}
+	return eps
+}
+
+// normalize turns a bare socket path into a unix:// address.
+func normalize(addr string) string {
+	if strings.HasPrefix(addr, "/") {
+		return "unix://" + addr
+	}
+	return addr
+}
+
+// Connect returns the runtimes that answer: for a named runtime the first
+// of its endpoints that answers, for "" every runtime that answers (a
+// socket reached by two paths counted once). It fails with an
+// UnreachableError if none answers. The caller closes what it gets.
+func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) {
+	var eps []Endpoint
+	if addr := o.endpoint(); addr != "" {
+		eps = []Endpoint{{Runtime: runtime, Address: normalize(addr)}}
+	} else {
+		eps = Endpoints(runtime)
+	}
+	var (
+		rts   []Runtime
+		seen  []os.FileInfo
+		tried []string
+	)
+	for _, ep := range eps {
+		if path, ok := strings.CutPrefix(ep.Address, "unix://"); ok {
+			fi, err := os.Stat(path)
+			if err != nil {
+				tried = append(tried, fmt.Sprintf("%s: %v", path, reason(err)))
+				continue
+			}
+			dup := false
+			for _, s := range seen {
+				dup = dup || os.SameFile(s, fi)
+			}
+			if dup {
+				continue
+			}
+			seen = append(seen, fi)
+			// The client library reports a refused connection without
+			// its cause; a plain connect first says why.
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", path)
+			if err != nil {
+				tried = append(tried, fmt.Sprintf("%s: %v", path, reason(err)))
+				continue
+			}
+			conn.Close()
+		}
+		rt, err := dialDockerAPI(ctx, ep)
+		if err != nil {
+			tried = append(tried, fmt.Sprintf("%s: %v", ep.Address, reason(err)))
+			continue
+		}
+		rts = append(rts, rt)
+		if runtime != "" {
+			break
+		}
+	}
+	if len(rts) == 0 {
+		return nil, &UnreachableError{Runtime: runtime, Tried: tried}
+	}
+	return rts, nil
+}
+
+// reason shortens the usual failures to what the user can act on.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (daemon not running)"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied (run as root or as a member of the socket's group)"
+	}
+	return err.Error()
+}

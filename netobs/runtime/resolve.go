@@ -1,0 +1,164 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/netobs/netobs/nsjoin"
+)
+
+// Lookup finds the container ref names and returns its Detailed record:
+// a full ID, else a name, else a unique ID prefix, among the containers of
+// ref's runtime (every runtime that answers for container:ID). It fails
+// with ErrNotFound, an AmbiguousError listing the matches, or an
+// UnreachableError naming the sockets tried.
+func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
+	rts, err := Connect(ctx, ref.Runtime, o)
+	if err != nil {
+		return Container{}, fmt.Errorf("%s: %w", ref, err)
+	}
+	defer func() {
+		for _, rt := range rts {
+			rt.Close()
+		}
+	}()
+	var all []Container
+	for _, rt := range rts {
+		cs, err := rt.List(ctx)
+		if err != nil {
+			return Container{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		all = append(all, cs...)
+	}
+	c, err := match(ref.String(), ref.Key, all)
+	if err != nil {
+		return Container{}, err
+	}
+	for _, rt := range rts {
+		if rt.Name() == c.Runtime && rt.Endpoint() == c.Endpoint {
+			d, err := rt.Inspect(ctx, c.ID)
+			if err != nil {
+				return Container{}, fmt.Errorf("%s: %w", ref, err)
+			}
+			return d, nil
+		}
+	}
+	return c, nil
+}
+
+// List returns the containers of runtime ("" for every runtime that
+// answers), each Detailed: the netns path and PID of running ones known.
+func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
+	rts, err := Connect(ctx, runtime, o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, rt := range rts {
+			rt.Close()
+		}
+	}()
+	var all []Container
+	for _, rt := range rts {
+		cs, err := rt.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			d, err := rt.Inspect(ctx, c.ID)
+			if errors.Is(err, ErrNotFound) {
+				continue // removed since the listing
+			}
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, d)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Runtime != all[j].Runtime {
+			return all[i].Runtime < all[j].Runtime
+		}
+		return all[i].Name < all[j].Name
+	})
+	return all, nil
+}
+
+// Open resolves a container reference (docker:NAME|ID, podman:NAME|ID,
+// container:ID) and opens the container's network namespace; see Lookup
+// and OpenNS. The caller closes the namespace.
+func Open(ctx context.Context, s string, o Options) (*nsjoin.NS, Container, error) {
+	ref, err := ParseRef(s)
+	if err != nil {
+		return nil, Container{}, err
+	}
+	c, err := Lookup(ctx, ref, o)
+	if err != nil {
+		return nil, Container{}, err
+	}
+	ns, err := OpenNS(c, nsjoin.Net)
+	if err != nil {
+		return nil, c, fmt.Errorf("%s: %w", s, err)
+	}
+	return ns, c, nil
+}
+
+// OpenNS opens a namespace of type t of the running container c. For the
+// network namespace it prefers the runtime's pinned netns file, which
+// outlives a restart of the container's process, and falls back to the
+// PID (held by a pidfd, so a reused PID is detected). Other types are
+// opened through the PID. A container that is not running fails with
+// ErrNotRunning.
+func OpenNS(c Container, t nsjoin.Type) (*nsjoin.NS, error) {
+	if !c.Running {
+		state := c.State
+		if state == "" {
+			state = "not running"
+		}
+		return nil, fmt.Errorf("%w: %s container %q (%s) is %s; start it first", ErrNotRunning, c.Runtime, c.Name, shortID(c.ID), state)
+	}
+	var pathErr error
+	if t == nsjoin.Net && c.Netns != "" {
+		ns, err := nsjoin.OpenFile(c.Netns)
+		if err == nil && ns.Type() == nsjoin.Net {
+			return ns, nil
+		}
+		if err == nil {
+			ns.Close()
+			err = fmt.Errorf("%s: %w", c.Netns, nsjoin.ErrWrongType)
+		}
+		pathErr = err
+	}
+	if c.PID <= 0 {
+		if pathErr != nil {
+			return nil, pathErr
+		}
+		return nil, fmt.Errorf("%w: %s reports neither a netns path nor a PID for %q", ErrNotRunning, c.Runtime, c.Name)
+	}
+	return nsjoin.OpenType(strconv.Itoa(c.PID), t)
+}
+
+// Refs returns a reference (RUNTIME:NAME) for every running container of
+// every runtime that answers, for shell completion: one listing request
+// per runtime, no error if none answers.
+func Refs(ctx context.Context, o Options) []string {
+	rts, err := Connect(ctx, "", o)
+	if err != nil {
+		return nil
+	}
+	var refs []string
+	for _, rt := range rts {
+		cs, _ := rt.List(ctx)
+		for _, c := range cs {
+			if c.Running && c.Name != "" {
+				refs = append(refs, c.Label())
+			}
+		}
+		rt.Close()
+	}
+	sort.Strings(refs)
+	return refs
+}

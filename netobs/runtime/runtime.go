@@ -1,0 +1,230 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// Container is what a runtime says about one container.
+type Container struct {
+	// Runtime is the runtime's name in references: "docker" or "podman".
+	Runtime string `json:"runtime"`
+	// Endpoint is the API address the runtime answered on.
+	Endpoint string `json:"endpoint,omitempty"`
+	// ID is the full container ID.
+	ID string `json:"container_id"`
+	// Name is the container's name, without Docker's leading '/'.
+	Name string `json:"container"`
+	// Pod and PodNamespace name the pod the container belongs to, if any.
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
+	// State is the runtime's word for it: running, exited, created, paused...
+	State string `json:"state"`
+	// Running is true if the container has a process, so a namespace.
+	Running bool `json:"running"`
+	// Netns is the pinned network namespace file (Docker's SandboxKey),
+	// empty if the runtime reports none.
+	Netns string `json:"netns,omitempty"`
+	// PID is the container's init process, 0 if it is not running.
+	PID int `json:"pid,omitempty"`
+	// NetworkMode is the runtime's network mode: bridge, host, none,
+	// container:ID, or a network's name.
+	NetworkMode string `json:"network_mode,omitempty"`
+	// Addresses are the container's addresses on the runtime's networks.
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
+	// Detailed is true when the runtime was asked about this container
+	// alone (Netns and PID are known), false for a listing's summary.
+	Detailed bool `json:"-"`
+}
+
+// HostNetwork reports whether the container uses the host's network
+// namespace (docker run --network host).
+func (c Container) HostNetwork() bool { return c.NetworkMode == "host" }
+
+// SharesWith returns the container whose network namespace c joined
+// (docker run --network container:X), or "".
+func (c Container) SharesWith() string {
+	s, ok := strings.CutPrefix(c.NetworkMode, "container:")
+	if !ok {
+		return ""
+	}
+	return s
+}
+
+// Label is how outputs name the container: RUNTIME:NAME.
+func (c Container) Label() string { return c.Runtime + ":" + c.Name }
+
+// Runtime is one container runtime's API. Implementations are safe for use
+// by one goroutine at a time.
+type Runtime interface {
+	// Name is the runtime's name in references ("docker").
+	Name() string
+	// Endpoint is the address of the API, as tried.
+	Endpoint() string
+	// List returns every container the runtime knows, running or not.
+	// Entries need not be Detailed.
+	List(ctx context.Context) ([]Container, error)
+	// Inspect returns the Detailed record of the container with this
+	// full ID, or an error wrapping ErrNotFound.
+	Inspect(ctx context.Context, id string) (Container, error)
+	// Close releases the connection; it is idempotent.
+	Close() error
+}
+
+var (
+	// ErrBadRef: a malformed container reference.
+	ErrBadRef = errors.New("malformed container reference")
+	// ErrNotFound: no container matches the reference.
+	ErrNotFound = errors.New("no such container")
+	// ErrAmbiguous: several containers match; see AmbiguousError.
+	ErrAmbiguous = errors.New("ambiguous container reference")
+	// ErrNotRunning: the container exists but has no process, so no
+	// network namespace.
+	ErrNotRunning = errors.New("container is not running")
+	// ErrNoRuntime: no runtime answered on any endpoint; see
+	// UnreachableError.
+	ErrNoRuntime = errors.New("container runtime not reachable")
+)
+
+// AmbiguousError lists the containers a reference matched.
+type AmbiguousError struct {
+	Ref     string
+	Matches []Container
+}
+
+func (e *AmbiguousError) Error() string {
+	var m []string
+	for _, c := range e.Matches {
+		m = append(m, fmt.Sprintf("%s:%s (%s)", c.Runtime, shortID(c.ID), c.Name))
+	}
+	return fmt.Sprintf("%q matches %d containers: %s; give more of the ID or the name", e.Ref, len(e.Matches), strings.Join(m, ", "))
+}
+
+func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
+
+// UnreachableError says which endpoints were tried for which runtimes.
+type UnreachableError struct {
+	// Runtime is the runtime asked for, "" for any.
+	Runtime string
+	// Tried holds one entry per endpoint with why it failed.
+	Tried []string
+}
+
+func (e *UnreachableError) Error() string {
+	what := e.Runtime
+	if what == "" {
+		what = "docker or podman"
+	}
+	if len(e.Tried) == 0 {
+		return fmt.Sprintf("no %s API socket found; start the daemon or give --runtime-endpoint", what)
+	}
+	return fmt.Sprintf("no %s daemon answered (tried %s); start it or give --runtime-endpoint", what, strings.Join(e.Tried, "; "))
+}
+
+func (e *UnreachableError) Is(target error) bool { return target == ErrNoRuntime }
+
+// Runtimes names the runtimes a reference can name, in the order
+// container:ID tries them.
+var Runtimes = []string{"docker", "podman"}
+
+// Ref is a parsed container reference.
+type Ref struct {
+	// Runtime is "docker" or "podman"; "" for container:ID (any runtime).
+	Runtime string
+	// Key is the name or ID (prefix) to look up.
+	Key string
+}
+
+func (r Ref) String() string {
+	if r.Runtime == "" {
+		return "container:" + r.Key
+	}
+	return r.Runtime + ":" + r.Key
+}
+
+// IsRef reports whether s has the form of a container reference
+// (RUNTIME:KEY with a known runtime, or container:KEY); ParseRef then
+// says whether it is well formed.
+func IsRef(s string) bool {
+	prefix, _, ok := strings.Cut(s, ":")
+	if !ok {
+		return false
+	}
+	return prefix == "container" || knownRuntime(prefix)
+}
+
+func knownRuntime(name string) bool {
+	for _, r := range Runtimes {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRef parses docker:NAME|ID, podman:NAME|ID and container:ID. A key is
+// a container name or a hexadecimal ID prefix: one to 255 bytes of
+// letters, digits, '_', '.' and '-' (Docker's name alphabet); Docker's
+// leading '/' of names is accepted and dropped.
+func ParseRef(s string) (Ref, error) {
+	prefix, key, ok := strings.Cut(s, ":")
+	if !ok || !(prefix == "container" || knownRuntime(prefix)) {
+		return Ref{}, fmt.Errorf("%w %q: want docker:NAME|ID, podman:NAME|ID or container:ID", ErrBadRef, s)
+	}
+	r := Ref{Key: strings.TrimPrefix(key, "/")}
+	if prefix != "container" {
+		r.Runtime = prefix
+	}
+	if r.Key == "" {
+		return Ref{}, fmt.Errorf("%w %q: name a container after %q", ErrBadRef, s, prefix+":")
+	}
+	if len(r.Key) > 255 {
+		return Ref{}, fmt.Errorf("%w: %d bytes after %q, the limit is 255", ErrBadRef, len(r.Key), prefix+":")
+	}
+	for _, c := range r.Key {
+		if c > unicode.MaxASCII || !(c == '_' || c == '.' || c == '-' || unicode.IsLetter(c) || unicode.IsDigit(c)) {
+			return Ref{}, fmt.Errorf("%w %q: a container name or ID has only letters, digits, '_', '.' and '-'", ErrBadRef, s)
+		}
+	}
+	return r, nil
+}
+
+// match picks the container key names among cs, as docker does: a full
+// ID, else a name, else a unique ID prefix. Several exact names (from
+// several runtimes) or several prefix matches are ambiguous.
+func match(ref string, key string, cs []Container) (Container, error) {
+	var byName, byPrefix []Container
+	for _, c := range cs {
+		switch {
+		case c.ID == key:
+			return c, nil
+		case c.Name == key:
+			byName = append(byName, c)
+		case strings.HasPrefix(c.ID, key):
+			byPrefix = append(byPrefix, c)
+		}
+	}
+	for _, set := range [][]Container{byName, byPrefix} {
+		switch len(set) {
+		case 0:
+			continue
+		case 1:
+			return set[0], nil
+		}
+		sort.Slice(set, func(i, j int) bool { return set[i].ID < set[j].ID })
+		return Container{}, &AmbiguousError{Ref: ref, Matches: set}
+	}
+	return Container{}, fmt.Errorf("%w %q", ErrNotFound, ref)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,289 @@
+package test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netobs/netobs/internal/ctrtest"
+	"github.com/netobs/netobs/internal/nstest"
+)
+
+// netnsOf is the network namespace of a container's process, as the
+// kernel names it: the cross-check for what netobs resolves.
+func netnsOf(t *testing.T, r *ctrtest.Runtime, name string) string {
+	t.Helper()
+	return readlink(t, "/proc/"+r.Inspect(t, name, "{{.State.Pid}}")+"/ns/net")
+}
+
+// A capture names the container: eth0@docker:NAME, its ID in the pcapng
+// interface description, and holds exactly the pings the container sent
+// to its gateway, as tshark reads them.
+func TestContainerCaptureByName(t *testing.T) {
+	r := ctrtest.Docker(t)
+	name := r.Run(t, nil)
+	id := r.Inspect(t, name, "{{.Id}}")
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	file := filepath.Join(t.TempDir(), "ctr.pcapng")
+	p := startCapture(t, "capture", "docker:"+name, "-i", "eth0", "-w", file, "icmp")
+	r.Cmd(t, "exec", name, "ping", "-c", "3", "-W", "5", gw)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("netobs exited %d: %s", code, p.stderr)
+	}
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
+	types := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[0] != "eth0@docker:"+name || !strings.Contains(f[1], id[:12]) || !strings.Contains(f[1], `docker container "`+name+`"`) {
+			t.Fatalf("tshark line %q: want interface eth0@docker:%s described with ID %s", line, name, id[:12])
+		}
+		types[f[2]]++
+	}
+	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
+		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
+	}
+}
+
+// podman too, and --json carries runtime, container ID and name.
+func TestContainerCaptureJSONPodman(t *testing.T) {
+	r := ctrtest.Podman(t)
+	// podman drops CAP_NET_RAW, which busybox ping needs.
+	name := r.Run(t, []string{"--cap-add", "NET_RAW"})
+	id := r.Inspect(t, name, "{{.Id}}")
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	p := startNetobs(t, "capture", "podman:"+name, "--json", "-c", "2", "icmp")
+	p.waitStderr(t, "capturing on")
+	r.Cmd(t, "exec", name, "ping", "-c", "2", "-W", "5", gw)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("netobs exited %d: %s", code, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2: %s", len(lines), p.stdout.String())
+	}
+	for _, l := range lines {
+		var s struct {
+			Interface, Runtime, Container, Proto string
+			ID                                   string `json:"container_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Runtime != "podman" || s.Container != name || s.ID != id || s.Interface != "any@podman:"+name || s.Proto != "icmp" {
+			t.Fatalf("line %s: want runtime podman, container %s, ID %s", l, name, id)
+		}
+	}
+}
+
+// Container references work where NSREFs do: ns id agrees with the
+// kernel, sockets sees the container's listener, forward reaches it.
+func TestContainerNSRefEverywhere(t *testing.T) {
+	r := ctrtest.Docker(t)
+	name := r.Run(t, nil, "/bin/sh", "-c", "echo hello-from-container | nc -l -p 7777")
+	ref := "docker:" + name
+	want := netnsOf(t, r, name)
+	if out := mustNetobs(t, "ns", "id", ref); !strings.HasPrefix(out, ref+" "+want) {
+		t.Fatalf("ns id %s: %q, want %s", ref, out, want)
+	}
+	// nc may take a moment to listen.
+	for i := 0; !strings.Contains(mustNetobs(t, "sockets", ref, "-tl"), ":7777"); i++ {
+		if i == 500 {
+			t.Fatalf("sockets %s -tl never showed the listener on 7777", ref)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, addr := startForward(t, ref, "0", "7777")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	got, _ := io.ReadAll(c)
+	if string(got) != "hello-from-container\n" {
+		t.Fatalf("forward to %s:7777 read %q", ref, got)
+	}
+	if out := mustNetobs(t, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net"); strings.TrimSpace(out) != want {
+		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
+	}
+	// Shell completion offers the running container.
+	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "exec", "--net", ""}} {
+		out := mustNetobs(t, append([]string{"__complete"}, args...)...)
+		if !strings.Contains("\n"+out, "\n"+ref+"\n") {
+			t.Fatalf("completion of %q does not offer %s: %q", args, ref, out)
+		}
+	}
+}
+
+// ps lists containers with the namespace the kernel reports, their
+// address and state; one of --network container:X shares X's namespace,
+// and resolving it says so; a host-network one warns.
+func TestContainerPSAndSharing(t *testing.T) {
+	r := ctrtest.Docker(t)
+	main := r.Run(t, nil)
+	shared := r.Run(t, []string{"--network", "container:" + main})
+	host := r.Run(t, []string{"--network", "host"})
+	stopped := r.Create(t, nil)
+	want := netnsOf(t, r, main)
+	hostNS := readlink(t, "/proc/self/ns/net")
+
+	rows := map[string][]string{}
+	for _, line := range strings.Split(mustNetobs(t, "ps", "--runtime", "docker"), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 {
+			rows[f[2]] = f
+		}
+	}
+	addr := r.Inspect(t, main, "{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}}")
+	if f := rows[main]; f == nil || f[0] != "docker" || f[3] != "running" || f[4] != want || f[5] != addr {
+		t.Fatalf("ps row for %s: %q, want docker running %s %s", main, f, want, addr)
+	}
+	if f := rows[shared]; f == nil || f[4] != want {
+		t.Fatalf("ps row for %s: %q, want the namespace %s", shared, f, want)
+	}
+	if f := rows[host]; f == nil || f[4] != hostNS || f[5] != "host" {
+		t.Fatalf("ps row for %s: %q, want %s host", host, f, hostNS)
+	}
+	if f := rows[stopped]; f == nil || f[3] != "created" || f[4] != "-" {
+		t.Fatalf("ps row for %s: %q, want created -", stopped, f)
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ps", "--json")), "\n") {
+		var c struct {
+			Runtime, Container, Netns, State string
+			ID                               string `json:"container_id"`
+			NetnsID                          string `json:"netns_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("ps --json line %q: %v", l, err)
+		}
+		if c.Container == main {
+			found = true
+			if c.NetnsID != want || c.Netns != r.Inspect(t, main, "{{.NetworkSettings.SandboxKey}}") || c.ID != r.Inspect(t, main, "{{.Id}}") {
+				t.Fatalf("ps --json %s", l)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ps --json does not list %s", main)
+	}
+
+	// ns ls shows which containers each network namespace holds: both
+	// sharers in one row, the host-network one in the host's.
+	inode := func(ns string) string { return strings.TrimSuffix(strings.TrimPrefix(ns, "net:["), "]") }
+	lsRows := map[string]string{}
+	for _, line := range strings.Split(mustNetobs(t, "ns", "ls", "--type", "net"), "\n") {
+		if f := strings.Fields(line); len(f) >= 9 {
+			lsRows[f[0]] = f[7]
+		}
+	}
+	for ns, want := range map[string][]string{inode(want): {"docker:" + main, "docker:" + shared}, inode(hostNS): {"docker:" + host}} {
+		for _, w := range want {
+			if !strings.Contains(","+lsRows[ns]+",", ","+w+",") {
+				t.Fatalf("ns ls: CONTAINERS of %s is %q, want %s in it", ns, lsRows[ns], w)
+			}
+		}
+	}
+	var inLs int
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ns", "ls", "--json")), "\n") {
+		var row struct {
+			Type       string
+			NS         uint64
+			Containers []struct{ Runtime, Container string }
+		}
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range row.Containers {
+			if c.Container == main || c.Container == shared {
+				inLs++
+				if row.Type != "net" || strconv.FormatUint(row.NS, 10) != inode(want) || c.Runtime != "docker" {
+					t.Fatalf("ns ls --json: %s", l)
+				}
+			}
+		}
+	}
+	if inLs != 2 {
+		t.Fatalf("ns ls --json lists %s and %s %d times, want once each", main, shared, inLs)
+	}
+
+	res := netobs(t, "ns", "id", "docker:"+shared)
+	if res.code != 0 || !strings.Contains(res.stdout, want) || !strings.Contains(res.stderr, "shares the network namespace of container "+r.Inspect(t, main, "{{.Id}}")[:12]) {
+		t.Fatalf("ns id docker:%s: %+v, want %s and a note that it shares %s's", shared, res, want, main)
+	}
+	res = netobs(t, "ns", "id", "docker:"+host)
+	if res.code != 0 || !strings.Contains(res.stdout, hostNS) || !strings.Contains(res.stderr, "warning: docker:"+host+" uses the host's network namespace") {
+		t.Fatalf("ns id docker:%s: %+v, want %s and a warning", host, res, hostNS)
+	}
+}
+
+// Bad references: one line on stderr naming the thing, exit 1 (2 for a
+// malformed reference), nothing on stdout.
+func TestContainerBadInput(t *testing.T) {
+	d, p := ctrtest.Docker(t), ctrtest.Podman(t)
+	stopped := d.Create(t, nil)
+	dup := nstest.UniqueName("dup")
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", dup).Run(); exec.Command("podman", "rm", "-f", dup).Run() })
+	d.Cmd(t, "create", "--name", dup, d.Inspect(t, stopped, "{{.Config.Image}}"), "/bin/true")
+	p.Cmd(t, "create", "--name", dup, p.Inspect(t, p.Create(t, nil), "{{.ImageName}}"), "/bin/true")
+	dupIDs := []string{d.Inspect(t, dup, "{{.Id}}")[:12], p.Inspect(t, dup, "{{.Id}}")[:12]}
+
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead.sock")
+	l, err := net.Listen("unix", dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	missing := filepath.Join(dir, "missing.sock")
+
+	for _, tc := range []struct {
+		args []string
+		env  string
+		code int
+		want []string
+	}{
+		{[]string{"capture", "docker:" + stopped}, "", 1, []string{"docker:" + stopped, "not running", "created"}},
+		{[]string{"sockets", "docker:" + nstest.UniqueName("none")}, "", 1, []string{"no such container", "docker:" + nstest.Prefix()}},
+		{[]string{"ns", "id", "container:" + dup}, "", 1, append([]string{"matches 2 containers"}, dupIDs...)},
+		{[]string{"ns", "id", "docker:"}, "", 2, []string{"malformed container reference", `"docker:"`}},
+		{[]string{"events", "docker:a/b"}, "", 2, []string{"malformed container reference"}},
+		{[]string{"ns", "id", "--runtime-endpoint", dead, "docker:web"}, "", 1, []string{"no docker daemon answered", dead, "connection refused"}},
+		{[]string{"forward", "docker:web", "0", "80"}, missing, 1, []string{"no docker daemon answered", missing, "no such socket"}},
+		{[]string{"ps"}, dead, 1, []string{"ps: ", dead, "connection refused"}},
+	} {
+		cmd := exec.Command(netobsBin, tc.args...)
+		cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+tc.env)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		code := cmd.ProcessState.ExitCode()
+		msg := stderr.String()
+		if code != tc.code || stdout.Len() != 0 || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "netobs: ") {
+			t.Errorf("netobs %s: exit %d, stdout %q, stderr %q; want exit %d and one line", strings.Join(tc.args, " "), code, stdout.String(), msg, tc.code)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("netobs %s: %q lacks %q", strings.Join(tc.args, " "), msg, w)
+			}
+		}
+	}
+
+	// A user who may not use the socket is told so, with the socket.
+	nstest.RequireTools(t, "setpriv")
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netobsBin, "ns", "id", "docker:"+stopped)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if msg := stderr.String(); cmd.ProcessState.ExitCode() != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, d.Socket+": permission denied") {
+		t.Errorf("as nobody, ns id docker:%s: exit %d, %q; want exit 1 and one line saying %s: permission denied", stopped, cmd.ProcessState.ExitCode(), msg, d.Socket)
+	}
+}
