@@ -42,7 +42,7 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("%w %s (want text, json, dot or svg)", ErrUnknownFormat, termsafe.Quote(s))
+	return "", fmt.Errorf("%w %q (want text, json, dot or svg)", ErrUnknownFormat, s)
 }
 
 // Write renders g in format f to w. SVG runs Graphviz's dot, stopped if
