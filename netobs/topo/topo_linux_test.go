@@ -282,10 +282,18 @@ func TestBuildPeerOutside(t *testing.T) {
 // TestBuildAll: --all finds the lab's namespaces with the same edges.
 func TestBuildAll(t *testing.T) {
 	a, b, c, br := lab(t)
+	if _, err := Build(Options{All: true}); err != nil { // warm up: nsjoin opens its own once
+		t.Fatal(err)
+	}
+	before := nstest.TakeSnapshot(t)
 	g, err := Build(Options{All: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every namespace handle and netlink socket closed, no thread left
+	// in a foreign namespace.
+	before.CheckLeaks(t, "Build --all")
+	nstest.CheckThreads(t)
 	names := map[string]bool{a: true, b: true, c: true, br: true}
 	var sub []string
 	for _, e := range graphEdges(t, g) {
