@@ -11,8 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then echo "bench: run as root" >&2; exit 1; fi
 for t in ip /usr/bin/time python3; do
   command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }
 done
-NETOBS=${NETOBS:-$PWD/bin/netobs}
-[ -x "$NETOBS" ] || go build -o "$NETOBS" ./cmd/netobs
+# Built afresh unless given: a bin/netobs from before topo existed would not do.
+if [ -z "${NETOBS:-}" ]; then NETOBS=$PWD/bin/netobs; go build -o "$NETOBS" ./cmd/netobs; fi
 N=${TOPO_COUNT:-500}
 P=tpb$$_
 BR=${P}br
