@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netobs/netobs/internal/nstest"
@@ -119,5 +121,61 @@ func TestTopoErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("failed svg left %s behind: %v", out, err)
+	}
+}
+
+// TestServe: serve prints the URL it listens on, answers the API there
+// with the topology, refuses a foreign Host, and on SIGINT ends its event
+// streams and exits 0; off loopback it makes a token the URL carries and
+// requests without it are refused.
+func TestServe(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, _ := topoLab(t)
+	p := startNetobs(t, "serve", "--listen", "127.0.0.1:0")
+	url := p.waitStderr(t, `serving (http://127\.0\.0\.1:\d+/) `)[1]
+	get := func(u, host string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", u, nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(url+"api/topology", ""); code != 200 || !strings.Contains(body, `"names":["`+a+`"]`) {
+		t.Errorf("topology: %d, lab namespace %s missing:\n%.300s", code, a, body)
+	}
+	if code, _ := get(url, "rebound.example"); code != http.StatusMisdirectedRequest {
+		t.Errorf("foreign Host: %d, want 421", code)
+	}
+	// An open event stream must not keep serve from stopping.
+	resp, err := http.Get(url + "api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("events Content-Type %q", ct)
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Errorf("serve exited %d on SIGINT; stderr:\n%s", code, p.stderr.String())
+	}
+
+	p = startNetobs(t, "serve", "--listen", "0.0.0.0:0")
+	m := p.waitStderr(t, `serving http://0\.0\.0\.0:(\d+)/\?token=([0-9a-f]{32}) `)
+	base := "http://127.0.0.1:" + m[1] + "/"
+	if code, _ := get(base, ""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := get(base+"?token="+m[2], ""); code != 200 {
+		t.Errorf("with the printed token: %d, want 200", code)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("serve exited %d on SIGTERM", code)
 	}
 }
