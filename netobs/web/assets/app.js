@@ -1,0 +1,132 @@
+// netobs page. Every string from the server is set with textContent or
+// setAttribute, never parsed as HTML: interface and process names come
+// from inside namespaces.
+'use strict';
+
+const token = new URLSearchParams(location.search).get('token');
+const api = (path) => token ? path + '?token=' + encodeURIComponent(token) : path;
+const SVG = 'http://www.w3.org/2000/svg';
+const svg = document.getElementById('topo');
+const filter = document.getElementById('filter');
+const statusEl = document.getElementById('status');
+const logEl = document.getElementById('log');
+let graph = { nodes: [], edges: [] };
+
+function el(name, attrs, text) {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function nsLabel(n) {
+  if (n.names && n.names.length) return n.names.join(', ');
+  if (n.pid) return 'pid ' + n.pid + (n.command ? ': ' + n.command.slice(0, 30) : '');
+  return n.id;
+}
+
+const W = 240, HEAD = 38, ROW = 26, GAP = 30;
+
+function draw() {
+  const q = filter.value.trim().toLowerCase();
+  const nss = graph.nodes.filter((n) => n.type === 'namespace');
+  const ifs = graph.nodes.filter((n) => n.type === 'interface');
+  const procs = graph.nodes.filter((n) => n.type === 'process');
+  const byNS = new Map(nss.map((n) => [n.id, []]));
+  for (const i of ifs) if (byNS.has(i.namespace)) byNS.get(i.namespace).push(i);
+  const shown = nss.filter((n) => !q || nsLabel(n).toLowerCase().includes(q) || n.id.includes(q) ||
+    byNS.get(n.id).some((i) => i.name.toLowerCase().includes(q)));
+  const cols = Math.max(1, Math.floor((svg.parentElement.clientWidth - 160) / (W + GAP)));
+  const colY = new Array(cols).fill(GAP);
+  const pos = new Map();
+  svg.replaceChildren();
+  const edgesG = el('g', { class: 'edges' });
+  const nodesG = el('g', { class: 'nodes' });
+  for (const n of shown) {
+    let c = 0;
+    for (let k = 1; k < cols; k++) if (colY[k] < colY[c]) c = k;
+    const x = GAP + c * (W + GAP), y = colY[c];
+    const list = byNS.get(n.id);
+    const h = HEAD + list.length * ROW + 8;
+    colY[c] += h + GAP;
+    const g = el('g', { class: 'ns' + (n.host ? ' host' : ''), 'data-id': n.id });
+    g.append(el('rect', { x, y, width: W, height: h, rx: 6 }));
+    g.append(el('text', { x: x + 8, y: y + 15, class: 'title' }, nsLabel(n) + (n.host ? ' (host)' : '')));
+    g.append(el('text', { x: x + 8, y: y + 29 }, n.id + (n.error ? '  error: ' + n.error : '')));
+    list.forEach((i, k) => {
+      const iy = y + HEAD + k * ROW;
+      const up = i.up && (i.state === 'UP' || i.state === 'UNKNOWN');
+      const ig = el('g', { class: 'iface ' + (up ? 'up' : 'down'), 'data-id': i.id, 'data-state': i.state, 'data-up': i.up });
+      ig.append(el('rect', { x: x + 8, y: iy, width: W - 16, height: ROW - 4 }));
+      const addr = (i.addrs || []).find((a) => !a.startsWith('fe80')) || '';
+      ig.append(el('text', { x: x + 14, y: iy + 15 }, i.name + '  ' + i.kind + ' ' + i.state + (i.up ? '' : ' (admin down)') + (addr ? '  ' + addr : '')));
+      const t = el('title', {}, i.name + '\n' + i.kind + ' ' + i.state + ' mtu ' + i.mtu + '\n' + (i.mac || '') + '\n' + (i.addrs || []).join('\n'));
+      ig.append(t);
+      nodesG.append(ig);
+      pos.set(i.id, { l: x + 8, r: x + W - 8, y: iy + (ROW - 4) / 2 });
+    });
+    nodesG.insertBefore(g, nodesG.firstChild);
+  }
+  const px = GAP + cols * (W + GAP);
+  procs.forEach((p, k) => {
+    const y = GAP + 20 + k * 40;
+    const g = el('g', { class: 'proc', 'data-id': p.id });
+    g.append(el('ellipse', { cx: px + 60, cy: y, rx: 60, ry: 15 }));
+    g.append(el('text', { x: px + 14, y: y + 4 }, p.comm + ' [' + p.pid + ']'));
+    nodesG.append(g);
+    pos.set(p.id, { l: px, r: px, y });
+  });
+  for (const e of graph.edges) {
+    const a = pos.get(e.from), b = pos.get(e.to);
+    if (!a || !b) continue;
+    const ax = a.r < b.l ? a.r : a.l, bx = a.r < b.l ? b.l : b.r;
+    const bend = Math.abs(ax - bx) < 10 ? 40 : 0;
+    const d = `M${ax},${a.y} C${ax + bend},${a.y} ${bx + bend},${b.y} ${bx},${b.y}`;
+    edgesG.append(el('path', { d, class: 'edge ' + e.kind, 'data-from': e.from, 'data-to': e.to, 'data-kind': e.kind }));
+  }
+  svg.append(nodesG, edgesG);
+  svg.setAttribute('width', px + (procs.length ? 160 : 0));
+  svg.setAttribute('height', Math.max(...colY, GAP + procs.length * 40 + 40));
+}
+
+let pending = null;
+async function refresh() {
+  pending = null;
+  try {
+    const r = await fetch(api('/api/topology'), { cache: 'no-store' });
+    if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
+    graph = await r.json();
+    draw();
+    document.body.dataset.loaded = String(Date.now());
+  } catch (err) {
+    statusEl.textContent = 'topology: ' + err.message;
+    statusEl.className = 'lost';
+  }
+}
+function refreshSoon() { if (!pending) pending = setTimeout(refresh, 150); }
+
+function log(ev) {
+  const li = document.createElement('li');
+  const t = (ev.time || '').replace(/^.*T/, '').replace(/\..*$/, '');
+  const ns = ev.ns ? (ev.ns.name || (ev.ns.pid ? 'pid ' + ev.ns.pid : 'net:[' + ev.ns.inode + ']')) : '';
+  li.textContent = t + ' ' + ns + ' ' + ev.action + ' ' + (ev.kind || '') + ' ' + (ev.text || '');
+  logEl.prepend(li);
+  while (logEl.children.length > 200) logEl.lastChild.remove();
+}
+
+function connect() {
+  const es = new EventSource(api('/api/events'));
+  es.onopen = () => { statusEl.textContent = 'live'; statusEl.className = 'live'; refreshSoon(); };
+  es.onerror = () => { statusEl.textContent = 'reconnecting…'; statusEl.className = 'lost'; };
+  es.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    log(ev);
+    refreshSoon();
+  };
+}
+
+filter.addEventListener('input', draw);
+window.addEventListener('resize', draw);
+refresh();
+connect();

@@ -1,0 +1,33 @@
+// Package web serves netobs's web page: the namespace graph (package topo)
+// drawn in the browser and redrawn live as links and addresses change
+// (package events), with a log of those events and a filter box. The
+// page's assets are embedded in the binary: no CDN, it works offline.
+//
+// # API
+//
+// The page uses only this API, which other clients may use too:
+//
+//	GET /api/topology   the graph as topo's JSON ({"nodes":[...],"edges":[...]})
+//	GET /api/events     server-sent events: one "message" per routing-netlink
+//	                    event (link, addr, nsid) as events' JSON
+//
+// # Safety
+//
+// Text from inside namespaces (interface and process names) reaches the
+// page only as data, and the page sets it only as text (textContent,
+// never innerHTML); a Content-Security-Policy allows scripts from the
+// server's own files only, so even a mistake could not run injected
+// script. The server refuses every method but GET and HEAD. Without a
+// token it answers only requests whose Host header names it on loopback
+// (a DNS-rebinding page cannot reach it); with a token (required for any
+// address but loopback) every request must carry it: "Authorization:
+// Bearer TOKEN" or "?token=TOKEN" (the page passes on the one it was
+// opened with).
+//
+// # Privileges and threads
+//
+// Drawing the graph enters every namespace (topo.Build) and watching
+// events holds a netlink socket in each (events.New): CAP_SYS_ADMIN and
+// CAP_SYS_PTRACE, in practice root. Handlers run on net/http's
+// goroutines; namespace work happens inside those packages' nsjoin.Do.
+package web

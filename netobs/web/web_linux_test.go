@@ -1,0 +1,154 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/netobs/netobs/internal/nstest"
+	"github.com/netobs/netobs/nsjoin"
+)
+
+func init() { runtime.LockOSThread() }
+
+// serve starts a server on a free loopback port for the test.
+func serve(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Addr: ln.Addr().String(), Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: s.Handler(), BaseContext: func(net.Listener) context.Context { return ctx }}
+	go srv.Serve(ln)
+	t.Cleanup(func() { cancel(); srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// ifaceID returns topo's ID of interface dev in the named namespace.
+func ifaceID(t *testing.T, ns, dev string) string {
+	t.Helper()
+	h, err := nsjoin.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var ls []struct {
+		Index int `json:"ifindex"`
+	}
+	json.Unmarshal([]byte(nstest.Run(t, "ip", "-n", ns, "-j", "link", "show", "dev", dev)), &ls)
+	if len(ls) != 1 {
+		t.Fatalf("ip -n %s link show %s: %d links", ns, dev, len(ls))
+	}
+	return fmt.Sprintf("net:[%d]/%d", h.ID().Inode, ls[0].Index)
+}
+
+func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// vethDrawn is a page expression: is there a veth edge between a and b?
+func vethDrawn(a, b string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('path.edge.veth')].some(e => (e.dataset.from == %[1]s && e.dataset.to == %[2]s) || (e.dataset.from == %[2]s && e.dataset.to == %[1]s))`, js(a), js(b))
+}
+
+// TestPage opens the page in headless Chromium: the test's namespaces and
+// their veth pair are drawn; a new pair appears and its state changes
+// without a reload; an interface named like markup shows as text and runs
+// nothing. A screenshot is saved as an artifact.
+func TestPage(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "chromium")
+	a, b := nstest.NetNS(t), nstest.NetNS(t)
+	va, vb := nstest.Veth(t, a, "10.79.0.1/24", b, "10.79.0.2/24")
+	hostile := "<img>"
+	nstest.Run(t, "ip", "-n", a, "link", "add", hostile, "type", "veth", "peer", "name", "<i>x")
+	url := serve(t)
+
+	chrome, _ := exec.LookPath("chromium")
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1400, 1000))...)
+	defer acancel()
+	// No timeout on the context that starts the browser: it would stop
+	// the browser; each wait below has its own.
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	var dialogs atomic.Int32
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			dialogs.Add(1)
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	wait := func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("page: %s: %v", what, err)
+		}
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the veth pair drawn", vethDrawn(ifaceID(t, a, va), ifaceID(t, b, vb)))
+	wait("the event stream live", `document.getElementById('status').textContent == 'live'`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.netobsMark = 42`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new pair, then its end going down, without a reload.
+	nc, nd := nstest.UniqueName("vc"), nstest.UniqueName("vd")
+	nstest.Run(t, "ip", "-n", a, "link", "add", nc, "type", "veth", "peer", "name", nd, "netns", b)
+	nstest.Run(t, "ip", "-n", a, "link", "set", nc, "up")
+	idc, idd := ifaceID(t, a, nc), ifaceID(t, b, nd)
+	wait("the new pair drawn", vethDrawn(idc, idd))
+	nstest.Run(t, "ip", "-n", b, "link", "set", nd, "up")
+	wait("the new end up", fmt.Sprintf(`document.querySelector('g.iface[data-id=%s]')?.dataset.up == 'true'`, js(idd)))
+	nstest.Run(t, "ip", "-n", b, "link", "set", nd, "down")
+	wait("the new end down", fmt.Sprintf(`(g => g && g.dataset.up == 'false' && g.classList.contains('down'))(document.querySelector('g.iface[data-id=%s]'))`, js(idd)))
+	if mark, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.netobsMark || 0`)); err != nil || mark != 42 {
+		t.Errorf("the page was reloaded (mark %d, %v)", mark, err)
+	}
+
+	// The hostile names: text, no elements, no dialogs.
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`[...document.querySelectorAll('g.iface text')].some(e => e.textContent.startsWith(%s))`, js(hostile+"  veth"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	elems, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('img, i').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !shown || elems != 0 || dialogs.Load() != 0 {
+		t.Errorf("interface %q: shown as text %v, %d img/i elements, %d dialogs", hostile, shown, elems, dialogs.Load())
+	}
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("NETOBS_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "netobs-artifacts")
+	}
+	os.MkdirAll(dir, 0o755)
+	shot := filepath.Join(dir, "serve-page.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
+}
