@@ -117,11 +117,13 @@ func FuzzSummarize(f *testing.F) {
 		f.Add(fr[14:], uint16(101), uint16(len(fr)))
 		f.Add(append(make([]byte, 16), fr[14:]...), uint16(113), uint16(len(fr)+2))
 	}
+	f.Add([]byte{0x45, 0, 0}, uint16(101), uint16(3)) // an IPv4 header cut short
+	f.Add([]byte{0x60, 0, 0}, uint16(101), uint16(3))
 	f.Fuzz(func(t *testing.T, data []byte, link uint16, wire uint16) {
 		ifc := &pktout.Interface{Name: "x@y", LinkType: pktout.LinkType(link)}
 		p := &pktout.Packet{Interface: ifc, Length: max(int(wire), len(data)), Data: data}
 		s := pktout.Summarize(p)
-		if strings.ContainsAny(s.Summary, "\n\r") || s.Length != p.Length || s.CapLen != len(data) {
+		if strings.ContainsAny(s.Summary, "\n\r") || strings.Contains(s.Summary, "<nil>") || s.Length != p.Length || s.CapLen != len(data) {
 			t.Fatalf("summary %+v", s)
 		}
 	})
