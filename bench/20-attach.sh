@@ -91,12 +91,15 @@ burst() {
   done
   c1=$(cpu "$pid")
   local qlen; qlen=$(ip -n "$NS" -o link show "$DEV" | grep -o 'qlen [0-9]*' | cut -d' ' -f2)
+  # Whether the reader batched its reads through io_uring: its ring is an
+  # open anon_inode:[io_uring] descriptor.
+  if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'io_uring'; then echo yes >"$work/uring.$reader"; else echo no >"$work/uring.$reader"; fi
   kill -INT "$pid"; wait "$pid" || true
   rm -f "$work/cap.pcap"
   echo "$qlen $((d1 - d0)) $(awk -v c=$((c1 - c0)) -v t="$TICK" 'BEGIN{printf "%.2f", c/t}') $((p1 - p0)) $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
 }
 
-echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 inside the namespace; $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
+echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 inside the namespace; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), load $(cut -d' ' -f1 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
 printf '%-5s %-12s %7s %8s %7s %8s %7s %12s %11s\n' size reader qlen lost lost% read cpu_s ns/frame_read trafgen_fps
 for size in 64 1500; do
   declare -A res=()
@@ -107,6 +110,7 @@ for size in 64 1500; do
     printf '%-5s %-12s %7s %8d %6.2f%% %8d %7s %12s %11s\n' $size $reader "$qlen" "$lost" "$(awk -v l="$lost" -v n="$FRAMES" 'BEGIN{print 100*l/n}')" "$nread" "$cpus" "$nsf" "$fps"
     res[$reader.lost]=$lost; res[$reader.nsf]=$nsf
   done
+  echo "io_uring used by netobs (${size}B): $(cat "$work/uring.netobs") (default queue), $(cat "$work/uring.netobs-bigq") (big queue)"
   for r in netobs netobs-bigq; do
     awk -v r=$r -v nl="${res[$r.lost]}" -v bl="${res[naive.lost]}" -v nc="${res[$r.nsf]}" -v bc="${res[naive.nsf]}" -v s=$size 'BEGIN{
       printf "ratio %sB %s/naive: frames lost %s/%s (%.2fx), CPU per frame read %.2fx\n", s, r, nl, bl, (bl > 0 ? nl/bl : 0), (bc > 0 ? nc/bc : 0) }'

@@ -31,10 +31,51 @@ func injectRestoreFailures(t *testing.T) {
 	t.Cleanup(func() { setns = real })
 }
 
+// checkEnterFromHome makes setns count the calls that enter a namespace
+// from a thread that is not home: Do's pooled workers must only ever be
+// handed threads that are.
+func checkEnterFromHome(t *testing.T) *atomic.Int64 {
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var away atomic.Int64
+	real := setns
+	setns = func(fd int, typ Type) error {
+		if orig, _ := originalNS(typ); fd != orig && typ == Net {
+			if link, _ := os.Readlink("/proc/thread-self/ns/net"); link != own {
+				away.Add(1)
+			}
+		}
+		return real(fd, typ)
+	}
+	t.Cleanup(func() { setns = real })
+	return &away
+}
+
+// checkPool fails if an idle worker is one whose goroutine ended, or if
+// more are idle than the bound.
+func checkPool(t *testing.T) {
+	t.Helper()
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	if len(pool.idle) > maxIdle {
+		t.Errorf("%d idle workers, more than the bound %d", len(pool.idle), maxIdle)
+	}
+	for _, w := range pool.idle {
+		if w.retired.Load() {
+			t.Fatalf("a retired worker is back in the pool")
+		}
+	}
+}
+
 // TestThreadHygiene runs 100,000 Do calls from many goroutines, some of
 // whose functions fail, some panic (recovered by the caller), and some of
 // whose restores are made to fail; afterwards no thread of the process may
-// be in a foreign namespace and the process must still work.
+// be in a foreign namespace and the process must still work. Every call
+// must have entered from a thread that was home (pooled workers included),
+// no function may run on a thread whose restore failed (its worker is never
+// reused), and every such worker must have been retired.
 func TestThreadHygiene(t *testing.T) {
 	name := nstest.NetNS(t)
 	ns, err := Open(name)
@@ -43,6 +84,10 @@ func TestThreadHygiene(t *testing.T) {
 	}
 	defer ns.Close()
 	injectRestoreFailures(t)
+	away := checkEnterFromHome(t)
+	retiredBefore := pool.retired.Load()
+	var poisoned sync.Map // TIDs of threads whose restore was made to fail
+	var onPoisoned atomic.Int64
 
 	const total, workers = 100000, 32
 	var calls, fnErrs, panics, discarded, wrongNS atomic.Int64
@@ -68,9 +113,13 @@ func TestThreadHygiene(t *testing.T) {
 						if link != ns.String() {
 							wrongNS.Add(1)
 						}
+						if _, ok := poisoned.Load(unix.Gettid()); ok {
+							onPoisoned.Add(1)
+						}
 						switch {
 						case i%997 == 0:
 							failRestore.Store(unix.Gettid(), true)
+							poisoned.Store(unix.Gettid(), true)
 						case i%13 == 0:
 							panic(fmt.Sprintf("call %d panics", i))
 						case i%7 == 0:
@@ -98,6 +147,16 @@ func TestThreadHygiene(t *testing.T) {
 	if discarded.Load() == 0 || panics.Load() == 0 || fnErrs.Load() == 0 {
 		t.Errorf("the injected failures did not all happen")
 	}
+	if n := away.Load(); n != 0 {
+		t.Errorf("%d calls entered the namespace from a thread that was not home", n)
+	}
+	if n := onPoisoned.Load(); n != 0 {
+		t.Errorf("%d functions ran on a thread whose restore had failed", n)
+	}
+	if n := pool.retired.Load() - retiredBefore; n != discarded.Load() {
+		t.Errorf("%d workers retired, %d threads discarded", n, discarded.Load())
+	}
+	checkPool(t)
 	nstest.CheckThreads(t)
 	// The process still works: Do again, and a plain syscall on this thread.
 	if err := ns.Do(func() error { return nil }); err != nil {
@@ -175,4 +234,62 @@ func TestDoOwnNamespaceMakesNoSetns(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("Do on another namespace made %d setns calls, want 2 (there and back)", n)
 	}
+}
+
+// TestDoPoolReuse: sequential Do calls reuse one pooled worker; a worker
+// whose restore failed is retired, not reused, and the next call gets a
+// fresh one that works; many calls at once leave at most maxIdle workers
+// idle.
+func TestDoPoolReuse(t *testing.T) {
+	ns, err := Open(nstest.NetNS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	injectRestoreFailures(t)
+	fn := func() error { return nil }
+	ns.Do(fn)
+	started := pool.started.Load()
+	for i := 0; i < 1000; i++ {
+		if err := ns.Do(fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pool.started.Load() - started; n > 1 {
+		t.Errorf("1000 sequential calls started %d workers, want them to reuse one", n)
+	}
+
+	var poisonedTID int
+	err = ns.Do(func() error {
+		poisonedTID = unix.Gettid()
+		failRestore.Store(poisonedTID, true)
+		return nil
+	})
+	if !errors.Is(err, ErrThreadDiscarded) {
+		t.Fatalf("Do with a failed restore: %v, want ErrThreadDiscarded", err)
+	}
+	checkPool(t)
+	for i := 0; i < 1000; i++ {
+		var tid int
+		if err := ns.Do(func() error { tid = unix.Gettid(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if tid == poisonedTID {
+			t.Fatalf("a call ran on thread %d, whose restore had failed", tid)
+		}
+	}
+
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for i := 0; i < 4*maxIdle; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns.Do(func() error { <-release; return nil })
+		}()
+	}
+	close(release)
+	wg.Wait()
+	checkPool(t)
+	nstest.CheckThreads(t)
 }

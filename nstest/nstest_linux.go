@@ -14,6 +14,7 @@ import (
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/netobs/nsnet"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/nsjoin"
 )
 
@@ -433,7 +434,7 @@ func Capture(tb testing.TB, ns *nsjoin.NS, iface, filter string) *Recorder[Packe
 type recordPackets struct{ r *Recorder[Packet] }
 
 func (h recordPackets) Packet(p *capture.Packet) error {
-	s := capture.Summarize(p)
+	s := pktout.Summarize(p)
 	data := make([]byte, 0, p.CaptureLength())
 	data = append(append(data, p.Head...), p.Data...)
 	h.r.add(Packet{

@@ -103,6 +103,9 @@ func TestAttachNamedNSPcap(t *testing.T) {
 	if got := tshark(t, file, "udp.dstport == 7777"); got != 3 {
 		t.Errorf("tshark found %d UDP datagrams, want 3", got)
 	}
+	if b, err := os.ReadFile(file); err != nil || len(b) < 4 || binary.LittleEndian.Uint32(b) != 0xa1b23c4d {
+		t.Errorf("%s is not a nanosecond pcap file (magic 0xa1b23c4d): %v", file, err)
+	}
 	if s := tunDevices(t, ns); s != "" {
 		t.Errorf("device left after SIGINT: %s", s)
 	}
@@ -141,6 +144,10 @@ func TestAttachSleeperTUNPcapng(t *testing.T) {
 	}
 	if got := tshark(t, file, "udp.dstport == 7777"); got != 2 {
 		t.Errorf("tshark found %d UDP datagrams, want 2", got)
+	}
+	// The statistics block at the end: every frame read is in the file.
+	if pkts, ifcs, err := nstest.ReadPcap(file); err != nil || len(ifcs) != 1 || !ifcs[0].HasStats || ifcs[0].UsrDeliv != uint64(len(pkts)) || ifcs[0].IfRecv < uint64(len(pkts)) {
+		t.Errorf("pcapng statistics %+v for %d packets: %v", ifcs, len(pkts), err)
 	}
 	if s := tunDevices(t, strconv.Itoa(keeper.Process.Pid)); s != "" {
 		t.Errorf("device left after the target died: %s", s)
@@ -195,13 +202,13 @@ func TestAttachCountSIGTERMPersist(t *testing.T) {
 		t.Fatalf("exit %d with --json -c 1: %s", code, b.stderr.String())
 	}
 	var fr struct {
-		Time, Dev, Proto, Src, Dst, Summary string
-		Len                                 int
+		Time, Interface, Proto, Src, Dst, Summary string
+		Length                                    int
 	}
 	if err := json.Unmarshal(b.stdout.Bytes(), &fr); err != nil {
 		t.Fatalf("--json output %q: %v", b.stdout.String(), err)
 	}
-	if fr.Dev != dev || fr.Len == 0 || fr.Time == "" || fr.Summary == "" || fr.Proto == "" {
+	if fr.Interface != dev || fr.Length == 0 || fr.Time == "" || fr.Summary == "" || fr.Proto == "" {
 		t.Errorf("--json object lacks fields: %+v", fr)
 	}
 

@@ -55,9 +55,10 @@ attach --cleanup NSREF removes what netobs processes killed with SIGKILL left
 of their mirrors in NSREF (their tc filters, and a clsact qdisc they made
 once no filter is left on it), and nothing else.
 
-Output: one line per frame (text), --json, or -w FILE as pcap (pcapng if
-FILE ends in .pcapng or with --format pcapng); -w - writes to stdout, never
-to a terminal. Counts go to stderr.
+Output: one line per frame (text, as netobs capture prints), --json, or
+-w FILE as pcap with nanosecond timestamps (pcapng if FILE ends in .pcapng or
+with --format pcapng, with frames read and dropped in an interface statistics
+block); -w - writes to stdout, never to a terminal. Counts go to stderr.
 
 Stops on -c COUNT (frames read, not injected), SIGINT, SIGTERM, SIGHUP or
 SIGQUIT, the end of --inject-only, or when the namespace, the device or the

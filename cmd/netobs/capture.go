@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netobs/netobs/netobs/capture"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -159,11 +160,11 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	defer cp.Close()
 
 	var h capture.Handler
-	var ng *capture.PcapngWriter
+	var ng *pktout.PcapngWriter
 	var file *os.File
 	switch {
 	case f.write == "":
-		h = capture.NewSummaryWriter(a.stdout, f.json)
+		h = pktout.NewSummaryWriter(a.stdout, f.json)
 	default:
 		var w io.Writer
 		if f.write == "-" {
@@ -184,9 +185,9 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 			w = file
 		}
 		if f.format == "pcap" {
-			h, err = capture.NewPcapWriter(w, cp.Interfaces()[0])
+			h, err = pktout.NewPcapWriter(w, cp.Interfaces()[0])
 		} else {
-			ng, err = capture.NewPcapngWriter(w, cp.Interfaces(), "netobs capture")
+			ng, err = pktout.NewPcapngWriter(w, cp.Interfaces(), "netobs capture")
 			h = ng
 		}
 		if err != nil {

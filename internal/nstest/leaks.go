@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,7 +17,34 @@ type Snapshot struct {
 // descriptors opened once per process (nsjoin's own) are counted.
 func TakeSnapshot(tb testing.TB) Snapshot {
 	tb.Helper()
-	return Snapshot{FDCount(tb), runtime.NumGoroutine()}
+	return Snapshot{FDCount(tb), Goroutines()}
+}
+
+// Goroutines counts the process's goroutines, leaving out nsjoin's idle
+// Do workers: nsjoin keeps up to GOMAXPROCS of them parked for the next
+// calls, and their number grows with how many Do calls ran at once, not
+// with anything left behind.
+func Goroutines() int {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.TrimSpace(g) == "" {
+			continue
+		}
+		if strings.Contains(g, "[chan receive") && strings.Contains(g, "nsjoin.(*worker).run(") {
+			continue
+		}
+		count++
+	}
+	return count
 }
 
 // CheckLeaks fails the test if more descriptors or goroutines are open
@@ -27,10 +55,10 @@ func (s Snapshot) CheckLeaks(tb testing.TB, what string) {
 	if got := FDCount(tb); got > s.fds {
 		tb.Errorf("%d file descriptors open after %s, %d before", got, what, s.fds)
 	}
-	g := runtime.NumGoroutine()
+	g := Goroutines()
 	for i := 0; i < 100 && g > s.goroutines; i++ {
 		time.Sleep(10 * time.Millisecond)
-		g = runtime.NumGoroutine()
+		g = Goroutines()
 	}
 	if g > s.goroutines {
 		buf := make([]byte, 1<<16)

@@ -6,17 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
 )
@@ -30,9 +28,10 @@ const (
 	Text
 	// JSON is one JSON object per frame and line.
 	JSON
-	// PCAP is a libpcap file (microsecond timestamps).
+	// PCAP is a libpcap file with nanosecond timestamps.
 	PCAP
-	// PCAPNG is a pcapng file with one interface, the device.
+	// PCAPNG is a pcapng file with one interface, the device, and its
+	// statistics at the end (frames read and dropped by the kernel).
 	PCAPNG
 )
 
@@ -298,33 +297,28 @@ func newSink(w io.Writer, f Format, dev string, k tapdev.Kind, ns string) (sink,
 	if w == nil {
 		return discard{}, nil
 	}
-	lt := layers.LinkTypeEthernet
+	ifc := &pktout.Interface{Name: dev, Device: dev, Namespace: ns,
+		Description: "netobs attach, " + k.String() + " device in " + ns,
+		LinkType:    pktout.LinkEthernet, Snaplen: snapLen}
 	if k == tapdev.TUN {
-		lt = layers.LinkTypeRaw
+		ifc.LinkType = pktout.LinkRaw
 	}
 	switch f {
 	case Text, JSON:
-		return &textSink{w: bufio.NewWriterSize(w, 64<<10), json: f == JSON, dev: dev, kind: k}, nil
+		bw := bufio.NewWriterSize(w, 64<<10)
+		return &textSink{w: bw, sw: pktout.NewSummaryWriter(bw, f == JSON), json: f == JSON, pkt: framePacket(ifc)}, nil
 	case PCAP:
-		bw := bufio.NewWriterSize(w, 1<<20)
-		pw := pcapgo.NewWriter(bw)
-		if err := pw.WriteFileHeader(snapLen, lt); err != nil {
-			return nil, err
-		}
-		return &pcapSink{bw: bw, w: pw}, nil
-	case PCAPNG:
-		nw, err := pcapgo.NewNgWriterInterface(w, pcapgo.NgInterface{
-			Name:                dev,
-			Description:         "netobs attach, " + k.String() + " device in " + ns,
-			OS:                  "Linux",
-			LinkType:            lt,
-			SnapLength:          snapLen,
-			TimestampResolution: 9,
-		}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{OS: "Linux", Application: "netobs"}})
+		pw, err := pktout.NewPcapWriter(w, ifc)
 		if err != nil {
 			return nil, err
 		}
-		return &ngSink{w: nw, start: time.Now()}, nil
+		return &fileSink{w: pw, pkt: framePacket(ifc)}, nil
+	case PCAPNG:
+		nw, err := pktout.NewPcapngWriter(w, []*pktout.Interface{ifc}, "netobs attach")
+		if err != nil {
+			return nil, err
+		}
+		return &fileSink{w: nw, ng: nw, pkt: framePacket(ifc)}, nil
 	}
 	return nil, fmt.Errorf("invalid format %v", f)
 }
@@ -333,80 +327,62 @@ func newSink(w io.Writer, f Format, dev string, k tapdev.Kind, ns string) (sink,
 // packet plus link header), as tcpdump's default does.
 const snapLen = 262144
 
+// framePacket is the Packet a sink fills for every frame: frames read
+// from the device are those the namespace sent through it.
+func framePacket(ifc *pktout.Interface) *pktout.Packet {
+	return &pktout.Packet{Interface: ifc, Outgoing: true}
+}
+
 type discard struct{}
 
 func (discard) frame(time.Time, []byte) error { return nil }
 func (discard) event(events.Event) error      { return nil }
 func (discard) flush(bool, *Result) error     { return nil }
 
-type pcapSink struct {
-	bw *bufio.Writer
-	w  *pcapgo.Writer
+// packetWriter is what pktout's pcap and pcapng writers have in common.
+type packetWriter interface {
+	Packet(*pktout.Packet) error
+	Flush() error
 }
 
-func (s *pcapSink) frame(ts time.Time, data []byte) error {
-	return s.w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data)}, data)
+// fileSink writes pcap or pcapng through pktout.
+type fileSink struct {
+	w   packetWriter
+	ng  *pktout.PcapngWriter // nil for pcap
+	pkt *pktout.Packet
 }
 
-func (s *pcapSink) flush(bool, *Result) error { return s.bw.Flush() }
-
-// A pcap file has no place for events; Run writes them to Log.
-func (s *pcapSink) event(events.Event) error { return nil }
-
-type ngSink struct {
-	w     *pcapgo.NgWriter
-	start time.Time
+func (p *fileSink) frame(ts time.Time, data []byte) error {
+	p.pkt.Time, p.pkt.Length, p.pkt.Data = ts.UnixNano(), len(data), data
+	return p.w.Packet(p.pkt)
 }
 
-func (s *ngSink) frame(ts time.Time, data []byte) error {
-	return s.w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data), InterfaceIndex: 0}, data)
-}
+// A pcap or pcapng file has no place for events; Run writes them to Log.
+func (p *fileSink) event(events.Event) error { return nil }
 
-// Run writes events beside pcapng output to Log, as for pcap.
-func (s *ngSink) event(events.Event) error { return nil }
-
-func (s *ngSink) flush(final bool, st *Result) error {
-	if final && st != nil {
+func (p *fileSink) flush(final bool, st *Result) error {
+	if final && st != nil && p.ng != nil {
 		// An interface statistics block, so readers see the kernel's
-		// drops next to the frames.
-		now := time.Now()
-		if err := s.w.WriteInterfaceStats(0, pcapgo.NgInterfaceStatistics{
-			LastUpdate: now, StartTime: s.start, EndTime: now,
-			PacketsReceived: st.Read, PacketsDropped: st.Dropped,
-		}); err != nil {
-			return err
-		}
+		// drops next to the frames: the device passed Read+Dropped
+		// frames to netobs, Dropped of them were lost before reading.
+		return p.ng.WriteStats([]pktout.Stats{{Received: st.Read + st.Dropped, Dropped: st.Dropped, Captured: st.Read}})
 	}
-	return s.w.Flush()
+	return p.w.Flush()
 }
 
+// textSink writes pktout's summaries, and events between them into the
+// same buffer.
 type textSink struct {
 	w    *bufio.Writer
+	sw   *pktout.SummaryWriter
 	json bool
-	dev  string
-	kind tapdev.Kind
-	line []byte
+	pkt  *pktout.Packet
 	enc  *json.Encoder
 }
 
 func (s *textSink) frame(ts time.Time, data []byte) error {
-	d := Decode(data, s.kind)
-	if s.json {
-		d.Time, d.Device = ts.UTC().Format(time.RFC3339Nano), s.dev
-		if s.enc == nil {
-			s.enc = json.NewEncoder(s.w)
-			s.enc.SetEscapeHTML(false) // keep "a > b" readable
-		}
-		return s.enc.Encode(d)
-	}
-	s.line = ts.AppendFormat(s.line[:0], "15:04:05.000000")
-	s.line = append(s.line, ' ')
-	s.line = append(s.line, s.dev...)
-	s.line = append(s.line, ' ')
-	s.line = append(s.line, d.Summary...)
-	s.line = append(s.line, '\n')
-	_, err := s.w.Write(s.line)
-	return err
+	s.pkt.Time, s.pkt.Length, s.pkt.Data = ts.UnixNano(), len(data), data
+	return s.sw.Packet(s.pkt)
 }
 
 func (s *textSink) event(ev events.Event) error {
@@ -422,155 +398,4 @@ func (s *textSink) event(ev events.Event) error {
 	return events.WriteText(s.w, ev)
 }
 
-func (s *textSink) flush(bool, *Result) error { return s.w.Flush() }
-
-// Frame is the decoded summary of one frame, as --json prints it.
-type Frame struct {
-	Time    string `json:"time,omitempty"`
-	Device  string `json:"dev,omitempty"`
-	Length  int    `json:"len"`
-	SrcMAC  string `json:"src_mac,omitempty"`
-	DstMAC  string `json:"dst_mac,omitempty"`
-	Proto   string `json:"proto"`
-	Src     string `json:"src,omitempty"`
-	Dst     string `json:"dst,omitempty"`
-	SrcPort uint16 `json:"sport,omitempty"`
-	DstPort uint16 `json:"dport,omitempty"`
-	Summary string `json:"summary"`
-}
-
-// Decode summarises a frame read from a device of kind k (Ethernet for
-// TAP, raw IP for TUN) the way tcpdump's one-line output does.
-func Decode(data []byte, k tapdev.Kind) Frame {
-	f := Frame{Length: len(data)}
-	first := layers.LayerTypeEthernet
-	if k == tapdev.TUN {
-		switch {
-		case len(data) > 0 && data[0]>>4 == 4:
-			first = layers.LayerTypeIPv4
-		case len(data) > 0 && data[0]>>4 == 6:
-			first = layers.LayerTypeIPv6
-		default:
-			f.Proto, f.Summary = "unknown", fmt.Sprintf("unknown packet, length %d", len(data))
-			return f
-		}
-	}
-	p := gopacket.NewPacket(data, first, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	var b strings.Builder
-	if eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
-		f.SrcMAC, f.DstMAC = eth.SrcMAC.String(), eth.DstMAC.String()
-		f.Proto = "ethertype 0x" + strconv.FormatUint(uint64(eth.EthernetType), 16)
-	}
-	switch {
-	case p.Layer(layers.LayerTypeARP) != nil:
-		a := p.Layer(layers.LayerTypeARP).(*layers.ARP)
-		f.Proto = "arp"
-		f.Src, f.Dst = net.IP(a.SourceProtAddress).String(), net.IP(a.DstProtAddress).String()
-		switch a.Operation {
-		case layers.ARPRequest:
-			fmt.Fprintf(&b, "ARP, Request who-has %s tell %s", f.Dst, f.Src)
-		case layers.ARPReply:
-			fmt.Fprintf(&b, "ARP, Reply %s is-at %s", f.Src, net.HardwareAddr(a.SourceHwAddress))
-		default:
-			fmt.Fprintf(&b, "ARP, op %d", a.Operation)
-		}
-	case p.NetworkLayer() != nil && (p.Layer(layers.LayerTypeIPv4) != nil || p.Layer(layers.LayerTypeIPv6) != nil):
-		ipv := "IP"
-		if ip4, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
-			f.Src, f.Dst, f.Proto = ip4.SrcIP.String(), ip4.DstIP.String(), "ipv4"
-		} else {
-			ip6 := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-			f.Src, f.Dst, f.Proto, ipv = ip6.SrcIP.String(), ip6.DstIP.String(), "ipv6", "IP6"
-		}
-		b.WriteString(ipv + " ")
-		switch t := p.TransportLayer().(type) {
-		case *layers.TCP:
-			f.Proto += "/tcp"
-			f.SrcPort, f.DstPort = uint16(t.SrcPort), uint16(t.DstPort)
-			fmt.Fprintf(&b, "%s.%d > %s.%d: TCP [%s], seq %d", f.Src, f.SrcPort, f.Dst, f.DstPort, tcpFlags(t), t.Seq)
-		case *layers.UDP:
-			f.Proto += "/udp"
-			f.SrcPort, f.DstPort = uint16(t.SrcPort), uint16(t.DstPort)
-			fmt.Fprintf(&b, "%s.%d > %s.%d: UDP, payload %d", f.Src, f.SrcPort, f.Dst, f.DstPort, len(t.Payload))
-		default:
-			fmt.Fprintf(&b, "%s > %s: ", f.Src, f.Dst)
-			if ic, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok {
-				f.Proto += "/icmp"
-				b.WriteString("ICMP " + icmp4Text(ic))
-			} else if ic, ok := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); ok {
-				f.Proto += "/icmp6"
-				b.WriteString("ICMP6 " + icmp6Text(p, ic))
-			} else {
-				nl := p.NetworkLayer()
-				if ip4, ok := nl.(*layers.IPv4); ok {
-					b.WriteString(strings.ToLower(ip4.Protocol.String()))
-				} else {
-					b.WriteString(strings.ToLower(nl.(*layers.IPv6).NextHeader.String()))
-				}
-			}
-		}
-	default:
-		if f.Proto == "" {
-			f.Proto = "unknown"
-		}
-		b.WriteString(f.Proto)
-	}
-	fmt.Fprintf(&b, ", length %d", len(data))
-	f.Summary = b.String()
-	return f
-}
-
-func tcpFlags(t *layers.TCP) string {
-	var s []byte
-	for _, fl := range []struct {
-		on bool
-		c  byte
-	}{{t.SYN, 'S'}, {t.FIN, 'F'}, {t.PSH, 'P'}, {t.RST, 'R'}, {t.URG, 'U'}} {
-		if fl.on {
-			s = append(s, fl.c)
-		}
-	}
-	if t.ACK {
-		s = append(s, '.')
-	}
-	if len(s) == 0 {
-		return "none"
-	}
-	return string(s)
-}
-
-func icmp4Text(ic *layers.ICMPv4) string {
-	switch ic.TypeCode.Type() {
-	case layers.ICMPv4TypeEchoRequest:
-		return fmt.Sprintf("echo request, id %d, seq %d", ic.Id, ic.Seq)
-	case layers.ICMPv4TypeEchoReply:
-		return fmt.Sprintf("echo reply, id %d, seq %d", ic.Id, ic.Seq)
-	}
-	return strings.ToLower(ic.TypeCode.String())
-}
-
-func icmp6Text(p gopacket.Packet, ic *layers.ICMPv6) string {
-	switch ic.TypeCode.Type() {
-	case layers.ICMPv6TypeEchoRequest, layers.ICMPv6TypeEchoReply:
-		if e, ok := p.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo); ok {
-			kind := "request"
-			if ic.TypeCode.Type() == layers.ICMPv6TypeEchoReply {
-				kind = "reply"
-			}
-			return fmt.Sprintf("echo %s, id %d, seq %d", kind, e.Identifier, e.SeqNumber)
-		}
-	case layers.ICMPv6TypeRouterSolicitation:
-		return "router solicitation"
-	case layers.ICMPv6TypeNeighborSolicitation:
-		if ns, ok := p.Layer(layers.LayerTypeICMPv6NeighborSolicitation).(*layers.ICMPv6NeighborSolicitation); ok {
-			return "neighbor solicitation, who has " + ns.TargetAddress.String()
-		}
-	case layers.ICMPv6TypeNeighborAdvertisement:
-		if na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement); ok {
-			return "neighbor advertisement, tgt is " + na.TargetAddress.String()
-		}
-	case 143:
-		return "multicast listener report v2"
-	}
-	return strings.ToLower(ic.TypeCode.String())
-}
+func (s *textSink) flush(bool, *Result) error { return s.sw.Flush() }

@@ -3,9 +3,11 @@ package attach
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -31,7 +33,10 @@ func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	return buf.Bytes()
 }
 
-func TestDecode(t *testing.T) {
+// TestTextSummaries: text and JSON output are pktout's summaries, in
+// tcpdump -n's words (lengths of the payload, as tcpdump prints them), for
+// frames of a TAP (Ethernet) and a TUN (raw IP) device.
+func TestTextSummaries(t *testing.T) {
 	mac1, mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
 	eth := &layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
@@ -57,17 +62,45 @@ func TestDecode(t *testing.T) {
 		proto string
 		want  string
 	}{
-		{tapdev.TAP, serialize(t, &ethA, arp), "arp", "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 60"},
-		{tapdev.TAP, serialize(t, eth, &ipU, udp, gopacket.Payload("hi")), "ipv4/udp", "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, payload 2, length 60"},
-		{tapdev.TAP, serialize(t, eth, &ipT, tcp), "ipv4/tcp", "IP 10.0.0.1.40000 > 10.0.0.2.80: TCP [S], seq 7, length 60"},
-		{tapdev.TAP, serialize(t, eth, &ipI, icmp), "ipv4/icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 60"},
-		{tapdev.TUN, serialize(t, &ipI, icmp), "ipv4/icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 28"},
-		{tapdev.TUN, []byte{0x00, 1, 2}, "unknown", "unknown packet, length 3"},
+		{tapdev.TAP, serialize(t, &ethA, arp), "arp", "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 46"},
+		{tapdev.TAP, serialize(t, eth, &ipU, udp, gopacket.Payload("hi")), "udp", "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 2"},
+		{tapdev.TAP, serialize(t, eth, &ipT, tcp), "tcp", "IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 7, length 0"},
+		{tapdev.TAP, serialize(t, eth, &ipI, icmp), "icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 8"},
+		{tapdev.TUN, serialize(t, &ipI, icmp), "icmp", "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 5, seq 1, length 8"},
+		{tapdev.TUN, []byte{0x00, 1, 2}, "", "unknown, length 3"},
 	}
+	ts := time.Date(2026, 11, 30, 12, 34, 56, 789012345, time.Local)
 	for _, c := range cases {
-		f := Decode(c.data, c.kind)
-		if f.Summary != c.want || f.Proto != c.proto {
-			t.Errorf("Decode = %q (%s), want %q (%s)", f.Summary, f.Proto, c.want, c.proto)
+		var text, js bytes.Buffer
+		for _, out := range []struct {
+			w *bytes.Buffer
+			f Format
+		}{{&text, Text}, {&js, JSON}} {
+			s, err := newSink(out.w, out.f, "dev0", c.kind, "net:[1]")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.frame(ts, c.data); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.flush(true, &Result{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := "12:34:56.789012 dev0 Out " + c.want + "\n"; text.String() != want {
+			t.Errorf("text %q, want %q", text.String(), want)
+		}
+		var f struct {
+			Time                    time.Time
+			Interface, Netns, Proto string
+			Direction, Summary      string
+			Length                  int
+		}
+		if err := json.Unmarshal(js.Bytes(), &f); err != nil {
+			t.Fatalf("JSON %q: %v", js.String(), err)
+		}
+		if f.Summary != c.want || f.Proto != c.proto || f.Interface != "dev0" || f.Netns != "net:[1]" || f.Direction != "Out" || f.Length != len(c.data) || !f.Time.Equal(ts) {
+			t.Errorf("JSON %+v, want %q (%s)", f, c.want, c.proto)
 		}
 	}
 }
@@ -175,4 +208,59 @@ func TestRunCountAndInject(t *testing.T) {
 		t.Errorf("Ethernet capture accepted for a TUN device: %v", err)
 	}
 	nstest.CheckThreads(t)
+}
+
+// TestFileSinkNanosecondsAndStats: attach's pcap keeps nanosecond
+// timestamps (pktout's writer, magic 0xa1b23c4d), and its pcapng ends
+// with an interface statistics block holding the frames the device passed
+// (isb_ifrecv), those the kernel dropped (isb_osdrop) and those written
+// (isb_usrdeliv). tshark and capinfos read both files.
+func TestFileSinkNanosecondsAndStats(t *testing.T) {
+	nstest.RequireTools(t, "tshark", "capinfos")
+	ts := time.Unix(1_800_000_000, 123456789)
+	frame := bytes.Repeat([]byte{0xab}, 60)
+	for _, f := range []Format{PCAP, PCAPNG} {
+		path := t.TempDir() + "/a." + f.String()
+		file, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newSink(file, f, "tap0", tapdev.TAP, "net:[4026531840]")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := s.frame(ts.Add(time.Duration(i)), frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.flush(true, &Result{Read: 3, Dropped: 7}); err != nil {
+			t.Fatal(err)
+		}
+		file.Close()
+		pkts, ifcs, err := nstest.ReadPcap(path)
+		if err != nil || len(pkts) != 3 {
+			t.Fatalf("%s: %d packets, %v", f, len(pkts), err)
+		}
+		for i, p := range pkts {
+			if want := ts.UnixNano() + int64(i); p.Time != want || !bytes.Equal(p.Data, frame) {
+				t.Errorf("%s: packet %d at %d, want %d (nanoseconds kept)", f, i, p.Time, want)
+			}
+		}
+		out, err := exec.Command("capinfos", "-M", path).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Number of packets:   3") || !strings.Contains(string(out), "nanoseconds") {
+			t.Errorf("capinfos %s: %v\n%s", path, err, out)
+		}
+		if f == PCAPNG {
+			if st := ifcs[0]; !st.HasStats || st.IfRecv != 10 || st.OSDrop != 7 || st.IfDrop != 7 || st.UsrDeliv != 3 || st.Name != "tap0" {
+				t.Errorf("pcapng interface %+v, want statistics received 10, dropped 7, delivered 3", st)
+			}
+			if !strings.Contains(string(out), "Number of stat entries = 1") {
+				t.Errorf("capinfos finds no statistics block:\n%s", out)
+			}
+		}
+		if out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch").Output(); err != nil || !strings.Contains(string(out), "1800000000.123456789") {
+			t.Errorf("tshark -r %s: %v %q, want nanosecond time 1800000000.123456789", path, err, out)
+		}
+	}
 }

@@ -5,33 +5,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/nsjoin"
 )
 
-// LinkType is a pcap LINKTYPE_ value: what the bytes of a packet start with.
-type LinkType uint16
-
-const (
-	// LinkEthernet: packets start with an Ethernet header (LINKTYPE_ETHERNET).
-	LinkEthernet LinkType = 1
-	// LinkRaw: packets start with an IPv4 or IPv6 header (LINKTYPE_RAW).
-	LinkRaw LinkType = 101
-	// LinkLinuxSLL: packets start with a 16-byte Linux cooked header
-	// (LINKTYPE_LINUX_SLL), as for tcpdump -i any.
-	LinkLinuxSLL LinkType = 113
+// LinkType, Interface, Packet and Stats are pktout's: capture hands its
+// packets to pktout's writers and summaries.
+type (
+	LinkType  = pktout.LinkType
+	Interface = pktout.Interface
+	Packet    = pktout.Packet
+	Stats     = pktout.Stats
 )
 
-func (l LinkType) String() string {
-	switch l {
-	case LinkEthernet:
-		return "EN10MB"
-	case LinkRaw:
-		return "RAW"
-	case LinkLinuxSLL:
-		return "LINUX_SLL"
-	}
-	return fmt.Sprintf("LINKTYPE(%d)", uint16(l))
-}
+const (
+	LinkEthernet = pktout.LinkEthernet
+	LinkRaw      = pktout.LinkRaw
+	LinkLinuxSLL = pktout.LinkLinuxSLL
+)
 
 const (
 	// DefaultSnaplen keeps whole packets, GRO/GSO super-frames included
@@ -82,62 +73,7 @@ type Target struct {
 }
 
 // Owner names the container (and pod) a namespace belongs to.
-type Owner struct {
-	Runtime      string `json:"runtime,omitempty"`
-	ContainerID  string `json:"container_id,omitempty"`
-	Container    string `json:"container,omitempty"`
-	Pod          string `json:"pod,omitempty"`
-	PodNamespace string `json:"pod_namespace,omitempty"`
-}
-
-// Interface is one capture socket: one interface (or "any") in one
-// namespace. It becomes one pcapng interface description block.
-type Interface struct {
-	// ID is the interface's position in Capture.Interfaces, which is also
-	// its pcapng interface ID.
-	ID int
-	// Name is DEVICE@LABEL, like eth0@ns1 or any@4026532281.
-	Name string
-	// Device is the interface name inside the namespace, or "any".
-	Device string
-	// Label names the namespace: its ip-netns name or its inode.
-	Label string
-	// Namespace is the kernel's name of the namespace, net:[INODE].
-	Namespace string
-	// Description says which namespace this is: container, inode, name,
-	// PID, reference.
-	Description string
-	// Owner is the Target's Owner.
-	Owner    *Owner
-	LinkType LinkType
-	Snaplen  int
-	// Filter is the filter expression, as given.
-	Filter string
-}
-
-// Packet is one captured packet. Its byte slices are valid only during the
-// Handler.Packet call that receives it.
-type Packet struct {
-	Interface *Interface
-	// Time is the kernel's receive timestamp in nanoseconds since the epoch.
-	Time int64
-	// Length is the packet's length on the wire.
-	Length int
-	// Head holds bytes the capture puts before Data: a Linux cooked header
-	// for "any", or the start of an Ethernet frame with its VLAN tag
-	// put back. Usually empty.
-	Head []byte
-	// Data is the packet as captured, possibly cut at the snaplen.
-	Data []byte
-	// Outgoing is true for packets the namespace sent.
-	Outgoing bool
-}
-
-// CaptureLength is the number of bytes captured: len(Head)+len(Data).
-func (p *Packet) CaptureLength() int { return len(p.Head) + len(p.Data) }
-
-// Timestamp returns Time as a time.Time.
-func (p *Packet) Timestamp() time.Time { return time.Unix(0, p.Time) }
+type Owner = pktout.Owner
 
 // Handler receives what Run captures, from one goroutine at a time, in
 // timestamp order.
@@ -154,17 +90,6 @@ type Handler interface {
 	// Its socket is closed by then. After ErrNamespaceGone the caller may
 	// close the namespace handle, so the namespace can be freed.
 	Ended(ifc *Interface, reason error)
-}
-
-// Stats are one interface's counters, kept in 64 bits.
-type Stats struct {
-	// Received counts packets that passed the filter in the kernel
-	// (tcpdump's "received by filter"), dropped ones included.
-	Received uint64
-	// Dropped counts packets the kernel dropped because the ring was full.
-	Dropped uint64
-	// Captured counts packets handed to the Handler.
-	Captured uint64
 }
 
 var (

@@ -28,9 +28,10 @@
 //
 // With several sockets, Run merges their packets in timestamp order; a part
 // whose namespace or interface goes away ends with a note (Handler.Ended),
-// the others go on. Writers for pcap and pcapng (one interface block per
-// socket, with interface statistics including kernel drops) and for one-line
-// packet summaries are in this package too.
+// the others go on. Its Packet, Interface and Stats are package pktout's,
+// whose writers turn them into pcap and pcapng (one interface block per
+// socket, with interface statistics including kernel drops) and one-line or
+// JSON summaries.
 //
 // # Privileges and namespaces
 //

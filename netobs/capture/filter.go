@@ -48,7 +48,7 @@ const (
 
 // dlt returns libpcap's DLT_ value for a link type, which pcap_open_dead
 // wants (it differs from the LINKTYPE_ value for raw IP).
-func (l LinkType) dlt() int {
+func dlt(l LinkType) int {
 	switch l {
 	case LinkRaw:
 		return 12 // DLT_RAW on Linux

@@ -103,7 +103,7 @@ func compileExprMode(expr string, link LinkType, snaplen int, tryLive bool) ([]i
 		// another goroutine from inheriting them until they are closed.
 		syscall.ForkLock.RLock()
 	}
-	rc := C.netobs_compile(C.int(link.dlt()), C.int(snaplen), cexpr, &prog, errbuf, C.PCAP_ERRBUF_SIZE, try, &live)
+	rc := C.netobs_compile(C.int(dlt(link)), C.int(snaplen), cexpr, &prog, errbuf, C.PCAP_ERRBUF_SIZE, try, &live)
 	if tryLive {
 		syscall.ForkLock.RUnlock()
 	}

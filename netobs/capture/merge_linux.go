@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -293,12 +292,12 @@ func (rd *reader) run() {
 		s := srcs[i]
 		r := s.r
 		for !s.ended {
-			bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
-			if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
+			bd := r.block()
+			if atomic.LoadUint32(&bd.Block_status)&unix.TP_STATUS_USER == 0 {
 				break
 			}
 			r.readBlock(bd, s) // a source never fails a packet
-			atomic.StoreUint32(&bd.Status, tpStatusKernel)
+			atomic.StoreUint32(&bd.Block_status, unix.TP_STATUS_KERNEL)
 			r.cur = (r.cur + 1) % r.nblocks
 			if s.blocks++; s.blocks%16 == 0 {
 				if err := r.periodic(); err != nil {
@@ -326,8 +325,8 @@ func (rd *reader) run() {
 					if s.ended {
 						continue
 					}
-					bd := (*blockDesc)(unsafe.Pointer(&s.r.mem[s.r.cur*s.r.blockSize]))
-					if atomic.LoadUint32(&bd.NumPkts) != 0 {
+					bd := s.r.block()
+					if atomic.LoadUint32(&bd.Num_pkts) != 0 {
 						pending = true
 					}
 				}

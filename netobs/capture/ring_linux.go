@@ -14,44 +14,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Kernel layout of a TPACKET_V3 ring (linux/if_packet.h).
-type blockDesc struct {
-	Version          uint32
-	OffsetToPriv     uint32
-	Status           uint32
-	NumPkts          uint32
-	OffsetToFirstPkt uint32
-	BlkLen           uint32
-	SeqNum           uint64
-	// the timestamps of the first and last packet follow
-}
-
-type tpacket3Hdr struct {
-	NextOffset uint32
-	Sec        uint32
-	Nsec       uint32
-	Snaplen    uint32
-	Len        uint32
-	Status     uint32
-	Mac        uint16
-	Net        uint16
-	RxHash     uint32
-	VlanTCI    uint32
-	VlanTPID   uint16
-	_          uint16
-	_          [8]uint8
+// block returns the header of the ring's current block: the kernel's
+// struct tpacket_block_desc, whose union holds a tpacket_hdr_v1.
+func (r *ring) block() *unix.TpacketHdrV1 {
+	bd := (*unix.TpacketBlockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
+	return (*unix.TpacketHdrV1)(unsafe.Pointer(&bd.Hdr))
 }
 
 const (
-	tpacket3HdrLen = 48 // TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
-	tpStatusKernel = 0
-	tpStatusUser   = 1
-	tpStatusVlan   = 0x10 // TP_STATUS_VLAN_VALID
-	tpStatusTPID   = 0x40 // TP_STATUS_VLAN_TPID_VALID
-
-	arphrdEther    = 1
-	arphrdLoopback = 772
-	arphrdNone     = 0xfffe
+	// tpacket3HdrLen is TPACKET_ALIGN(sizeof(struct tpacket3_hdr)): where
+	// the sockaddr_ll follows each packet's header.
+	tpacket3HdrLen = (unix.SizeofTpacket3Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
 
 	pollInterval  = 250 * time.Millisecond
 	statsInterval = time.Second
@@ -116,9 +89,9 @@ func openRing(t Target, device string, cfg Config, comp *compiler, ifc *Interfac
 			return r, err
 		}
 		switch hw {
-		case arphrdEther, arphrdLoopback:
+		case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
 			link = LinkEthernet
-		case arphrdNone:
+		case unix.ARPHRD_NONE:
 			link = LinkRaw
 		default:
 			// Link headers libpcap would have to translate: read them
@@ -307,10 +280,10 @@ func (r *ring) read(s sink) error {
 	blocks := 0
 	var stopAt time.Time
 	for {
-		bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
-		if atomic.LoadUint32(&bd.Status)&tpStatusUser != 0 {
+		bd := r.block()
+		if atomic.LoadUint32(&bd.Block_status)&unix.TP_STATUS_USER != 0 {
 			err := r.readBlock(bd, s)
-			atomic.StoreUint32(&bd.Status, tpStatusKernel)
+			atomic.StoreUint32(&bd.Block_status, unix.TP_STATUS_KERNEL)
 			r.cur = (r.cur + 1) % r.nblocks
 			if err != nil {
 				return err
@@ -330,7 +303,7 @@ func (r *ring) read(s sink) error {
 			// Packets in the block the kernel is still filling count as
 			// received; wait for the block timeout to hand them over, so
 			// a stopped capture keeps them.
-			if atomic.LoadUint32(&bd.NumPkts) == 0 || time.Since(stopAt) > 2*r.blockTO+20*time.Millisecond {
+			if atomic.LoadUint32(&bd.Num_pkts) == 0 || time.Since(stopAt) > 2*r.blockTO+20*time.Millisecond {
 				return nil
 			}
 			fds[1].Fd = -1 // the eventfd stays readable; poll the socket only
@@ -367,11 +340,11 @@ func (r *ring) read(s sink) error {
 func (r *ring) endPart(s sink, why error) error {
 	deadline := time.Now().Add(2*r.blockTO + 20*time.Millisecond)
 	for {
-		bd := (*blockDesc)(unsafe.Pointer(&r.mem[r.cur*r.blockSize]))
-		if atomic.LoadUint32(&bd.Status)&tpStatusUser == 0 {
+		bd := r.block()
+		if atomic.LoadUint32(&bd.Block_status)&unix.TP_STATUS_USER == 0 {
 			// The block being filled holds packets counted as received:
 			// wait for the block timeout to hand it over.
-			if atomic.LoadUint32(&bd.NumPkts) == 0 || time.Now().After(deadline) {
+			if atomic.LoadUint32(&bd.Num_pkts) == 0 || time.Now().After(deadline) {
 				break
 			}
 			fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
@@ -379,7 +352,7 @@ func (r *ring) endPart(s sink, why error) error {
 			continue
 		}
 		err := r.readBlock(bd, s)
-		atomic.StoreUint32(&bd.Status, tpStatusKernel)
+		atomic.StoreUint32(&bd.Block_status, unix.TP_STATUS_KERNEL)
 		r.cur = (r.cur + 1) % r.nblocks
 		if err != nil {
 			return err
@@ -437,16 +410,18 @@ func (r *ring) socketError() error {
 	return os.NewSyscallError("capture socket", unix.Errno(soerr))
 }
 
-func (r *ring) readBlock(bd *blockDesc, s sink) error {
-	base := unsafe.Pointer(bd)
-	off := uintptr(bd.OffsetToFirstPkt)
-	n := int(bd.NumPkts)
+func (r *ring) readBlock(bd *unix.TpacketHdrV1, s sink) error {
+	// Offsets count from the start of the block, where the descriptor
+	// holding bd starts.
+	base := unsafe.Add(unsafe.Pointer(bd), -int(unsafe.Offsetof(unix.TpacketBlockDesc{}.Hdr)))
+	off := uintptr(bd.Offset_to_first_pkt)
+	n := int(bd.Num_pkts)
 	var p Packet
 	p.Interface = r.ifc
 	cooked := r.ifc.LinkType == LinkLinuxSLL
 	for i := 0; i < n; i++ {
-		h := (*tpacket3Hdr)(unsafe.Add(base, off))
-		off += uintptr(h.NextOffset)
+		h := (*unix.Tpacket3Hdr)(unsafe.Add(base, off))
+		off += uintptr(h.Next_offset)
 		sll := (*unix.RawSockaddrLinklayer)(unsafe.Add(unsafe.Pointer(h), tpacket3HdrLen))
 		if sll.Pkttype == unix.PACKET_OUTGOING && int(sll.Ifindex) == r.loIndex {
 			// Loopback shows each packet twice, outgoing and incoming;
@@ -463,16 +438,16 @@ func (r *ring) readBlock(bd *blockDesc, s sink) error {
 			r.cookedHeader(sll)
 			p.Head = r.head[:]
 			p.Length += sllHeaderLen
-		} else if h.Status&tpStatusVlan != 0 && r.ifc.LinkType == LinkEthernet && len(data) >= 12 {
+		} else if h.Status&unix.TP_STATUS_VLAN_VALID != 0 && r.ifc.LinkType == LinkEthernet && len(data) >= 12 {
 			// The NIC or veth took the VLAN tag off; put it back, as
 			// libpcap does, so the frame is what was on the wire.
 			tpid := uint16(unix.ETH_P_8021Q)
-			if h.Status&tpStatusTPID != 0 {
-				tpid = h.VlanTPID
+			if h.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+				tpid = h.Hv1.Vlan_tpid
 			}
 			copy(r.head[:12], data[:12])
 			binary.BigEndian.PutUint16(r.head[12:], tpid)
-			binary.BigEndian.PutUint16(r.head[14:], uint16(h.VlanTCI))
+			binary.BigEndian.PutUint16(r.head[14:], uint16(h.Hv1.Vlan_tci))
 			p.Head = r.head[:16]
 			p.Data = data[12:]
 			p.Length += 4

@@ -75,10 +75,15 @@ func TestEachKind(t *testing.T) {
 	ns := nsopen.Open(t, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch, err := Watch(ctx, ns, KindsAll)
+	w, err := New(ctx, []*nsjoin.NS{ns}, Options{Kinds: KindsAll})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Changes made before the initial state is read may arrive as
+	// changes of objects the dump already holds (a link "added" before
+	// the dump is reported as changed): wait for it.
+	<-w.Ready()
+	ch := w.Events()
 	br, br2 := nstest.UniqueName("br"), nstest.UniqueName("br")
 	steps := []struct {
 		do     []string

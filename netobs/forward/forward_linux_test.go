@@ -69,7 +69,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 		}
 	}()
 	time.Sleep(50 * time.Millisecond)
-	baseG, baseS := runtime.NumGoroutine(), socketFDs()
+	baseG, baseS := nstest.Goroutines(), socketFDs()
 
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
@@ -118,7 +118,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 	}
 	var g, s int
 	for i := 0; i < 400; i++ {
-		if g, s = runtime.NumGoroutine(), socketFDs(); g <= baseG && s <= baseS {
+		if g, s = nstest.Goroutines(), socketFDs(); g <= baseG && s <= baseS {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -2,7 +2,7 @@
 // Linux network namespace.
 //
 // Each call creates its socket inside the namespace with nsjoin's Do (a
-// fresh thread locked, switched, and switched back), binds or starts the
+// thread locked, switched, and switched back), binds or starts the
 // connection there, and returns the file descriptor to the host as an
 // ordinary *net.TCPListener, *net.TCPConn, *net.UDPConn, *net.UnixListener
 // or *net.UnixConn. A socket stays in the namespace it was created in, so

@@ -1,4 +1,4 @@
-package capture
+package pktout
 
 import (
 	"bufio"
@@ -22,8 +22,14 @@ type SummaryWriter struct {
 }
 
 // NewSummaryWriter writes text lines, or JSON objects when asJSON is set.
+// If w is a *bufio.Writer, lines go straight into it, so the caller may
+// write lines of its own between them.
 func NewSummaryWriter(w io.Writer, asJSON bool) *SummaryWriter {
-	sw := &SummaryWriter{w: bufio.NewWriter(w), json: asJSON}
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = bufio.NewWriterSize(w, 64<<10)
+	}
+	sw := &SummaryWriter{w: bw, json: asJSON}
 	sw.enc = json.NewEncoder(sw.w)
 	sw.enc.SetEscapeHTML(false)
 	return sw
@@ -97,12 +103,12 @@ func Summarize(p *Packet) PacketSummary {
 	// when -s cut it: taken from the IP header, not from what was kept.
 	var ipPayload []byte // the IP payload as captured
 	ipPayloadWire := -1  // and its length on the wire
-	if l := pkt.Layer(layers.LayerTypeIPv4); l != nil {
-		ip := l.(*layers.IPv4)
+	// A header too short to decode leaves a layer without addresses:
+	// summarise such a packet by its link layer.
+	if ip, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok && ip.SrcIP != nil {
 		s.Src, s.Dst, ipProto = ip.SrcIP.String(), ip.DstIP.String(), "IP"
 		ipPayload, ipPayloadWire = ip.Payload, int(ip.Length)-int(ip.IHL)*4
-	} else if l := pkt.Layer(layers.LayerTypeIPv6); l != nil {
-		ip := l.(*layers.IPv6)
+	} else if ip, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok && ip.SrcIP != nil {
 		s.Src, s.Dst, ipProto = ip.SrcIP.String(), ip.DstIP.String(), "IP6"
 		ipPayload, ipPayloadWire = ip.Payload, int(ip.Length)
 	}

@@ -1,4 +1,4 @@
-package capture_test
+package pktout_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/netobs/netobs/internal/nstest"
-	"github.com/netobs/netobs/netobs/capture"
+	"github.com/netobs/netobs/netobs/pktout"
 )
 
 // frames returns Ethernet frames of the kinds the summary names: ICMP and
@@ -64,16 +64,16 @@ var lengthRE = regexp.MustCompile(`length (\d+)`)
 func TestSummaryMatchesTcpdump(t *testing.T) {
 	nstest.RequireTools(t, "tcpdump")
 	for _, snap := range []int{262144, 60} {
-		ifc := &capture.Interface{Name: "eth0@x", LinkType: capture.LinkEthernet, Snaplen: snap}
+		ifc := &pktout.Interface{Name: "eth0@x", LinkType: pktout.LinkEthernet, Snaplen: snap}
 		var file bytes.Buffer
-		w, err := capture.NewPcapWriter(&file, ifc)
+		w, err := pktout.NewPcapWriter(&file, ifc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ours []string
 		for i, f := range frames(t) {
-			p := &capture.Packet{Interface: ifc, Time: int64(i+1) * 1e9, Length: len(f), Data: f[:min(len(f), snap)]}
-			ours = append(ours, capture.Summarize(p).Summary)
+			p := &pktout.Packet{Interface: ifc, Time: int64(i+1) * 1e9, Length: len(f), Data: f[:min(len(f), snap)]}
+			ours = append(ours, pktout.Summarize(p).Summary)
 			w.Packet(p)
 		}
 		w.Flush()
@@ -117,11 +117,13 @@ func FuzzSummarize(f *testing.F) {
 		f.Add(fr[14:], uint16(101), uint16(len(fr)))
 		f.Add(append(make([]byte, 16), fr[14:]...), uint16(113), uint16(len(fr)+2))
 	}
+	f.Add([]byte{0x45, 0, 0}, uint16(101), uint16(3)) // an IPv4 header cut short
+	f.Add([]byte{0x60, 0, 0}, uint16(101), uint16(3))
 	f.Fuzz(func(t *testing.T, data []byte, link uint16, wire uint16) {
-		ifc := &capture.Interface{Name: "x@y", LinkType: capture.LinkType(link)}
-		p := &capture.Packet{Interface: ifc, Length: max(int(wire), len(data)), Data: data}
-		s := capture.Summarize(p)
-		if strings.ContainsAny(s.Summary, "\n\r") || s.Length != p.Length || s.CapLen != len(data) {
+		ifc := &pktout.Interface{Name: "x@y", LinkType: pktout.LinkType(link)}
+		p := &pktout.Packet{Interface: ifc, Length: max(int(wire), len(data)), Data: data}
+		s := pktout.Summarize(p)
+		if strings.ContainsAny(s.Summary, "\n\r") || strings.Contains(s.Summary, "<nil>") || s.Length != p.Length || s.CapLen != len(data) {
 			t.Fatalf("summary %+v", s)
 		}
 	})

@@ -1,4 +1,4 @@
-package capture
+package pktout
 
 import (
 	"encoding/binary"
