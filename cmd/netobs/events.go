@@ -33,11 +33,20 @@ it came from (net:[INODE], then its ip-netns name or a PID in it).
 
 Without NSREF it watches netobs's own namespace. With --all it watches every
 network namespace on the system, picks up new ones (named ones at once,
-process ones within --rescan) and reports those that go away.
+process ones within --rescan) and reports those that go away. A namespace
+found after the start is reported as appeared, followed by its state as
+initial events: what was made in it before netobs subscribed is not lost.
+A namespace that lives only briefly may be missed: a named one that is
+gone within about 10ms of its creation, a process one that lives less than
+--rescan (default 1s, at least 10ms, at most 1h).
 
 If the kernel drops events because they arrive faster than they are read
 (ENOBUFS), events reads the namespace's state again and prints a RESYNC
-event listing what changed: no loss passes silently.`,
+event listing what changed: no loss passes silently.
+
+Only messages from the kernel are believed: a process inside a watched
+namespace can send netlink messages to netobs's sockets there; they are
+dropped and counted in the totals printed at the end ("forged").`,
 		Example: `  netobs events ns1 ns2
   netobs events --all --kinds link,addr
   netobs events --initial --json 1234
@@ -52,6 +61,9 @@ event listing what changed: no loss passes silently.`,
 			}
 			if count < 0 {
 				return usageErrorf("events: --count must be 0 (no limit) or more, not %d", count)
+			}
+			if rescan < events.MinRescan || rescan > events.MaxRescan {
+				return usageErrorf("events: --rescan %q out of range: give a duration from %v to %v", c.Flags().Lookup("rescan").Value.String(), events.MinRescan, events.MaxRescan)
 			}
 			if !all && len(args) == 0 {
 				args = []string{"self"}
@@ -96,7 +108,7 @@ event listing what changed: no loss passes silently.`,
 	f.BoolVar(&initial, "initial", false, "print the objects present at the start first (and of namespaces found later)")
 	f.BoolVar(&all, "all", false, "watch every network namespace on the system, including ones created later")
 	f.IntVarP(&count, "count", "c", 0, "exit after `N` events (initial state not counted; 0: no limit)")
-	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces")
+	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces (10ms to 1h); a process's namespace that lives less is missed")
 	f.IntVar(&rcvbuf, "rcvbuf", events.DefaultRcvBuf, "receive buffer per namespace in `bytes` (tiny values provoke overflow, for testing)")
 	f.MarkHidden("rcvbuf")
 	return cmd
@@ -106,7 +118,7 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 	out := bufio.NewWriterSize(a.stdout, 32<<10)
 	enc := json.NewEncoder(out)
 	ch := w.Events()
-	n := 0
+	printed, initial := 0, 0
 	for ev := range ch {
 		var err error
 		if jsonOut {
@@ -114,9 +126,11 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 		} else {
 			err = events.WriteText(out, ev)
 		}
-		if ev.Action != events.Initial {
-			n++
+		printed++
+		if ev.Action == events.Initial {
+			initial++
 		}
+		n := printed - initial
 		// Flush when nothing else is waiting: bursts are written in large
 		// writes, a lone event at once.
 		if err == nil && (len(ch) == 0 || (count > 0 && n >= count)) {
@@ -133,8 +147,10 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("events: write: %w", err)
 	}
+	// What was printed, not what the watcher delivered: with --count the
+	// last events delivered are never read.
 	st := w.Stats()
-	fmt.Fprintf(a.stderr, "events: %d events, %d resyncs after overflow\n", st.Events, st.Resyncs)
+	fmt.Fprintf(a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n", printed, initial, st.Resyncs, st.Forged)
 	if err := w.Err(); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
