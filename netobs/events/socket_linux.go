@@ -104,26 +104,44 @@ func dumpRequest(kind Kind, seq uint32) []byte {
 	return b
 }
 
-// dumpKind asks the kernel on fd (a blocking socket of the namespace) for
-// every object of kind and calls fn for each message of the answer.
-// Datagrams not from the kernel are dropped and counted in forged.
-func dumpKind(fd int, kind Kind, buf []byte, forged *atomic.Uint64, fn func(h *unix.NlMsghdr, payload []byte) error) error {
+// dumpSlice is the receive timeout of a dump socket: how often a dump
+// waiting for the kernel looks whether the watcher is closing.
+const dumpSlice = 100 * time.Millisecond
+
+// dumpWait bounds the wait for each datagram of a dump, so a kernel that
+// never answers cannot hang the watcher.
+const dumpWait = 5 * time.Second
+
+// dumpKind asks the kernel on fd (a blocking socket of the namespace,
+// with a receive timeout of dumpSlice) for every object of kind and calls
+// fn for each message of the answer. Datagrams not from the kernel are
+// dropped and counted in forged. It returns errStop as soon as closing
+// says so.
+func dumpKind(fd int, kind Kind, buf []byte, forged *atomic.Uint64, closing func() bool, fn func(h *unix.NlMsghdr, payload []byte) error) error {
 	seq := dumpSeq.Add(1)
 	if err := unix.Sendto(fd, dumpRequest(kind, seq), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return os.NewSyscallError("sendto", err)
 	}
 	intr := false
+	waited := time.Duration(0)
 	for {
+		if closing() {
+			return errStop
+		}
 		n, rflags, kernel, err := nlwire.Recv(fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			if err == unix.EAGAIN {
-				return fmt.Errorf("dump %s: no answer from the kernel in time", kind)
+		if err == unix.EAGAIN {
+			if waited += dumpSlice; waited >= dumpWait {
+				return fmt.Errorf("dump %s: no answer from the kernel in %v", kind, dumpWait)
 			}
+			continue
+		}
+		if err != nil {
 			return os.NewSyscallError("recvmsg", err)
 		}
+		waited = 0
 		if !kernel {
 			forged.Add(1)
 			continue

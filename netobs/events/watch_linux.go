@@ -130,7 +130,13 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	ok := false
 	defer func() {
 		if !ok {
+			if w.stop != nil {
+				w.stop()
+			}
 			w.release()
+			w.markReady()
+			close(w.out)
+			close(w.exited) // a Close the context started returns
 		}
 	}()
 	var err error
@@ -143,6 +149,10 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	if err := w.poll(w.wakefd); err != nil {
 		return nil, err
 	}
+	// Registered before the namespaces are opened, so that a cancel
+	// during a long start (thousands of namespaces with All) cuts it
+	// short: the loops below stop adding, and the poller ends at once.
+	w.stop = context.AfterFunc(ctx, func() { w.Close() })
 	var labels map[nsKey]*sighting
 	if len(nss) > 0 {
 		// One look at /run/netns and /proc gives the names and PIDs the
@@ -150,11 +160,14 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 		labels = scanSystem()
 	}
 	for _, ns := range nss {
+		if w.closing() {
+			break
+		}
 		if err := w.addExplicit(ns, labels); err != nil {
 			return nil, err
 		}
 	}
-	if opts.All {
+	if opts.All && !w.closing() {
 		d, err := w.startDiscovery()
 		if err != nil {
 			return nil, err
@@ -162,7 +175,6 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 		w.disc = d
 	}
 	ok = true
-	w.stop = context.AfterFunc(ctx, func() { w.Close() })
 	go w.run()
 	return w, nil
 }
@@ -454,6 +466,9 @@ func (w *Watcher) run() {
 // refreshes those that need it.
 func (w *Watcher) settle() error {
 	for len(w.fresh) > 0 {
+		if w.closing() {
+			return errStop
+		}
 		n := w.fresh[0]
 		w.fresh = w.fresh[1:]
 		if w.byKey[n.key] != n {
@@ -464,6 +479,9 @@ func (w *Watcher) settle() error {
 		}
 	}
 	for _, n := range w.byKey {
+		if w.closing() {
+			return errStop
+		}
 		if n.overflow {
 			if err := w.resync(n); err != nil {
 				return err
@@ -484,6 +502,9 @@ func (w *Watcher) settle() error {
 // asked to.
 func (w *Watcher) start(n *nsw) error {
 	recs, err := w.dump(n, w.dumpKinds())
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("read state: %w", err))
 	}
@@ -547,7 +568,7 @@ func (w *Watcher) dump(n *nsw, kinds []Kind) ([]record, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if err := setRecvTimeout(fd, 5*time.Second); err != nil {
+	if err := setRecvTimeout(fd, dumpSlice); err != nil {
 		return nil, err
 	}
 	if err := nlwire.ConnectKernel(fd); err != nil {
@@ -582,7 +603,7 @@ func (w *Watcher) dumpOnce(fd int, n *nsw, kinds []Kind) ([]record, error) {
 		return n.name(i)
 	}
 	for _, k := range kinds {
-		err := dumpKind(fd, k, w.buf, &w.forged, func(h *unix.NlMsghdr, payload []byte) error {
+		err := dumpKind(fd, k, w.buf, &w.forged, w.closing, func(h *unix.NlMsghdr, payload []byte) error {
 			r, ok, err := parse(h, payload, resolve)
 			if err != nil || !ok {
 				return err
@@ -817,6 +838,9 @@ func (w *Watcher) resync(n *nsw) error {
 	}
 	kinds := w.dumpKinds()
 	recs, err := w.dump(n, kinds)
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("resync after overflow: %w", err))
 	}
@@ -855,6 +879,9 @@ func (w *Watcher) refreshAfterLinkDown(n *nsw) error {
 		return nil
 	}
 	recs, err := w.dump(n, kinds)
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("re-read routes after link down: %w", err))
 	}
