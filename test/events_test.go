@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netobs/netobs/internal/nstest"
 )
 
@@ -591,5 +593,76 @@ func TestEventsCountPrinted(t *testing.T) {
 	}
 	if n != 1 || !strings.Contains(p.errText(), "events: 1 events printed") {
 		t.Errorf("--count 1 printed %d lines; stderr %q, want one and a total of 1", n, p.errText())
+	}
+}
+
+// TestEventsStopWithStdoutUnread: SIGTERM ends netobs events even when
+// nobody reads its standard output any more (the pipe is full and a write
+// blocks): the totals are printed and it exits 1, saying so.
+func TestEventsStopWithStdoutUnread(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	cmd := exec.Command(netobsBin, "events", "--json", "--kinds", "addr", ns)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	for !strings.Contains(stderr.String(), "events: watching") {
+		select {
+		case <-exited:
+			t.Fatalf("netobs exited: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var batch strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&batch, "addr add 10.68.%d.%d/32 dev lo\n", i/250, i%250+1)
+	}
+	f := filepath.Join(t.TempDir(), "batch")
+	os.WriteFile(f, []byte(batch.String()), 0o644)
+	nstest.Run(t, "ip", "-n", ns, "-batch", f)
+	// Wait until the pipe holds something: with a one-page pipe and some
+	// 280 KB of events to write, netobs is then blocked writing.
+	rc, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for queued := 0; queued < 2048; {
+		rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) // FIONREAD
+		select {
+		case <-exited:
+			t.Fatalf("netobs exited: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("netobs events still running 60s after SIGTERM with its output unread: %s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
+		t.Errorf("exit %d, stderr %q; want 1, the totals and why", code, stderr.String())
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netobs/netobs/netobs/events"
@@ -46,7 +48,11 @@ event listing what changed: no loss passes silently.
 
 Only messages from the kernel are believed: a process inside a watched
 namespace can send netlink messages to netobs's sockets there; they are
-dropped and counted in the totals printed at the end ("forged").`,
+dropped and counted in the totals printed at the end ("forged").
+
+SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
+stderr (exit 0); if nothing reads standard output for 2s after the signal,
+it gives up on the output, prints the totals and exits 1.`,
 		Example: `  netobs events ns1 ns2
   netobs events --all --kinds link,addr
   netobs events --initial --json 1234
@@ -97,7 +103,23 @@ dropped and counted in the totals printed at the end ("forged").`,
 				case <-a.ctx.Done():
 				}
 			}()
-			err = printEvents(a, w, jsonOut, count)
+			pr := &printer{a: a, w: w}
+			printed := make(chan error, 1)
+			go func() { printed <- pr.run(jsonOut, count) }()
+			select {
+			case err = <-printed:
+			case <-a.ctx.Done():
+				// Stopped: the watcher ends at once and the printer flushes
+				// what is left, unless nobody reads standard output. Then a
+				// write blocks for good; that must not keep netobs running.
+				select {
+				case err = <-printed:
+				case <-time.After(outputGrace):
+					w.Close()
+					pr.totals()
+					err = fmt.Errorf("events: write: standard output not read for %v after the stop; giving up", outputGrace)
+				}
+			}
 			<-said
 			return err
 		},
@@ -114,11 +136,22 @@ dropped and counted in the totals printed at the end ("forged").`,
 	return cmd
 }
 
-func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
-	out := bufio.NewWriterSize(a.stdout, 32<<10)
+// outputGrace is how long events waits, once stopped, for its output to
+// be written.
+const outputGrace = 2 * time.Second
+
+// printer writes a watcher's events to standard output.
+type printer struct {
+	a               *app
+	w               *events.Watcher
+	printed, initNo atomic.Int64 // events written, and the initial ones among them
+	once            sync.Once
+}
+
+func (p *printer) run(jsonOut bool, count int) error {
+	out := bufio.NewWriterSize(p.a.stdout, 32<<10)
 	enc := json.NewEncoder(out)
-	ch := w.Events()
-	printed, initial := 0, 0
+	ch := p.w.Events()
 	for ev := range ch {
 		var err error
 		if jsonOut {
@@ -126,11 +159,12 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 		} else {
 			err = events.WriteText(out, ev)
 		}
-		printed++
+		printed := p.printed.Add(1)
+		initial := p.initNo.Load()
 		if ev.Action == events.Initial {
-			initial++
+			initial = p.initNo.Add(1)
 		}
-		n := printed - initial
+		n := int(printed - initial)
 		// Flush when nothing else is waiting: bursts are written in large
 		// writes, a lone event at once.
 		if err == nil && (len(ch) == 0 || (count > 0 && n >= count)) {
@@ -143,16 +177,23 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 			break
 		}
 	}
-	w.Close()
+	p.w.Close()
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("events: write: %w", err)
 	}
-	// What was printed, not what the watcher delivered: with --count the
-	// last events delivered are never read.
-	st := w.Stats()
-	fmt.Fprintf(a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n", printed, initial, st.Resyncs, st.Forged)
-	if err := w.Err(); err != nil {
+	p.totals()
+	if err := p.w.Err(); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	return nil
+}
+
+// totals prints the final counts, once: what was printed, not what the
+// watcher delivered (with --count the last events delivered are not read).
+func (p *printer) totals() {
+	p.once.Do(func() {
+		st := p.w.Stats()
+		fmt.Fprintf(p.a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n",
+			p.printed.Load(), p.initNo.Load(), st.Resyncs, st.Forged)
+	})
 }
