@@ -610,6 +610,7 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// One page: a few events fill it.
 	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -642,14 +643,9 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "batch")
 	os.WriteFile(f, []byte(batch.String()), 0o644)
 	nstest.Run(t, "ip", "-n", ns, "-batch", f)
-	// Wait until the pipe holds something: with a one-page pipe and some
-	// 280 KB of events to write, netobs is then blocked writing.
-	rc, err := r.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for queued := 0; queued < 2048; {
-		rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) // FIONREAD
+	// Wait until a thread of netobs is blocked writing to the pipe, which
+	// nobody will read.
+	for !writingPipe(cmd.Process.Pid) {
 		select {
 		case <-exited:
 			t.Fatalf("netobs exited: %s", stderr.String())
@@ -665,4 +661,16 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
 		t.Errorf("exit %d, stderr %q; want 1, the totals and why", code, stderr.String())
 	}
+}
+
+// writingPipe reports whether a thread of process pid sleeps in a pipe
+// write (its wchan is pipe_write, or anon_pipe_write on newer kernels).
+func writingPipe(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && strings.HasSuffix(string(b), "pipe_write") {
+			return true
+		}
+	}
+	return false
 }
