@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -39,8 +40,11 @@ import (
 // NETLINK_ROUTE socket opened in the target namespace.
 
 // tcSock is a NETLINK_ROUTE socket bound to the target namespace for tc
-// filter requests. Its replies are read by nl.NetlinkRequest, which drops
-// messages not sent by the kernel.
+// filter requests. Its replies are read by nl.NetlinkRequest, which fails a
+// request on a message not sent by the kernel; the socket is connected to
+// the kernel, so the kernel refuses what other sockets of the namespace
+// send it, and a process in the target cannot make the mirror's removal
+// fail.
 type tcSock struct{ sh *nl.SocketHandle }
 
 // openTC opens the socket on the calling thread, which must be in the
@@ -49,6 +53,10 @@ func openTC() (*tcSock, error) {
 	s, err := nl.Subscribe(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := nlwire.ConnectKernel(s.GetFd()); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return &tcSock{sh: &nl.SocketHandle{Socket: s}}, nil
 }

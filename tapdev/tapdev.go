@@ -74,6 +74,9 @@ type Config struct {
 // ErrClosed is returned by operations on a closed Device or Queue.
 var ErrClosed = errors.New("device closed")
 
+// ErrGone: the device no longer exists in its namespace (deleted there).
+var ErrGone = errors.New("device gone")
+
 // ErrExists: a device of the requested name is already in the target.
 var ErrExists = errors.New("device exists")
 

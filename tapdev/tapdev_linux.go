@@ -31,6 +31,7 @@ type Device struct {
 	mu     sync.Mutex      // guards h, tc, mirror and closed
 	h      *netlink.Handle // bound to the target namespace; nil once closed
 	tc     *tcSock         // tc filter requests in the target, if mirroring
+	stats  int             // netlink socket of the namespace for Stats, -1 once closed; guarded by mu
 	mirror *mirrorRules    // tc rules Create added, nil if none
 	closed bool
 }
@@ -97,7 +98,7 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 	if nq == 0 {
 		nq = 1
 	}
-	d := &Device{kind: cfg.Kind, ns: ns.String(), nsID: ns.ID(), ref: ns.Ref(), persist: cfg.Persist}
+	d := &Device{kind: cfg.Kind, ns: ns.String(), nsID: ns.ID(), ref: ns.Ref(), persist: cfg.Persist, stats: -1}
 
 	createMu.Lock()
 	defer createMu.Unlock()
@@ -107,6 +108,13 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
 		d.h = h
+		// The netlink library's requests fail on any datagram a process
+		// of the namespace sends them; Stats, which attach polls, reads
+		// its own socket and drops what is not from the kernel.
+		if d.stats, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE); err != nil {
+			d.stats = -1
+			return os.NewSyscallError("socket", err)
+		}
 		if cfg.Mirror != "" {
 			if d.tc, err = openTC(); err != nil {
 				return fmt.Errorf("netlink socket: %w", err)
@@ -141,6 +149,10 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 		return nil
 	})
 	if err != nil {
+		d.undo()
+		return nil, err
+	}
+	if err := d.setupStats(); err != nil {
 		d.undo()
 		return nil, err
 	}
@@ -308,6 +320,7 @@ func (d *Device) undo() {
 	if d.h != nil {
 		d.h.Close()
 	}
+	d.closeStats()
 }
 
 // Close removes the tc rules Create added, closes the queues (the kernel
@@ -336,6 +349,7 @@ func (d *Device) Close() error {
 	}
 	d.h.Close()
 	d.h = nil
+	d.closeStats()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close %s in %s: %w", d.name, d.ref, err)
 	}
@@ -394,27 +408,6 @@ func (d *Device) MirrorGone() bool {
 	}
 	_, err := d.h.LinkByIndex(d.mirror.link.Attrs().Index)
 	return isNotFound(err)
-}
-
-// Stats reads the device's counters in the target namespace.
-func (d *Device) Stats() (Stats, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return Stats{}, fmt.Errorf("stats of %s: %w", d.name, ErrClosed)
-	}
-	link, err := d.h.LinkByIndex(d.index)
-	if err != nil {
-		return Stats{}, fmt.Errorf("stats of %s in %s: %w", d.name, d.ref, err)
-	}
-	s := link.Attrs().Statistics
-	if s == nil {
-		return Stats{}, fmt.Errorf("stats of %s in %s: kernel sent no statistics", d.name, d.ref)
-	}
-	return Stats{
-		RxPackets: s.RxPackets, RxBytes: s.RxBytes, RxDropped: s.RxDropped,
-		TxPackets: s.TxPackets, TxBytes: s.TxBytes, TxDropped: s.TxDropped,
-	}, nil
 }
 
 // Read reads one frame into b. A frame longer than b is truncated.

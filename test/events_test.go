@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netobs/netobs/internal/nstest"
 )
 
@@ -47,8 +49,9 @@ type eventsProc struct {
 	lines  chan string
 	mu     sync.Mutex
 	stderr bytes.Buffer
-	done   chan struct{}
-	seen   []evLine // every event next has read
+	done   chan struct{} // stdout read to its end
+	errEnd chan struct{} // stderr read to its end
+	seen   []evLine      // every event next has read
 }
 
 // startEvents runs netobs events with args and returns once it says it is
@@ -56,7 +59,7 @@ type eventsProc struct {
 func startEvents(t *testing.T, args ...string) *eventsProc {
 	t.Helper()
 	p := &eventsProc{cmd: exec.Command(netobsBin, append([]string{"events"}, args...)...),
-		lines: make(chan string, 1<<16), done: make(chan struct{})}
+		lines: make(chan string, 1<<16), done: make(chan struct{}), errEnd: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +73,7 @@ func startEvents(t *testing.T, args ...string) *eventsProc {
 	}
 	ready := make(chan bool, 1)
 	go func() {
+		defer close(p.errEnd)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -104,6 +108,14 @@ func startEvents(t *testing.T, args ...string) *eventsProc {
 	return p
 }
 
+// wait waits for netobs to exit, having read all it wrote (Wait closes
+// the pipes, so it comes last).
+func (p *eventsProc) wait() {
+	<-p.done
+	<-p.errEnd
+	p.cmd.Wait()
+}
+
 func (p *eventsProc) errText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -114,8 +126,7 @@ func (p *eventsProc) errText() string {
 func (p *eventsProc) stop() int {
 	if p.cmd.ProcessState == nil {
 		p.cmd.Process.Signal(syscall.SIGINT)
-		<-p.done
-		p.cmd.Wait()
+		p.wait()
 	}
 	return p.cmd.ProcessState.ExitCode()
 }
@@ -223,8 +234,7 @@ func TestEventsTextLikeIPMonitor(t *testing.T) {
 	p := startEvents(t, "--kinds", "addr", "--count", "2", ns)
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.66.0.1/8", "dev", "lo")
 	nstest.Run(t, "ip", "-n", ns, "addr", "del", "10.66.0.1/8", "dev", "lo")
-	<-p.done
-	p.cmd.Wait()
+	p.wait()
 	var got []string
 	for l := range p.lines {
 		got = append(got, l)
@@ -399,6 +409,10 @@ func TestEventsBadInput(t *testing.T) {
 		{[]string{"events", "--kinds", "", ns}, 2, "unknown event kind"},
 		{[]string{"events", "--all", ns}, 2, "--all watches every namespace"},
 		{[]string{"events", "--count", "-1", ns}, 2, "--count"},
+		{[]string{"events", "--rescan", "1ns", ns}, 2, `--rescan "1ns" out of range`},
+		{[]string{"events", "--rescan", "0", ns}, 2, `--rescan "0s" out of range`},
+		{[]string{"events", "--rescan", "-1s", ns}, 2, `--rescan "-1s" out of range`},
+		{[]string{"events", "--rescan", "2h", ns}, 2, `--rescan "2h0m0s" out of range`},
 		{[]string{"events", "--bogus"}, 2, "unknown flag"},
 	} {
 		r := netobs(t, tc.args...)
@@ -516,4 +530,147 @@ func TestEventsInitialMatchesIP(t *testing.T) {
 			t.Logf("netobs: %s", g)
 		}
 	}
+}
+
+// TestEventsAllLateNamespace: with --all, what is made in a namespace at
+// once after its creation, before netobs has subscribed to it, is still
+// reported (as its state after "appeared"). Several times, each as fast
+// as ip can.
+func TestEventsAllLateNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := startEvents(t, "--all", "--json", "--kinds", "link")
+	for i := 0; i < 5; i++ {
+		name := nstest.UniqueName("ns")
+		v0, v1 := nstest.UniqueName("lt"), nstest.UniqueName("lt")
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		nstest.Run(t, "sh", "-c", fmt.Sprintf("ip netns add %s && ip -n %s link add %s type veth peer name %s", name, name, v0, v1))
+		p.next(t, v0+" in "+name, func(ev evLine) bool {
+			return ev.Kind == "link" && ev.NS.Name == name && ev.Dev == v0 && ev.Action != "del"
+		})
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d after SIGINT: %s", code, p.errText())
+	}
+}
+
+// TestEventsAllSIGTERMAfterAppeared: SIGTERM soon after a namespace
+// appeared (with a veth made in it at once) ends events --all --json
+// with its totals and status 0.
+func TestEventsAllSIGTERMAfterAppeared(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := startEvents(t, "--all", "--json")
+	name := nstest.UniqueName("ns")
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	nstest.Run(t, "sh", "-c", fmt.Sprintf("ip netns add %s && ip -n %s link add %s type veth peer name %s", name, name, nstest.UniqueName("v"), nstest.UniqueName("v")))
+	p.next(t, "appeared "+name, func(ev evLine) bool { return ev.Action == "appeared" && ev.NS.Name == name })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Signal(syscall.SIGQUIT) // a stack dump for the log
+		p.wait()
+		t.Fatalf("still running after SIGTERM: %s", p.errText())
+	}
+	p.wait()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.errText(), "events printed") {
+		t.Errorf("exit %d after SIGTERM, stderr: %s", code, p.errText())
+	}
+}
+
+// TestEventsCountPrinted: with --count 1 the totals say one event, even
+// when more were waiting to be printed.
+func TestEventsCountPrinted(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	p := startEvents(t, "--kinds", "addr", "--count", "1", ns)
+	f := filepath.Join(t.TempDir(), "batch")
+	os.WriteFile(f, []byte("addr add 10.67.0.1/32 dev lo\naddr add 10.67.0.2/32 dev lo\naddr add 10.67.0.3/32 dev lo\n"), 0o644)
+	nstest.Run(t, "ip", "-n", ns, "-batch", f)
+	p.wait()
+	n := 0
+	for range p.lines {
+		n++
+	}
+	if n != 1 || !strings.Contains(p.errText(), "events: 1 events printed") {
+		t.Errorf("--count 1 printed %d lines; stderr %q, want one and a total of 1", n, p.errText())
+	}
+}
+
+// TestEventsStopWithStdoutUnread: SIGTERM ends netobs events even when
+// nobody reads its standard output any more (the pipe is full and a write
+// blocks): the totals are printed and it exits 1, saying so.
+func TestEventsStopWithStdoutUnread(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	cmd := exec.Command(netobsBin, "events", "--json", "--kinds", "addr", ns)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// One page: a few events fill it.
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	for !strings.Contains(stderr.String(), "events: watching") {
+		select {
+		case <-exited:
+			t.Fatalf("netobs exited: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var batch strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&batch, "addr add 10.68.%d.%d/32 dev lo\n", i/250, i%250+1)
+	}
+	f := filepath.Join(t.TempDir(), "batch")
+	os.WriteFile(f, []byte(batch.String()), 0o644)
+	nstest.Run(t, "ip", "-n", ns, "-batch", f)
+	// Wait until a thread of netobs is blocked writing to the pipe, which
+	// nobody will read.
+	for !writingPipe(cmd.Process.Pid) {
+		select {
+		case <-exited:
+			t.Fatalf("netobs exited: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("netobs events still running 60s after SIGTERM with its output unread: %s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
+		t.Errorf("exit %d, stderr %q; want 1, the totals and why", code, stderr.String())
+	}
+}
+
+// writingPipe reports whether a thread of process pid sleeps in a pipe
+// write (its wchan is pipe_write, or anon_pipe_write on newer kernels).
+func writingPipe(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && strings.HasSuffix(string(b), "pipe_write") {
+			return true
+		}
+	}
+	return false
 }

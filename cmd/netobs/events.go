@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netobs/netobs/netobs/events"
@@ -33,11 +35,24 @@ it came from (net:[INODE], then its ip-netns name or a PID in it).
 
 Without NSREF it watches netobs's own namespace. With --all it watches every
 network namespace on the system, picks up new ones (named ones at once,
-process ones within --rescan) and reports those that go away.
+process ones within --rescan) and reports those that go away. A namespace
+found after the start is reported as appeared, followed by its state as
+initial events: what was made in it before netobs subscribed is not lost.
+A namespace that lives only briefly may be missed: a named one that is
+gone within about 10ms of its creation, a process one that lives less than
+--rescan (default 1s, at least 10ms, at most 1h).
 
 If the kernel drops events because they arrive faster than they are read
 (ENOBUFS), events reads the namespace's state again and prints a RESYNC
-event listing what changed: no loss passes silently.`,
+event listing what changed: no loss passes silently.
+
+Only messages from the kernel are believed: a process inside a watched
+namespace can send netlink messages to netobs's sockets there; they are
+dropped and counted in the totals printed at the end ("forged").
+
+SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
+stderr (exit 0); if nothing reads standard output for 2s after the signal,
+it gives up on the output, prints the totals and exits 1.`,
 		Example: `  netobs events ns1 ns2
   netobs events --all --kinds link,addr
   netobs events --initial --json 1234
@@ -52,6 +67,9 @@ event listing what changed: no loss passes silently.`,
 			}
 			if count < 0 {
 				return usageErrorf("events: --count must be 0 (no limit) or more, not %d", count)
+			}
+			if rescan < events.MinRescan || rescan > events.MaxRescan {
+				return usageErrorf("events: --rescan %q out of range: give a duration from %v to %v", c.Flags().Lookup("rescan").Value.String(), events.MinRescan, events.MaxRescan)
 			}
 			if !all && len(args) == 0 {
 				args = []string{"self"}
@@ -85,7 +103,23 @@ event listing what changed: no loss passes silently.`,
 				case <-a.ctx.Done():
 				}
 			}()
-			err = printEvents(a, w, jsonOut, count)
+			pr := &printer{a: a, w: w}
+			printed := make(chan error, 1)
+			go func() { printed <- pr.run(jsonOut, count) }()
+			select {
+			case err = <-printed:
+			case <-a.ctx.Done():
+				// Stopped: the watcher ends at once and the printer flushes
+				// what is left, unless nobody reads standard output. Then a
+				// write blocks for good; that must not keep netobs running.
+				select {
+				case err = <-printed:
+				case <-time.After(outputGrace):
+					w.Close()
+					pr.totals()
+					err = fmt.Errorf("events: write: standard output not read for %v after the stop; giving up", outputGrace)
+				}
+			}
 			<-said
 			return err
 		},
@@ -96,17 +130,28 @@ event listing what changed: no loss passes silently.`,
 	f.BoolVar(&initial, "initial", false, "print the objects present at the start first (and of namespaces found later)")
 	f.BoolVar(&all, "all", false, "watch every network namespace on the system, including ones created later")
 	f.IntVarP(&count, "count", "c", 0, "exit after `N` events (initial state not counted; 0: no limit)")
-	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces")
+	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces (10ms to 1h); a process's namespace that lives less is missed")
 	f.IntVar(&rcvbuf, "rcvbuf", events.DefaultRcvBuf, "receive buffer per namespace in `bytes` (tiny values provoke overflow, for testing)")
 	f.MarkHidden("rcvbuf")
 	return cmd
 }
 
-func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
-	out := bufio.NewWriterSize(a.stdout, 32<<10)
+// outputGrace is how long events waits, once stopped, for its output to
+// be written.
+const outputGrace = 2 * time.Second
+
+// printer writes a watcher's events to standard output.
+type printer struct {
+	a               *app
+	w               *events.Watcher
+	printed, initNo atomic.Int64 // events written, and the initial ones among them
+	once            sync.Once
+}
+
+func (p *printer) run(jsonOut bool, count int) error {
+	out := bufio.NewWriterSize(p.a.stdout, 32<<10)
 	enc := json.NewEncoder(out)
-	ch := w.Events()
-	n := 0
+	ch := p.w.Events()
 	for ev := range ch {
 		var err error
 		if jsonOut {
@@ -114,9 +159,12 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 		} else {
 			err = events.WriteText(out, ev)
 		}
-		if ev.Action != events.Initial {
-			n++
+		printed := p.printed.Add(1)
+		initial := p.initNo.Load()
+		if ev.Action == events.Initial {
+			initial = p.initNo.Add(1)
 		}
+		n := int(printed - initial)
 		// Flush when nothing else is waiting: bursts are written in large
 		// writes, a lone event at once.
 		if err == nil && (len(ch) == 0 || (count > 0 && n >= count)) {
@@ -129,14 +177,23 @@ func printEvents(a *app, w *events.Watcher, jsonOut bool, count int) error {
 			break
 		}
 	}
-	w.Close()
+	p.w.Close()
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("events: write: %w", err)
 	}
-	st := w.Stats()
-	fmt.Fprintf(a.stderr, "events: %d events, %d resyncs after overflow\n", st.Events, st.Resyncs)
-	if err := w.Err(); err != nil {
+	p.totals()
+	if err := p.w.Err(); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	return nil
+}
+
+// totals prints the final counts, once: what was printed, not what the
+// watcher delivered (with --count the last events delivered are not read).
+func (p *printer) totals() {
+	p.once.Do(func() {
+		st := p.w.Stats()
+		fmt.Fprintf(p.a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n",
+			p.printed.Load(), p.initNo.Load(), st.Resyncs, st.Forged)
+	})
 }

@@ -190,8 +190,11 @@ func (r *runner) watch(ctx context.Context, ns *nsjoin.NS) {
 				r.stop(NamespaceGone, why, nil)
 				return
 			}
-			if _, err := r.dev.Stats(); err != nil {
+			if _, err := r.dev.Stats(); errors.Is(err, tapdev.ErrGone) {
 				r.stop(DeviceGone, r.dev.Name()+" deleted in the namespace", nil)
+				return
+			} else if err != nil {
+				r.stop(0, "", err)
 				return
 			}
 			if r.dev.MirrorGone() {

@@ -204,6 +204,9 @@ func (d *discovery) addNew(w *Watcher, seen map[nsKey]*sighting) error {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].ino < keys[j].ino })
 	for _, k := range keys {
+		if w.closing() {
+			return nil // the poller sees it next
+		}
 		if err := d.add(w, k, seen[k]); err != nil {
 			return err
 		}

@@ -25,6 +25,17 @@
 // Replaying events over a newer snapshot converges, because every later
 // change of an object arrives after the dump.
 //
+// # Only the kernel is believed
+//
+// Any process with CAP_NET_ADMIN inside a watched namespace can send
+// netlink messages to the watcher's sockets there, by unicast to their
+// port ids or by multicast to the groups they joined. The sockets are
+// connected to the kernel, so other senders' unicasts are refused; every
+// datagram whose sender port id is not 0 (the kernel) is dropped unread
+// and counted in Stats.Forged. What the kernel sends is parsed by this
+// package itself, without trusting a length (the netlink library's
+// parsers panic on malformed input and are not used on it).
+//
 // # Namespaces that come and go
 //
 // With Options.All every network namespace on the system is watched: those
@@ -32,6 +43,11 @@
 // (/proc rescanned periodically), deduplicated by namespace identity. A
 // watched namespace holds a socket, which keeps the kernel object alive, so
 // "gone" means unreachable: no name and no process refers to it any more.
+// A namespace found after the start is subscribed to first and then
+// dumped; its state is reported as Initial events after its Appeared
+// event, so nothing made in it before the subscription is lost. One that
+// lives less than Options.Rescan (a process's) or about 10ms (a named
+// one) may never be seen.
 // Then a Gone event is emitted and its socket closed. Namespaces named
 // explicitly end the same way when their process exits or their name or
 // path disappears.

@@ -176,8 +176,11 @@ type Change struct {
 type Options struct {
 	// Kinds to report; zero means KindsAll.
 	Kinds Kinds
-	// Initial: report the objects present when a namespace starts being
-	// watched, as Initial events, before its changes.
+	// Initial: report the objects present when a namespace given to New
+	// starts being watched, as Initial events, before its changes. A
+	// namespace found after the start (All) always has its state reported
+	// as Initial events after its Appeared event: what was made in it
+	// before the watcher subscribed is not lost.
 	Initial bool
 	// All: watch every network namespace on the system, including ones
 	// that appear later.
@@ -186,14 +189,40 @@ type Options struct {
 	// means DefaultRcvBuf. Small values are for tests that want overflow.
 	RcvBuf int
 	// Rescan is how often /proc is scanned for new namespaces (All) and
-	// named namespaces checked for disappearance; zero means one second.
+	// named namespaces checked for disappearance; zero means one second,
+	// otherwise it must be from MinRescan to MaxRescan. With All, a
+	// process's namespace that lives less than Rescan may never be seen,
+	// and a named one that is gone within about 10ms of its creation
+	// (names are watched with inotify, then looked at every 10ms until
+	// mounted).
 	Rescan time.Duration
 }
+
+// The bounds of Options.Rescan: a shorter interval would keep a core busy
+// scanning /proc, a longer one would leave gone namespaces reported late.
+const (
+	MinRescan = 10 * time.Millisecond
+	MaxRescan = time.Hour
+)
+
+// ErrOptions: an Options field is out of range.
+var ErrOptions = errors.New("invalid watcher options")
 
 // DefaultRcvBuf is the receive buffer each socket asks for. It is a limit,
 // not an allocation: the kernel charges memory only for what is queued, so
 // a large value costs nothing until a burst needs it.
 const DefaultRcvBuf = 16 << 20
+
+// Stats counts what a watcher has done.
+type Stats struct {
+	Events  uint64 // events delivered
+	Resyncs uint64 // resyncs done after an overflow
+	// Forged counts netlink datagrams dropped because they did not come
+	// from the kernel: a process inside a watched namespace (with
+	// CAP_NET_ADMIN there) can send messages to the watcher's sockets.
+	Forged     uint64
+	Namespaces int // namespaces watched now
+}
 
 // ErrClosed: the watcher was closed.
 var ErrClosed = errors.New("watcher closed")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/nsjoin"
+	"golang.org/x/sys/unix"
 )
 
 // Namespace work happens on other threads; the test's main thread stays.
@@ -308,4 +310,176 @@ func TestOverflowResync(t *testing.T) {
 	if st := w.Stats(); st.Resyncs == 0 {
 		t.Errorf("Stats().Resyncs = 0 after a resync")
 	}
+}
+
+// drainEvents reads ch until it is closed. The bound only stops a broken
+// test from hanging; no timing is asserted.
+func drainEvents(t *testing.T, ch <-chan Event, what string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: Events not closed after the context was cancelled", what)
+		}
+	}
+}
+
+// TestCloseAfterEnd: once the watcher has ended on its own (its only
+// namespace gone), Close must not write to the eventfd number it had: by
+// then that number may be another file's.
+func TestCloseAfterEnd(t *testing.T) {
+	nstest.RequireRoot(t)
+	pid := nstest.Sleeper(t)
+	w, err := New(context.Background(), []*nsjoin.NS{nsopen.Open(t, fmt.Sprint(pid))}, Options{Kinds: 1 << Link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.wakeMu.Lock()
+	wakefd := w.wakefd
+	w.wakeMu.Unlock()
+	p, _ := os.FindProcess(pid)
+	p.Kill()
+	for range w.Events() { // ends when the namespace is gone
+	}
+	// A pipe where the eventfd was.
+	var pfd [2]int
+	if err := unix.Pipe2(pfd[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	if pfd[0] == wakefd { // the read end took the number: move it
+		r, err := unix.Dup(pfd[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(pfd[0])
+		pfd[0] = r
+	}
+	defer unix.Close(pfd[0])
+	if pfd[1] != wakefd {
+		if err := unix.Dup3(pfd[1], wakefd, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(pfd[1])
+	}
+	defer unix.Close(wakefd)
+	w.Close()
+	var b [16]byte
+	if n, err := unix.Read(pfd[0], b[:]); err != unix.EAGAIN {
+		t.Errorf("Close wrote %d bytes to fd %d, which is no longer its eventfd (%v)", n, wakefd, err)
+	}
+}
+
+// TestDrainStopsWhenClosing: the drain before a resync gives up at once
+// when the watcher is closing, instead of reading on.
+func TestDrainStopsWhenClosing(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	for i := 0; i < 10; i++ {
+		unix.Write(fds[1], []byte("queued"))
+	}
+	w := &Watcher{done: make(chan struct{}), buf: make([]byte, 64), byKey: map[nsKey]*nsw{}}
+	n := &nsw{fd: fds[0]}
+	if err := w.drain(n); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if _, err := unix.Read(fds[0], make([]byte, 64)); err != unix.EAGAIN {
+		t.Fatalf("drain left datagrams queued: %v", err)
+	}
+	for i := 0; i < 10; i++ {
+		unix.Write(fds[1], []byte("queued"))
+	}
+	close(w.done)
+	if err := w.drain(n); err != errStop {
+		t.Errorf("drain while closing: %v, want errStop", err)
+	}
+	if _, err := unix.Read(fds[0], make([]byte, 64)); err != nil {
+		t.Errorf("drain read on while closing: %v", err)
+	}
+}
+
+// TestCancelAtEveryStage: cancelling the context ends the watcher, and
+// closes Events, whatever it is doing: not started yet, starting (with
+// All), delivering the initial state to nobody, delivering while the
+// consumer reads, and right after discovering a new namespace.
+func TestCancelAtEveryStage(t *testing.T) {
+	nstest.RequireRoot(t)
+	name := nstest.NetNS(t)
+	var batch strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&batch, "addr add 10.82.%d.%d/32 dev lo\n", i/250, i%250+1)
+	}
+	f := t.TempDir() + "/batch"
+	os.WriteFile(f, []byte(batch.String()), 0o644)
+	nstest.Run(t, "ip", "-n", name, "-batch", f)
+	ns := nsopen.Open(t, name)
+	base := nstest.TakeSnapshot(t)
+
+	t.Run("before start", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		w, err := New(ctx, []*nsjoin.NS{ns}, Options{Initial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drainEvents(t, w.Events(), "cancelled before New")
+	})
+	t.Run("during start with All", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		w, err := New(ctx, nil, Options{All: true, Initial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drainEvents(t, w.Events(), "cancelled while New started")
+	})
+	t.Run("initial state, nobody reading", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := New(ctx, []*nsjoin.NS{ns}, Options{Initial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		drainEvents(t, w.Events(), "cancelled with the initial state unread")
+	})
+	t.Run("while events flow", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := New(ctx, []*nsjoin.NS{ns}, Options{Kinds: 1 << Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := t.TempDir() + "/flow"
+		os.WriteFile(g, []byte(strings.ReplaceAll(batch.String(), "addr add", "addr del")+batch.String()), 0o644)
+		done := make(chan error, 1)
+		go func() { done <- exec.Command("ip", "-n", name, "-batch", g).Run() }()
+		waitEvent(t, w.Events(), "a deletion", func(ev Event) bool { return ev.Action == Deleted })
+		cancel()
+		drainEvents(t, w.Events(), "cancelled while events flow")
+		if err := <-done; err != nil {
+			t.Errorf("ip -batch: %v", err)
+		}
+	})
+	t.Run("after a new namespace appeared", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := New(ctx, nil, Options{All: true, Kinds: 1 << Link})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-w.Ready()
+		late := nstest.NetNS(t)
+		nstest.Run(t, "ip", "-n", late, "link", "add", nstest.UniqueName("v"), "type", "veth", "peer", "name", nstest.UniqueName("v"))
+		waitEvent(t, w.Events(), "appeared "+late, func(ev Event) bool { return ev.Action == Appeared && ev.NS.Name == late })
+		cancel() // and nobody reads the state that follows
+		drainEvents(t, w.Events(), "cancelled after a namespace appeared")
+	})
+	base.CheckLeaks(t, "watchers cancelled at every stage")
+	nstest.CheckThreads(t)
 }

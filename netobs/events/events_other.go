@@ -13,13 +13,6 @@ import (
 // Watcher streams namespace events; on this system it cannot be created.
 type Watcher struct{}
 
-// Stats counts what a watcher has done.
-type Stats struct {
-	Events     uint64
-	Resyncs    uint64
-	Namespaces int
-}
-
 // New fails: network namespaces are Linux only.
 func New(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, error) {
 	return nil, fmt.Errorf("watch events: not supported on %s", runtime.GOOS)

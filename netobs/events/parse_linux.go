@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -93,7 +93,7 @@ func parse(h *unix.NlMsghdr, payload []byte, names func(int32) string) (r record
 	r.kind, r.del = kind, del
 	switch kind {
 	case Link:
-		err = parseLink(&r, h, payload, names)
+		err = parseLink(&r, payload, names)
 	case Addr:
 		err = parseAddr(&r, payload, names)
 	case Route:
@@ -116,7 +116,10 @@ func parse(h *unix.NlMsghdr, payload []byte, names func(int32) string) (r record
 
 func short(what string, n int) error { return fmt.Errorf("%s: message too short (%d bytes)", what, n) }
 
-func attrs(b []byte) ([]syscall.NetlinkRouteAttr, error) { return nl.ParseRouteAttr(b) }
+// attrs parses route attributes without trusting their lengths (the
+// netlink library's ParseRouteAttr panics on a last attribute whose
+// length is not a multiple of 4).
+func attrs(b []byte) ([]nlwire.Attr, error) { return nlwire.Attrs(b) }
 
 func u32(b []byte) uint32 {
 	if len(b) < 4 {
@@ -125,29 +128,73 @@ func u32(b []byte) uint32 {
 	return native.Uint32(b)
 }
 
-func parseLink(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) string) error {
+// parseLink reads an RTM_NEWLINK/RTM_DELLINK itself: the netlink library's
+// LinkDeserialize indexes attribute values without checking their length
+// (and panics on a short one), so it never sees outside input.
+func parseLink(r *record, payload []byte, names func(int32) string) error {
 	if len(payload) < unix.SizeofIfInfomsg {
 		return short("link", len(payload))
 	}
-	// The netlink library keeps slices of the buffer it parses, and the
-	// Link escapes in the event: give it its own copy.
+	// Copied: the Link escapes in the event and keeps slices of it.
 	payload = bytes.Clone(payload)
-	l, err := netlink.LinkDeserialize(h, payload)
+	a := netlink.NewLinkAttrs()
+	a.NetNsID = -1
+	ifiType := native.Uint16(payload[2:4])
+	a.Index = int(int32(native.Uint32(payload[4:8])))
+	a.RawFlags = native.Uint32(payload[8:12])
+	a.EncapType = (&nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Type: ifiType}}).EncapType()
+	as, err := attrs(payload[unix.SizeofIfInfomsg:])
 	if err != nil {
 		return err
 	}
-	a := l.Attrs()
-	r.obj, r.index, r.name, r.flags = l, int32(a.Index), a.Name, a.RawFlags
-	r.dev = a.Name
-	r.key = "link " + strconv.Itoa(a.Index)
+	kind := ""
 	r.newNetnsID = -1
-	if as, err := attrs(payload[unix.SizeofIfInfomsg:]); err == nil {
-		for _, at := range as {
-			if at.Attr.Type == unix.IFLA_NEW_NETNSID && len(at.Value) >= 4 {
-				r.newNetnsID = int32(u32(at.Value))
+	for _, at := range as {
+		v, has32 := at.Uint32()
+		switch at.Type {
+		case unix.IFLA_IFNAME:
+			a.Name = at.String()
+		case unix.IFLA_MTU:
+			a.MTU = int(v)
+		case unix.IFLA_LINK:
+			a.ParentIndex = int(int32(v))
+		case unix.IFLA_MASTER:
+			a.MasterIndex = int(int32(v))
+		case unix.IFLA_TXQLEN:
+			a.TxQLen = int(v)
+		case unix.IFLA_OPERSTATE:
+			if len(at.Value) > 0 {
+				a.OperState = netlink.LinkOperState(at.Value[0])
+			}
+		case unix.IFLA_ADDRESS:
+			if bytes.ContainsFunc(at.Value, func(c rune) bool { return c != 0 }) {
+				a.HardwareAddr = net.HardwareAddr(at.Value)
+			}
+		case unix.IFLA_LINK_NETNSID:
+			if has32 {
+				a.NetNsID = int(int32(v))
+			}
+		case unix.IFLA_NEW_NETNSID:
+			if has32 {
+				r.newNetnsID = int32(v)
+			}
+		case unix.IFLA_LINKINFO:
+			if infos, err := attrs(at.Value); err == nil {
+				for _, in := range infos {
+					if in.Type == unix.IFLA_INFO_KIND {
+						kind = in.String()
+					}
+				}
 			}
 		}
 	}
+	var l netlink.Link = &netlink.Device{LinkAttrs: a}
+	if kind != "" {
+		l = &netlink.GenericLink{LinkAttrs: a, LinkType: kind}
+	}
+	r.obj, r.index, r.name, r.flags = l, int32(a.Index), a.Name, a.RawFlags
+	r.dev = a.Name
+	r.key = "link " + strconv.Itoa(a.Index)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d: %s", a.Index, a.Name)
 	if a.ParentIndex != 0 && a.ParentIndex != a.Index {
@@ -166,8 +213,8 @@ func parseLink(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) st
 		}
 	}
 	fmt.Fprintf(&b, " state %s", strings.ToUpper(a.OperState.String()))
-	if t := l.Type(); t != "device" && t != "" {
-		b.WriteString(" type " + t)
+	if kind != "" {
+		b.WriteString(" type " + kind)
 	}
 	if len(a.HardwareAddr) > 0 {
 		enc := a.EncapType
@@ -269,7 +316,7 @@ func parseAddr(r *record, payload []byte, names func(int32) string) error {
 	var local, address, brd, label string
 	flags := uint32(m.Flags)
 	for _, at := range as {
-		switch at.Attr.Type {
+		switch at.Type {
 		case unix.IFA_LOCAL:
 			local = ipString(at.Value)
 		case unix.IFA_ADDRESS:
@@ -374,7 +421,7 @@ func parseRoute(r *record, h *unix.NlMsghdr, payload []byte, names func(int32) s
 	var hops []string
 	pref := ""
 	for _, at := range as {
-		switch at.Attr.Type {
+		switch at.Type {
 		case unix.RTA_DST:
 			dst = ipString(at.Value)
 		case unix.RTA_SRC:
@@ -488,20 +535,22 @@ func parseNexthops(b []byte, names func(int32) string) []string {
 	for len(b) >= unix.SizeofRtNexthop {
 		nh := nl.DeserializeRtNexthop(b)
 		l := int(nh.RtNexthop.Len)
+		// l may be odd: the walk steps by its aligned length, at most what
+		// is left.
 		if l < unix.SizeofRtNexthop || l > len(b) {
 			break
 		}
 		s := ""
 		if as, err := attrs(b[unix.SizeofRtNexthop:l]); err == nil {
 			for _, at := range as {
-				if at.Attr.Type == unix.RTA_GATEWAY {
+				if at.Type == unix.RTA_GATEWAY {
 					s = "via " + ipString(at.Value) + " "
 				}
 			}
 		}
 		s += fmt.Sprintf("dev %s weight %d", devName(int32(nh.Ifindex), names), int(nh.Hops)+1)
 		hops = append(hops, s)
-		b = b[(l+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1):]
+		b = b[min((l+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1), len(b)):]
 	}
 	return hops
 }
@@ -515,14 +564,54 @@ var neighStates = []struct {
 	{netlink.NUD_FAILED, "FAILED"}, {netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"},
 }
 
+// parseNeigh reads an RTM_NEWNEIGH/RTM_DELNEIGH itself: the netlink
+// library's NeighDeserialize indexes attribute values without checking
+// their length, and for a 16-byte link-layer address looks the interface
+// up with a netlink request in the caller's own namespace.
 func parseNeigh(r *record, payload []byte, names func(int32) string) error {
 	if len(payload) < unix.SizeofNdMsg {
 		return short("neigh", len(payload))
 	}
 	payload = bytes.Clone(payload) // the Neigh keeps slices of it
-	n, err := netlink.NeighDeserialize(payload)
+	n := &netlink.Neigh{
+		Family:    int(payload[0]),
+		LinkIndex: int(int32(native.Uint32(payload[4:8]))),
+		State:     int(native.Uint16(payload[8:10])),
+		Flags:     int(payload[10]),
+		Type:      int(payload[11]),
+	}
+	as, err := attrs(payload[unix.SizeofNdMsg:])
 	if err != nil {
 		return err
+	}
+	for _, at := range as {
+		v, has32 := at.Uint32()
+		switch at.Type {
+		case unix.NDA_DST:
+			n.IP = net.IP(at.Value)
+		case unix.NDA_LLADDR:
+			if len(at.Value) == 4 { // an IPv4 tunnel's (NHRP)
+				n.LLIPAddr = net.IP(at.Value)
+			} else {
+				n.HardwareAddr = net.HardwareAddr(at.Value)
+			}
+		case unix.NDA_VLAN:
+			if len(at.Value) >= 2 {
+				n.Vlan = int(native.Uint16(at.Value))
+			}
+		case unix.NDA_VNI:
+			if has32 {
+				n.VNI = int(v)
+			}
+		case unix.NDA_MASTER:
+			if has32 {
+				n.MasterIndex = int(v)
+			}
+		case netlink.NDA_FLAGS_EXT:
+			if has32 {
+				n.FlagsExt = int(v)
+			}
+		}
 	}
 	r.obj = n
 	r.index = int32(n.LinkIndex)
@@ -585,7 +674,7 @@ func parseRule(r *record, payload []byte) error {
 	var prio, fwmark, fwmask, gotoTarget uint32
 	var hasMark, hasMask bool
 	for _, at := range as {
-		switch at.Attr.Type {
+		switch at.Type {
 		case unix.FRA_SRC:
 			src = ipString(at.Value)
 		case unix.FRA_DST:
@@ -664,7 +753,7 @@ func parseNSID(r *record, payload []byte) error {
 	}
 	nsid := int32(-1)
 	for _, at := range as {
-		if at.Attr.Type == unix.NETNSA_NSID {
+		if at.Type == unix.NETNSA_NSID {
 			nsid = int32(u32(at.Value))
 		}
 	}

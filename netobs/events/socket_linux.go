@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,9 @@ func subscribe(fd int, groups uint32, rcvbuf int) error {
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		return os.NewSyscallError("bind", err)
 	}
-	return nil
+	// Unicasts from other sockets of the namespace are refused at the
+	// source; forged multicasts still arrive, and the reader drops them.
+	return nlwire.ConnectKernel(fd)
 }
 
 var dumpSeq atomic.Uint32
@@ -101,24 +104,47 @@ func dumpRequest(kind Kind, seq uint32) []byte {
 	return b
 }
 
-// dumpKind asks the kernel on fd (a blocking socket of the namespace) for
-// every object of kind and calls fn for each message of the answer.
-func dumpKind(fd int, kind Kind, buf []byte, fn func(h *unix.NlMsghdr, payload []byte) error) error {
+// dumpSlice is the receive timeout of a dump socket: how often a dump
+// waiting for the kernel looks whether the watcher is closing.
+const dumpSlice = 100 * time.Millisecond
+
+// dumpWait bounds the wait for each datagram of a dump, so a kernel that
+// never answers cannot hang the watcher.
+const dumpWait = 5 * time.Second
+
+// dumpKind asks the kernel on fd (a blocking socket of the namespace,
+// with a receive timeout of dumpSlice) for every object of kind and calls
+// fn for each message of the answer. Datagrams not from the kernel are
+// dropped and counted in forged. It returns errStop as soon as closing
+// says so.
+func dumpKind(fd int, kind Kind, buf []byte, forged *atomic.Uint64, closing func() bool, fn func(h *unix.NlMsghdr, payload []byte) error) error {
 	seq := dumpSeq.Add(1)
 	if err := unix.Sendto(fd, dumpRequest(kind, seq), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return os.NewSyscallError("sendto", err)
 	}
 	intr := false
+	waited := time.Duration(0)
 	for {
-		n, _, rflags, _, err := unix.Recvmsg(fd, buf, nil, 0)
+		if closing() {
+			return errStop
+		}
+		n, rflags, kernel, err := nlwire.Recv(fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			if err == unix.EAGAIN {
-				return fmt.Errorf("dump %s: no answer from the kernel in time", kind)
+		if err == unix.EAGAIN {
+			if waited += dumpSlice; waited >= dumpWait {
+				return fmt.Errorf("dump %s: no answer from the kernel in %v", kind, dumpWait)
 			}
+			continue
+		}
+		if err != nil {
 			return os.NewSyscallError("recvmsg", err)
+		}
+		waited = 0
+		if !kernel {
+			forged.Add(1)
+			continue
 		}
 		if rflags&unix.MSG_TRUNC != 0 {
 			return fmt.Errorf("dump %s: message larger than the %d-byte buffer", kind, len(buf))
@@ -158,24 +184,9 @@ func dumpKind(fd int, kind Kind, buf []byte, fn func(h *unix.NlMsghdr, payload [
 	}
 }
 
-// eachMessage walks the netlink messages in b.
+// eachMessage walks the netlink messages in b (nlwire.Messages).
 func eachMessage(b []byte, fn func(h *unix.NlMsghdr, payload []byte) error) error {
-	for len(b) >= unix.NLMSG_HDRLEN {
-		h := (*unix.NlMsghdr)(unsafe.Pointer(&b[0]))
-		l := int(h.Len)
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return fmt.Errorf("malformed netlink message: length %d of %d bytes", l, len(b))
-		}
-		if err := fn(h, b[unix.NLMSG_HDRLEN:l]); err != nil {
-			return err
-		}
-		al := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
-		if al > len(b) {
-			break
-		}
-		b = b[al:]
-	}
-	return nil
+	return nlwire.Messages(b, fn)
 }
 
 // setRecvTimeout bounds a blocking dump read, so a kernel that never

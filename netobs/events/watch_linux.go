@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
 	"golang.org/x/sys/unix"
 )
@@ -62,24 +63,23 @@ type Watcher struct {
 	err error // why the poller ended on its own, guarded by mu
 
 	events, resyncs, overflows atomic.Uint64
+	forged                     atomic.Uint64 // datagrams not from the kernel, dropped
 	watching                   atomic.Int64
 
-	// Owned by the poller goroutine after New returns.
-	epfd, wakefd int
-	byFD         map[int]*nsw
-	byKey        map[nsKey]*nsw
-	buf          []byte
-	self         nsKey  // the process's own network namespace
-	nsfsDev      uint64 // st_dev of nsfs files, to tell a mounted name from an empty file
-	disc         *discovery
-	fresh        []*nsw // added but not dumped yet
-}
+	// wakefd is the eventfd Close writes to; guarded by wakeMu (the
+	// poller only reads it, and release sets it to -1 under the lock).
+	wakeMu sync.Mutex
+	wakefd int
 
-// Stats counts what a watcher has done.
-type Stats struct {
-	Events     uint64 // events delivered
-	Resyncs    uint64 // resyncs done after an overflow
-	Namespaces int    // namespaces watched now
+	// Owned by the poller goroutine after New returns.
+	epfd    int
+	byFD    map[int]*nsw
+	byKey   map[nsKey]*nsw
+	buf     []byte
+	self    nsKey  // the process's own network namespace
+	nsfsDev uint64 // st_dev of nsfs files, to tell a mounted name from an empty file
+	disc    *discovery
+	fresh   []*nsw // added but not dumped yet
 }
 
 // New starts watching the namespaces in nss and, with opts.All, every
@@ -105,8 +105,11 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	if opts.RcvBuf <= 0 {
 		opts.RcvBuf = DefaultRcvBuf
 	}
-	if opts.Rescan <= 0 {
+	switch {
+	case opts.Rescan == 0:
 		opts.Rescan = time.Second
+	case opts.Rescan < MinRescan || opts.Rescan > MaxRescan:
+		return nil, fmt.Errorf("%w: rescan interval %v out of range %v to %v", ErrOptions, opts.Rescan, MinRescan, MaxRescan)
 	}
 	w := &Watcher{
 		opts: opts, kinds: opts.Kinds,
@@ -127,7 +130,13 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	ok := false
 	defer func() {
 		if !ok {
+			if w.stop != nil {
+				w.stop()
+			}
 			w.release()
+			w.markReady()
+			close(w.out)
+			close(w.exited) // a Close the context started returns
 		}
 	}()
 	var err error
@@ -140,6 +149,10 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	if err := w.poll(w.wakefd); err != nil {
 		return nil, err
 	}
+	// Registered before the namespaces are opened, so that a cancel
+	// during a long start (thousands of namespaces with All) cuts it
+	// short: the loops below stop adding, and the poller ends at once.
+	w.stop = context.AfterFunc(ctx, func() { w.Close() })
 	var labels map[nsKey]*sighting
 	if len(nss) > 0 {
 		// One look at /run/netns and /proc gives the names and PIDs the
@@ -147,11 +160,14 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 		labels = scanSystem()
 	}
 	for _, ns := range nss {
+		if w.closing() {
+			break
+		}
 		if err := w.addExplicit(ns, labels); err != nil {
 			return nil, err
 		}
 	}
-	if opts.All {
+	if opts.All && !w.closing() {
 		d, err := w.startDiscovery()
 		if err != nil {
 			return nil, err
@@ -159,7 +175,6 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 		w.disc = d
 	}
 	ok = true
-	w.stop = context.AfterFunc(ctx, func() { w.Close() })
 	go w.run()
 	return w, nil
 }
@@ -184,12 +199,23 @@ func (w *Watcher) Events() <-chan Event { return w.out }
 func (w *Watcher) Close() error {
 	w.once.Do(func() {
 		close(w.done)
-		var one [8]byte
-		one[0] = 1
-		unix.Write(w.wakefd, one[:]) // wakes epoll_wait; an error means it is awake anyway
+		w.wake()
 	})
 	<-w.exited
 	return nil
+}
+
+// wake makes the poller's epoll_wait return, unless the poller has
+// released the eventfd already (its number may belong to another file by
+// then).
+func (w *Watcher) wake() {
+	w.wakeMu.Lock()
+	defer w.wakeMu.Unlock()
+	if w.wakefd >= 0 {
+		var one [8]byte
+		one[0] = 1
+		unix.Write(w.wakefd, one[:]) // an error means it is awake anyway
+	}
 }
 
 // Err returns what ended the stream on its own, or nil.
@@ -201,7 +227,7 @@ func (w *Watcher) Err() error {
 
 // Stats returns counters; safe to call at any time.
 func (w *Watcher) Stats() Stats {
-	return Stats{Events: w.events.Load(), Resyncs: w.resyncs.Load(), Namespaces: int(w.watching.Load())}
+	return Stats{Events: w.events.Load(), Resyncs: w.resyncs.Load(), Forged: w.forged.Load(), Namespaces: int(w.watching.Load())}
 }
 
 func (w *Watcher) poll(fd int) error {
@@ -323,9 +349,12 @@ func (w *Watcher) release() {
 	if w.epfd >= 0 {
 		unix.Close(w.epfd)
 	}
+	w.wakeMu.Lock()
 	if w.wakefd >= 0 {
 		unix.Close(w.wakefd)
+		w.wakefd = -1
 	}
+	w.wakeMu.Unlock()
 }
 
 func (w *Watcher) fail(err error) {
@@ -437,6 +466,9 @@ func (w *Watcher) run() {
 // refreshes those that need it.
 func (w *Watcher) settle() error {
 	for len(w.fresh) > 0 {
+		if w.closing() {
+			return errStop
+		}
 		n := w.fresh[0]
 		w.fresh = w.fresh[1:]
 		if w.byKey[n.key] != n {
@@ -447,6 +479,9 @@ func (w *Watcher) settle() error {
 		}
 	}
 	for _, n := range w.byKey {
+		if w.closing() {
+			return errStop
+		}
 		if n.overflow {
 			if err := w.resync(n); err != nil {
 				return err
@@ -467,6 +502,9 @@ func (w *Watcher) settle() error {
 // asked to.
 func (w *Watcher) start(n *nsw) error {
 	recs, err := w.dump(n, w.dumpKinds())
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("read state: %w", err))
 	}
@@ -479,7 +517,11 @@ func (w *Watcher) start(n *nsw) error {
 			return errStop
 		}
 	}
-	if w.opts.Initial {
+	// A namespace found after the start may have changed between its
+	// creation and the subscription (`ip netns add X; ip -n X link add
+	// ...`): its state as dumped after subscribing is reported, so that
+	// nothing made before is lost.
+	if w.opts.Initial || n.announce {
 		now := time.Now()
 		for _, r := range recs {
 			if !w.kinds.Has(r.kind) {
@@ -526,7 +568,10 @@ func (w *Watcher) dump(n *nsw, kinds []Kind) ([]record, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if err := setRecvTimeout(fd, 5*time.Second); err != nil {
+	if err := setRecvTimeout(fd, dumpSlice); err != nil {
+		return nil, err
+	}
+	if err := nlwire.ConnectKernel(fd); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -558,7 +603,7 @@ func (w *Watcher) dumpOnce(fd int, n *nsw, kinds []Kind) ([]record, error) {
 		return n.name(i)
 	}
 	for _, k := range kinds {
-		err := dumpKind(fd, k, w.buf, func(h *unix.NlMsghdr, payload []byte) error {
+		err := dumpKind(fd, k, w.buf, &w.forged, w.closing, func(h *unix.NlMsghdr, payload []byte) error {
 			r, ok, err := parse(h, payload, resolve)
 			if err != nil || !ok {
 				return err
@@ -614,11 +659,12 @@ func (w *Watcher) event(n *nsw, r record, a Action, t time.Time) Event {
 }
 
 // read takes what is queued on n's socket, a bounded number of reads at a
-// time so that one busy namespace does not starve the others.
+// time so that one busy namespace does not starve the others. Datagrams
+// not sent by the kernel are dropped unread and counted.
 func (w *Watcher) read(n *nsw) error {
 	for i := 0; i < 64; i++ {
-		nr, _, rflags, _, err := unix.Recvmsg(n.fd, w.buf, nil, unix.MSG_DONTWAIT)
-		if err == nil && rflags&unix.MSG_TRUNC != 0 {
+		nr, rflags, kernel, err := nlwire.Recv(n.fd, w.buf, unix.MSG_DONTWAIT)
+		if err == nil && rflags&unix.MSG_TRUNC != 0 && kernel {
 			err = unix.ENOBUFS // cut short is lost too: resync
 		}
 		switch err {
@@ -635,19 +681,27 @@ func (w *Watcher) read(n *nsw) error {
 		default:
 			return w.lost(n, os.NewSyscallError("recvmsg", err))
 		}
-		now := time.Now()
-		err = eachMessage(w.buf[:nr], func(h *unix.NlMsghdr, payload []byte) error {
-			r, ok, err := parse(h, payload, n.name)
-			if err != nil || !ok {
-				return nil // an unparsable message is skipped, not fatal
-			}
-			return w.apply(n, r, now)
-		})
-		if err != nil {
+		if !kernel {
+			w.forged.Add(1)
+			continue
+		}
+		if err := w.handle(n, w.buf[:nr], time.Now()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// handle applies the messages of one datagram from the kernel to n and
+// reports them. A message that does not parse is skipped, not fatal.
+func (w *Watcher) handle(n *nsw, b []byte, now time.Time) error {
+	return eachMessage(b, func(h *unix.NlMsghdr, payload []byte) error {
+		r, ok, err := parse(h, payload, n.name)
+		if err != nil || !ok {
+			return nil
+		}
+		return w.apply(n, r, now)
+	})
 }
 
 // apply updates n's state with a live change and reports it.
@@ -750,23 +804,43 @@ func (w *Watcher) diff(n *nsw, recs []record, kinds []Kind) []Change {
 	return append(changes, gone...)
 }
 
+// maxDrain bounds how many datagrams a resync drops before its dump. Under
+// a sustained stream the queue never empties; what is left is applied
+// after the dump like any later change, which converges, since the last
+// message about an object is the newest.
+const maxDrain = 1 << 16
+
+// drain drops what is queued on n's socket, up to maxDrain datagrams, and
+// stops at once when the watcher is closing.
+func (w *Watcher) drain(n *nsw) error {
+	for i := 0; i < maxDrain; i++ {
+		if w.closing() {
+			return errStop
+		}
+		_, _, _, err := nlwire.Recv(n.fd, w.buf, unix.MSG_DONTWAIT)
+		switch err {
+		case nil, unix.ENOBUFS, unix.EINTR:
+		case unix.EAGAIN:
+			return nil
+		default:
+			return w.lost(n, os.NewSyscallError("recvmsg", err))
+		}
+	}
+	return nil
+}
+
 // resync recovers from an overflow: drop what is queued (it is older than
 // the dump that follows), dump, and report the differences as one event.
 func (w *Watcher) resync(n *nsw) error {
 	n.overflow, n.refresh = false, false
-	dropped := 0
-	for {
-		_, _, _, _, err := unix.Recvmsg(n.fd, w.buf, nil, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil && err != unix.ENOBUFS && err != unix.EINTR {
-			return w.lost(n, os.NewSyscallError("recvmsg", err))
-		}
-		dropped++
+	if err := w.drain(n); err != nil {
+		return err
 	}
 	kinds := w.dumpKinds()
 	recs, err := w.dump(n, kinds)
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("resync after overflow: %w", err))
 	}
@@ -805,6 +879,9 @@ func (w *Watcher) refreshAfterLinkDown(n *nsw) error {
 		return nil
 	}
 	recs, err := w.dump(n, kinds)
+	if err == errStop {
+		return err
+	}
 	if err != nil {
 		return w.lost(n, fmt.Errorf("re-read routes after link down: %w", err))
 	}

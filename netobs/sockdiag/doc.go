@@ -6,6 +6,9 @@
 // reports that namespace's sockets; the dump itself is read on the host
 // thread that calls List. Owning processes are found by scanning
 // /proc/PID/fd for the sockets' inodes, in the caller's PID namespace.
+// Processes of the namespace can send to that netlink socket too: it is
+// connected to the kernel, and datagrams not sent by the kernel are
+// dropped unread.
 //
 // # Privileges
 //

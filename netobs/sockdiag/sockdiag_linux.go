@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"syscall"
 	"time"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
 	"golang.org/x/sys/unix"
 )
@@ -66,6 +66,12 @@ func list(ns *nsjoin.NS, o Options) ([]Socket, error) {
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
 	if err := unix.SetsockoptTimeval(nl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return nil, os.NewSyscallError("setsockopt", err)
+	}
+	// Any process of the namespace may send to the socket: unicasts are
+	// refused once it is connected to the kernel, and dump drops whatever
+	// else does not come from the kernel.
+	if err := nlwire.ConnectKernel(nl); err != nil {
+		return nil, err
 	}
 	var socks []Socket
 	seq := uint32(0)
@@ -145,43 +151,59 @@ func dump(fd int, seq uint32, family, proto uint8, states uint32) ([]Socket, err
 	var socks []Socket
 	buf := make([]byte, 64<<10)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, kernel, err := nlwire.Recv(fd, buf, 0)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
-			return nil, os.NewSyscallError("recvfrom", err)
+			return nil, os.NewSyscallError("recvmsg", err)
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return nil, fmt.Errorf("parse netlink message: %w", err)
+		if !kernel {
+			// Sent by a process of the namespace, not the kernel: dropped.
+			continue
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return socks, nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if errno := -int32(ne.Uint32(m.Data)); errno != 0 {
-						if unix.Errno(errno) == unix.ENOENT && family == unix.AF_INET6 {
-							return socks, nil // no IPv6 in this kernel
-						}
-						return nil, os.NewSyscallError("sock_diag", unix.Errno(errno))
-					}
-				}
-				continue
-			case unix.SOCK_DIAG_BY_FAMILY:
-				s, err := parseMsg(m.Data)
-				if err != nil {
-					return nil, err
-				}
-				socks = append(socks, s)
-			}
+		var done bool
+		socks, done, err = parseDatagram(buf[:n], seq, family, socks)
+		if done || err != nil {
+			return socks, err
 		}
 	}
+}
+
+// parseDatagram appends the sockets in one datagram of the answer to seq
+// to socks, and says whether the answer is complete.
+func parseDatagram(b []byte, seq uint32, family uint8, socks []Socket) ([]Socket, bool, error) {
+	done := false
+	err := nlwire.Messages(b, func(h *unix.NlMsghdr, data []byte) error {
+		if h.Seq != seq || done {
+			return nil
+		}
+		switch h.Type {
+		case unix.NLMSG_DONE:
+			done = true
+		case unix.NLMSG_ERROR:
+			if len(data) >= 4 {
+				if errno := -int32(binary.NativeEndian.Uint32(data)); errno != 0 {
+					done = true
+					if unix.Errno(errno) == unix.ENOENT && family == unix.AF_INET6 {
+						return nil // no IPv6 in this kernel
+					}
+					return os.NewSyscallError("sock_diag", unix.Errno(errno))
+				}
+			}
+		case unix.SOCK_DIAG_BY_FAMILY:
+			s, err := parseMsg(data)
+			if err != nil {
+				return err
+			}
+			socks = append(socks, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, true, err
+	}
+	return socks, done, nil
 }
 
 func parseMsg(b []byte) (Socket, error) {
@@ -207,16 +229,12 @@ func parseMsg(b []byte) (Socket, error) {
 		s.Local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(id[4:20])), sport)
 		s.Peer = netip.AddrPortFrom(netip.AddrFrom16([16]byte(id[20:36])), dport)
 	}
-	// Attributes follow the message, 4-byte aligned.
-	for a := b[sizeofMsg:]; len(a) >= 4; {
-		l, typ := int(ne.Uint16(a[0:])), ne.Uint16(a[2:])
-		if l < 4 || l > len(a) {
-			break
+	// Attributes follow the message; one that does not fit ends them.
+	as, _ := nlwire.Attrs(b[sizeofMsg:])
+	for _, a := range as {
+		if a.Type == attrV6Only && len(a.Value) >= 1 {
+			s.V6Only = a.Value[0] != 0
 		}
-		if typ == attrV6Only && l >= 5 {
-			s.V6Only = a[4] != 0
-		}
-		a = a[min((l+3)&^3, len(a)):]
 	}
 	return s, nil
 }
