@@ -454,6 +454,9 @@ func cleanup(ns *nsjoin.NS) ([]Removed, error) {
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
+		if err = nlwire.ConnectHandle(h); err != nil {
+			return err
+		}
 		if t, err = openTC(); err != nil {
 			return fmt.Errorf("netlink socket: %w", err)
 		}

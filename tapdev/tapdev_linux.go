@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -108,6 +109,11 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
 		d.h = h
+		// Connected to the kernel: no process of the target can make the
+		// handle's requests (tc rule removal among them) fail.
+		if err := nlwire.ConnectHandle(h); err != nil {
+			return err
+		}
 		// The netlink library's requests fail on any datagram a process
 		// of the namespace sends them; Stats, which attach polls, reads
 		// its own socket and drops what is not from the kernel.

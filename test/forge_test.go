@@ -234,3 +234,34 @@ func TestAttachForgedNetlink(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachMirrorForgedNetlink: datagrams sent to the mirror's tc socket by
+// a process in the target must not make the mirror's removal fail, which
+// would leave its filters capturing after netobs is gone.
+func TestAttachMirrorForgedNetlink(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "tc")
+	ns := nstest.NetNS(t)
+	a, b := nstest.UniqueName("va"), nstest.UniqueName("vb")
+	nstest.Run(t, "ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
+	nstest.Run(t, "ip", "-n", ns, "link", "set", a, "up")
+	nstest.Run(t, "ip", "-n", ns, "link", "set", b, "up")
+	run := startNetobs(t, "attach", ns, "--tap", "--name", nstest.UniqueName("tap"), "--mirror", a, "--json")
+	run.waitStderr(t, "netobs: attached")
+	ports := netlinkPorts(t, run.cmd.Process.Pid, ns)
+	f := newForger(t, ns)
+	for i := 0; i < 4; i++ {
+		f.send(t, ports, nil, forgedAddr(), malformedRule())
+	}
+	if code := run.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d after SIGINT: %s", code, run.stderr.String())
+	}
+	for _, parent := range []string{"ingress", "egress"} {
+		if out := nstest.Run(t, "tc", "-n", ns, "filter", "show", "dev", a, parent); strings.TrimSpace(out) != "" {
+			t.Errorf("tc filters left on %s %s after netobs stopped:\n%s", a, parent, out)
+		}
+	}
+	if out := nstest.Run(t, "tc", "-n", ns, "qdisc", "show", "dev", a); strings.Contains(out, "clsact") {
+		t.Errorf("clsact qdisc left on %s after netobs stopped:\n%s", a, out)
+	}
+}

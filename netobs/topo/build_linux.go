@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -180,6 +181,11 @@ func loadEntry(e *entry) error {
 		return fmt.Errorf("netlink socket in %s: %w", e.ns, err)
 	}
 	e.h = h
+	// Connected to the kernel, so that no process of the namespace can
+	// make the read fail with a datagram of its own.
+	if err := nlwire.ConnectHandle(h); err != nil {
+		return fmt.Errorf("netlink socket in %s: %w", e.ns, err)
+	}
 	if err := h.SetSocketTimeout(nlTimeout); err != nil {
 		return fmt.Errorf("netlink socket in %s: %w", e.ns, err)
 	}
