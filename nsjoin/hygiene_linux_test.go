@@ -293,3 +293,66 @@ func TestDoPoolReuse(t *testing.T) {
 	checkPool(t)
 	nstest.CheckThreads(t)
 }
+
+// TestNewNet: unnamed namespaces from many goroutines at once, with every
+// seventh return home made to fail; each is new, none is named, and
+// afterwards no thread is in a foreign namespace and nothing leaked.
+func TestNewNet(t *testing.T) {
+	nstest.RequireRoot(t)
+	self, err := Self(Net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	names, _ := Names()
+	before := nstest.TakeSnapshot(t)
+	real := setns
+	var restores atomic.Int64
+	setns = func(fd int, typ Type) error {
+		if orig, _ := originalNS(typ); fd == orig && restores.Add(1)%7 == 0 {
+			return os.NewSyscallError("setns", unix.EPERM)
+		}
+		return real(fd, typ)
+	}
+	var wg sync.WaitGroup
+	var discarded, made atomic.Int64
+	seen := sync.Map{}
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				ns, err := NewNet()
+				if errors.Is(err, ErrThreadDiscarded) {
+					discarded.Add(1)
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ns.ID() == self.ID() {
+					t.Errorf("NewNet returned the process's own namespace %v", ns)
+				}
+				if _, dup := seen.LoadOrStore(ns.ID(), true); dup {
+					t.Errorf("NewNet returned %v twice", ns)
+				}
+				if gone, why := ns.Gone(); gone {
+					t.Errorf("new namespace %v is gone: %s", ns, why)
+				}
+				made.Add(1)
+				ns.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	setns = real
+	if discarded.Load() == 0 || made.Load() == 0 {
+		t.Fatalf("made %d, discarded %d: the test did not exercise both paths", made.Load(), discarded.Load())
+	}
+	if after, _ := Names(); len(after) != len(names) {
+		t.Errorf("ip netns names before %v, after %v: NewNet must name nothing", names, after)
+	}
+	before.CheckLeaks(t, fmt.Sprintf("%d NewNet calls", made.Load()+discarded.Load()))
+	nstest.CheckThreads(t)
+}

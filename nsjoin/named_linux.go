@@ -107,9 +107,26 @@ func prepareRunDir() error {
 	}
 }
 
-// bindNewNetns makes a new network namespace on a locked thread and binds
-// it onto path, then returns the thread to the original namespace.
+// bindNewNetns makes a new network namespace and binds it onto path.
 func bindNewNetns(path string) error {
+	var bindErr error
+	err := inNewNetns(func() {
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		bindErr = unix.Mount(src, path, "none", unix.MS_BIND, "")
+	})
+	if err != nil {
+		return errors.Join(capError("bind mount "+path, os.NewSyscallError("mount", bindErr)), err)
+	}
+	return capError("bind mount "+path, os.NewSyscallError("mount", bindErr))
+}
+
+// inNewNetns runs fn, which must make only leaf system calls, on a fresh
+// goroutine locked to its thread, after unshare(CLONE_NEWNET) has put the
+// thread in a new network namespace; then it returns the thread to the
+// original namespace and unlocks it. If that fails, the goroutine ends
+// locked, so the runtime terminates the thread, and the error wraps
+// ErrThreadDiscarded (fn has run).
+func inNewNetns(fn func()) error {
 	orig, err := originalNS(Net)
 	if err != nil {
 		return err
@@ -122,16 +139,50 @@ func bindNewNetns(path string) error {
 			done <- capError("unshare", os.NewSyscallError("unshare", err))
 			return
 		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		bindErr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		fn()
 		if err := setns(orig, Net); err != nil {
-			done <- errors.Join(bindErr, fmt.Errorf("%w: return to own net namespace: %w", ErrThreadDiscarded, err))
+			done <- fmt.Errorf("%w: return to own net namespace: %w", ErrThreadDiscarded, err)
 			return // locked: the runtime terminates the thread
 		}
 		runtime.UnlockOSThread()
-		done <- capError("bind mount "+path, os.NewSyscallError("mount", bindErr))
+		done <- nil
 	}()
 	return <-done
+}
+
+// NewNet creates a network namespace without a name: it lives while the
+// returned handle, or anything else (a process, a socket made in it, a
+// bind mount), holds it, so nothing is left behind when the program ends,
+// even by SIGKILL. The namespace has only a down loopback. The handle's Ref
+// and path are /proc/self/fd/N of its descriptor. Needs CAP_SYS_ADMIN. The
+// thread that makes it is returned home, or discarded (ErrThreadDiscarded).
+func NewNet() (*NS, error) {
+	ns, err := newNet()
+	return ns, wrap("new", "net namespace", err)
+}
+
+func newNet() (*NS, error) {
+	fd := -1
+	var openErr error
+	err := inNewNetns(func() {
+		fd, openErr = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	})
+	if openErr != nil {
+		err = errors.Join(os.NewSyscallError("open", openErr), err)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	path := fmt.Sprintf("/proc/self/fd/%d", fd)
+	ns, err := newFromFD(path, path, fd, Net)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return ns, nil
 }
 
 // DeleteNamed removes /run/netns/NAME as `ip netns del` does: detach the

@@ -26,6 +26,7 @@ func (ns *NS) OwnerUID() (int, error)          { return 0, wrap("owner uid of", 
 func (t Type) CloneFlag() int                  { return 0 }
 func Names() ([]string, error)                 { return nil, wrap("list", NetnsRunDir, errGOOS) }
 func NewNamed(name string) (*NS, error)        { return nil, wrap("add", name, errGOOS) }
+func NewNet() (*NS, error)                     { return nil, wrap("new", "net namespace", errGOOS) }
 func DeleteNamed(name string) error            { return wrap("del", name, errGOOS) }
 
 func NamesOf(id ID) []string                          { return nil }

@@ -28,22 +28,10 @@ import (
 func NewNetNS(tb testing.TB) *nsjoin.NS {
 	tb.Helper()
 	RequireRoot(tb)
-	// nsjoin makes namespaces by name, as `ip netns add` does; the name
-	// lives only until the holder below has the namespace open.
-	name := UniqueName("ns")
-	holder, err := nsjoin.NewNamed(name)
+	// Unnamed: held only by the handle, so nothing outlives the test
+	// process, however it ends.
+	ns, err := nsjoin.NewNet()
 	if err != nil {
-		tb.Fatalf("nstest: new network namespace: %v", err)
-	}
-	tb.Cleanup(func() { holder.Close() })
-	ns, err := nsjoin.OpenFile(fmt.Sprintf("/proc/self/fd/%d", holder.Fd()))
-	if derr := nsjoin.DeleteNamed(name); derr != nil && err == nil {
-		err = derr
-	}
-	if err != nil {
-		if ns != nil {
-			ns.Close()
-		}
 		tb.Fatalf("nstest: new network namespace: %v", err)
 	}
 	tb.Cleanup(func() { ns.Close() })
