@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,4 +296,29 @@ func linkNames(s string) string {
 		}
 	}
 	return strings.Join(names, " ")
+}
+
+// TestRepeatedStopSignal: a stop signal repeated while netobs is already
+// stopping (Ctrl-C pressed twice, a supervisor repeating SIGTERM) never
+// kills it with the default action: it still ends with its own status
+// and its counts.
+func TestRepeatedStopSignal(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NetNS(t)
+	dir := t.TempDir()
+	for i := 0; i < 20; i++ {
+		b := startNetobs(t, "capture", ns, "-i", "lo", "-w", filepath.Join(dir, fmt.Sprintf("c%d.pcap", i)))
+		b.waitStderr(t, "capturing on")
+		for done := false; !done; {
+			b.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-b.done:
+				done = true
+			case <-time.After(50 * time.Microsecond):
+			}
+		}
+		if b.code != 0 || !strings.Contains(b.stderr.String(), "packets captured") {
+			t.Fatalf("run %d: exit %d after repeated SIGINT, want 0 with counts: %s", i, b.code, b.stderr.String())
+		}
+	}
 }

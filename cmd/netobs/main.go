@@ -38,6 +38,9 @@ func main() {
 	signal.Notify(sigs, stopSignals...)
 	go func() { cancel(interrupted{(<-sigs).(syscall.Signal)}) }()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	signal.Stop(sigs)
+	// The handler stays to the end: a second stop signal (a user pressing
+	// Ctrl-C twice, a supervisor repeating SIGTERM) that arrives after run
+	// has cleaned up must not kill netobs with the default action between
+	// here and os.Exit, replacing its status with 128+N.
 	os.Exit(code)
 }
