@@ -73,6 +73,7 @@ func (d *dockerAPI) List(ctx context.Context) ([]Container, error) {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
 		c.Pod, c.PodNamespace = podLabels(s.Labels)
+		c.Labels = s.Labels
 		if s.NetworkSettings != nil {
 			c.Addresses = addresses(s.NetworkSettings.Networks)
 		}
@@ -103,6 +104,7 @@ func (d *dockerAPI) Inspect(ctx context.Context, id string) (Container, error) {
 	}
 	if r.Config != nil {
 		c.Pod, c.PodNamespace = podLabels(r.Config.Labels)
+		c.Labels = r.Config.Labels
 	}
 	if ns := r.NetworkSettings; ns != nil {
 		if c.Running {

@@ -41,7 +41,9 @@ type Endpoint struct {
 // Endpoints returns the API addresses where runtime ("" for every one) is
 // usually found, most likely first: $DOCKER_HOST, /var/run/docker.sock and
 // /run/docker.sock for Docker; $CONTAINER_HOST, /run/podman/podman.sock and
-// the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman.
+// the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman;
+// $CONTAINER_RUNTIME_ENDPOINT (crictl's), containerd's, CRI-O's, and the
+// containerd sockets of k3s and RKE2, k0s and microk8s for the CRI.
 func Endpoints(runtime string) []Endpoint {
 	var eps []Endpoint
 	add := func(rt, addr string) {
@@ -67,7 +69,20 @@ func Endpoints(runtime string) []Endpoint {
 	if xdg != "" {
 		add("podman", "unix://"+xdg+"/podman/podman.sock")
 	}
+	add("cri", normalize(os.Getenv("CONTAINER_RUNTIME_ENDPOINT")))
+	for _, s := range CRISockets {
+		add("cri", "unix://"+s)
+	}
 	return eps
+}
+
+// CRISockets are where CRI runtimes listen, most common first.
+var CRISockets = []string{
+	"/run/containerd/containerd.sock",
+	"/run/crio/crio.sock",
+	"/run/k3s/containerd/containerd.sock", // k3s and RKE2
+	"/run/k0s/containerd.sock",
+	"/var/snap/microk8s/common/run/containerd.sock",
 }
 
 // normalize turns a bare socket path into a unix:// address.
@@ -119,7 +134,7 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 			}
 			conn.Close()
 		}
-		rt, err := dialDockerAPI(ctx, ep)
+		rt, err := dial(ctx, ep)
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", ep.Address, reason(err)))
 			continue
@@ -133,6 +148,25 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		return nil, &UnreachableError{Runtime: runtime, Tried: tried}
 	}
 	return rts, nil
+}
+
+// dial connects to the runtime at ep; an endpoint of unknown runtime is
+// tried as the Docker API, then as the CRI.
+func dial(ctx context.Context, ep Endpoint) (Runtime, error) {
+	switch ep.Runtime {
+	case "cri":
+		return dialCRI(ctx, ep)
+	case "":
+		d, err := dialDockerAPI(ctx, ep)
+		if err == nil {
+			return d, nil
+		}
+		if c, cerr := dialCRI(ctx, ep); cerr == nil {
+			return c, nil
+		}
+		return nil, err
+	}
+	return dialDockerAPI(ctx, ep)
 }
 
 // reason shortens the usual failures to what the user can act on.
