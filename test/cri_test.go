@@ -129,3 +129,57 @@ func TestCRICLI(t *testing.T) {
 		t.Fatalf("%s appeared", missing)
 	}
 }
+
+// --host-root: netobs in a container that sees the host's /proc and /run
+// under a directory finds the CRI socket, the pod's pinned netns and PIDs
+// there. The "host" here is a directory whose run/containerd/containerd.sock
+// is the test's containerd, run/netns the host's /run/netns and proc the
+// host's /proc; without --host-root the same reference finds no runtime.
+func TestHostRoot(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	pid := strconv.Itoa(c.PID(t, ctr))
+	want := readlink(t, "/proc/"+pid+"/ns/net")
+
+	root := t.TempDir()
+	for link, target := range map[string]string{"proc": "/proc", "run/netns": "/run/netns", "run/containerd/containerd.sock": c.Socket} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range []string{"pod:" + ns + "/" + name, pid} {
+		res := netobs(t, "--host-root", root, "ns", "id", ref)
+		if res.code != 0 || !strings.Contains(res.stdout, want) {
+			t.Fatalf("--host-root %s ns id %s: %+v, want %s", root, ref, res, want)
+		}
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")), "\n") {
+		var row struct {
+			ID      string `json:"container_id"`
+			Netns   string
+			NetnsID string `json:"netns_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
+			t.Fatal(err)
+		}
+		if row.ID == pod.ID {
+			found = true
+			if !strings.HasPrefix(row.Netns, root+"/run/netns/") || row.NetnsID != want {
+				t.Fatalf("ps --json under --host-root: %s; want the netns under %s/run/netns, %s", l, root, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ps --host-root %s does not list the sandbox %s", root, pod.ID)
+	}
+	res := netobs(t, "--host-root", filepath.Join(root, "none"), "ns", "id", "pod:"+ns+"/"+name)
+	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, filepath.Join(root, "none", "run/containerd/containerd.sock")) {
+		t.Fatalf("a host root without the sockets: %+v, want one line naming the socket tried under it", res)
+	}
+}

@@ -48,7 +48,7 @@ runtime's sockets are found without flags; --runtime-endpoint overrides.`,
 			if rt != "" && !runtimeKnown(rt) {
 				return usageErrorf("ps: --runtime %q: want one of %s", rt, strings.Join(runtime.Runtimes, ", "))
 			}
-			cs, err := runtime.List(a.ctx, rt, runtime.Options{Endpoint: a.runtimeEndpoint})
+			cs, err := runtime.List(a.ctx, rt, a.runtimeOptions())
 			if err != nil {
 				return fmt.Errorf("ps: %w", err)
 			}

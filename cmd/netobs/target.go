@@ -15,8 +15,19 @@ import (
 // addRuntimeFlags adds the flags that say how container references reach
 // their runtime.
 func addRuntimeFlags(root *cobra.Command, a *app) {
+	addHostRootFlag(root, a)
 	root.PersistentFlags().StringVar(&a.runtimeEndpoint, "runtime-endpoint", "",
 		"container runtime API address for docker:, podman:, cri:, pod: and container: references: a Docker/podman API or CRI socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
+}
+
+func addHostRootFlag(root *cobra.Command, a *app) {
+	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", "/",
+		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths are looked up there")
+}
+
+// runtimeOptions is how container references reach their runtime.
+func (a *app) runtimeOptions() runtime.Options {
+	return runtime.Options{Endpoint: a.runtimeEndpoint, HostRoot: a.hostRoot}
 }
 
 // openNetNS opens the network namespace an NSREF names. It is the one place
@@ -34,7 +45,17 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	if !runtime.IsRef(ref) {
 		var ns *nsjoin.NS
 		var err error
-		switch {
+		switch path := underHostRoot(a, ref, t); {
+		case path != "":
+			ns, err = nsjoin.OpenFile(path)
+			want := t
+			if want == 0 {
+				want = nsjoin.Net
+			}
+			if err == nil && ns.Type() != want {
+				ns.Close()
+				ns, err = nil, fmt.Errorf("%s: %w", path, nsjoin.ErrWrongType)
+			}
 		case t == 0 && strings.Contains(ref, "/"):
 			ns, err = nsjoin.OpenFile(ref)
 		case t == 0:
@@ -48,7 +69,7 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	c, err := runtime.Lookup(a.ctx, r, runtime.Options{Endpoint: a.runtimeEndpoint})
+	c, err := runtime.Lookup(a.ctx, r, a.runtimeOptions())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,6 +84,26 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 		warnSharedNetns(a, ref, c)
 	}
 	return ns, &c, nil
+}
+
+// underHostRoot maps a PID or an ip netns name to its file under
+// --host-root: the host's PIDs are not this process's when netobs runs in
+// a container, so /proc/PID/ns is read from the host's /proc. It returns ""
+// for paths, "self", and without a host root.
+func underHostRoot(a *app, ref string, t nsjoin.Type) string {
+	if a.hostRoot == "" || a.hostRoot == "/" || ref == "self" || strings.Contains(ref, "/") {
+		return ""
+	}
+	if t == 0 {
+		t = nsjoin.Net
+	}
+	if strings.Trim(ref, "0123456789") == "" {
+		return runtime.HostPath(a.hostRoot, "/proc/"+ref+"/ns/"+t.String())
+	}
+	if t != nsjoin.Net || nsjoin.ValidateName(ref) != nil {
+		return "" // nsjoin gives the error
+	}
+	return runtime.HostPath(a.hostRoot, "/run/netns/"+ref)
 }
 
 // warnSharedNetns says when a container has no network namespace of its
@@ -111,7 +152,7 @@ func containerTarget(ns *nsjoin.NS, c *runtime.Container) capture.Target {
 func openNetNSAll(a *app, ref string) ([]*nsjoin.NS, []*runtime.Container, error) {
 	if runtime.IsRef(ref) {
 		if r, err := runtime.ParseRef(ref); err == nil && r.IsGlob() {
-			cs, err := runtime.LookupAll(a.ctx, r, runtime.Options{Endpoint: a.runtimeEndpoint})
+			cs, err := runtime.LookupAll(a.ctx, r, a.runtimeOptions())
 			if err != nil {
 				return nil, nil, err
 			}
@@ -132,7 +173,7 @@ func openSelected(a *app, selector string) ([]*nsjoin.NS, []*runtime.Container, 
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	cs, err := runtime.Select(a.ctx, sel, runtime.Options{Endpoint: a.runtimeEndpoint})
+	cs, err := runtime.Select(a.ctx, sel, a.runtimeOptions())
 	if err != nil {
 		return nil, nil, err
 	}

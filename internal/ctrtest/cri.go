@@ -377,7 +377,5 @@ func (c *CRI) stop() {
 	if c.Bridge != "" {
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}
-	if os.Getenv("KEEPDIR") == "" {
-		os.RemoveAll(c.dir)
-	}
+	os.RemoveAll(c.dir)
 }

@@ -18,7 +18,8 @@ import (
 // Its containers are both pod sandboxes (Kind "pod") and the containers
 // of those pods.
 type criAPI struct {
-	addr string
+	addr     string
+	hostRoot string
 	// engine is what the runtime calls itself (containerd, cri-o).
 	engine string
 	conn   *grpc.ClientConn
@@ -32,12 +33,12 @@ var _ Runtime = (*criAPI)(nil)
 var errNotCRI = errors.New("not a CRI runtime")
 
 // dialCRI connects to a CRI runtime at ep and checks that it answers.
-func dialCRI(ctx context.Context, ep Endpoint) (*criAPI, error) {
+func dialCRI(ctx context.Context, ep Endpoint, hostRoot string) (*criAPI, error) {
 	conn, err := grpc.NewClient(ep.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
-	c := &criAPI{addr: ep.Address, conn: conn, rs: cri.NewRuntimeServiceClient(conn)}
+	c := &criAPI{addr: ep.Address, hostRoot: hostRoot, conn: conn, rs: cri.NewRuntimeServiceClient(conn)}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	v, err := c.rs.Version(ctx, &cri.VersionRequest{})
@@ -81,7 +82,7 @@ func (c *criAPI) List(ctx context.Context) ([]Container, error) {
 }
 
 func (c *criAPI) sandbox(id string, md *cri.PodSandboxMetadata, state cri.PodSandboxState, labels map[string]string) Container {
-	ct := Container{Runtime: "cri", Kind: KindPod, Endpoint: c.addr, ID: id, PodSandboxID: id, Labels: labels,
+	ct := Container{Runtime: "cri", Kind: KindPod, Endpoint: c.addr, ID: id, PodSandboxID: id, Labels: labels, hostRoot: c.hostRoot,
 		State: "notready", Running: state == cri.PodSandboxState_SANDBOX_READY}
 	if ct.Running {
 		ct.State = "ready"
@@ -97,7 +98,7 @@ func (c *criAPI) sandbox(id string, md *cri.PodSandboxMetadata, state cri.PodSan
 }
 
 func (c *criAPI) container(id, sandbox string, md *cri.ContainerMetadata, state cri.ContainerState, labels map[string]string) Container {
-	ct := Container{Runtime: "cri", Endpoint: c.addr, ID: id, PodSandboxID: sandbox, Labels: labels}
+	ct := Container{Runtime: "cri", Endpoint: c.addr, ID: id, PodSandboxID: sandbox, Labels: labels, hostRoot: c.hostRoot}
 	ct.Pod, ct.PodNamespace = podLabels(labels)
 	if md != nil {
 		ct.Name = md.Name
@@ -198,7 +199,7 @@ func (c *criAPI) inspectSandbox(ctx context.Context, id string) (Container, erro
 		ct.Addresses = podAddresses(n)
 	}
 	if ct.Running {
-		ct.PID, ct.Netns = info.PID, info.Netns
+		ct.PID, ct.Netns = info.PID, HostPath(c.hostRoot, info.Netns)
 	}
 	return ct, nil
 }

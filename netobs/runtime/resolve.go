@@ -241,7 +241,25 @@ func OpenNS(c Container, t nsjoin.Type) (*nsjoin.NS, error) {
 		}
 		return nil, fmt.Errorf("%w: %s reports neither a netns path nor a PID for %q", ErrNotRunning, c.Runtime, c.Name)
 	}
+	if c.hostRoot != "" && c.hostRoot != "/" {
+		// The host's PIDs mean nothing to pidfd_open in a container's own
+		// PID namespace: the host's /proc is the way in.
+		return openTypedFile(HostPath(c.hostRoot, "/proc/"+strconv.Itoa(c.PID)+"/ns/"+t.String()), t)
+	}
 	return nsjoin.OpenType(strconv.Itoa(c.PID), t)
+}
+
+// openTypedFile opens a namespace file that must be of type t.
+func openTypedFile(path string, t nsjoin.Type) (*nsjoin.NS, error) {
+	ns, err := nsjoin.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if ns.Type() != t {
+		ns.Close()
+		return nil, fmt.Errorf("%s: %w", path, nsjoin.ErrWrongType)
+	}
+	return ns, nil
 }
 
 // Refs returns a reference (RUNTIME:NAME, pod:NS/NAME, cri:ID) for every running container of

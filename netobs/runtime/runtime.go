@@ -36,8 +36,9 @@ type Container struct {
 	State string `json:"state"`
 	// Running is true if the container has a process, so a namespace.
 	Running bool `json:"running"`
-	// Netns is the pinned network namespace file (Docker's SandboxKey),
-	// empty if the runtime reports none.
+	// Netns is the pinned network namespace file (Docker's SandboxKey,
+	// a CRI sandbox's runtime spec), empty if the runtime reports none;
+	// under Options.HostRoot if one was given.
 	Netns string `json:"netns,omitempty"`
 	// PID is the container's init process, 0 if it is not running.
 	PID int `json:"pid,omitempty"`
@@ -49,6 +50,9 @@ type Container struct {
 	// Detailed is true when the runtime was asked about this container
 	// alone (Netns and PID are known), false for a listing's summary.
 	Detailed bool `json:"-"`
+	// hostRoot is Options.HostRoot of the lookup: Netns is already under
+	// it, the PID is read under its /proc.
+	hostRoot string
 }
 
 // HostNetwork reports whether the container uses the host's network
