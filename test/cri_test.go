@@ -2,11 +2,14 @@ package test
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netobs/netobs/internal/ctrtest"
 	"github.com/netobs/netobs/internal/nstest"
@@ -181,5 +184,41 @@ func TestHostRoot(t *testing.T) {
 	res := netobs(t, "--host-root", filepath.Join(root, "none"), "ns", "id", "pod:"+ns+"/"+name)
 	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, filepath.Join(root, "none", "run/containerd/containerd.sock")) {
 		t.Fatalf("a host root without the sockets: %+v, want one line naming the socket tried under it", res)
+	}
+}
+
+// A pod is an NSREF everywhere: sockets shows its container's listener,
+// forward reaches it from the host, ns exec --net runs in it, and shell
+// completion offers the pod.
+func TestCRIPodNSRefEverywhere(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main", "/bin/sh", "-c", "echo hello-from-pod | nc -l -p 7777")
+	want := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr))+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	ep := []string{"--runtime-endpoint", c.Socket}
+	for i := 0; !strings.Contains(mustNetobs(t, append(ep, "sockets", ref, "-tl")...), ":7777"); i++ {
+		if i == 500 {
+			t.Fatalf("sockets %s -tl never showed the listener on 7777", ref)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, addr := startForward(t, append(ep, ref, "0", "7777")...)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	if got, _ := io.ReadAll(conn); string(got) != "hello-from-pod\n" {
+		t.Fatalf("forward to %s:7777 read %q", ref, got)
+	}
+	if out := mustNetobs(t, append(ep, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net")...); strings.TrimSpace(out) != want {
+		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
+	}
+	out := mustNetobs(t, append([]string{"__complete"}, append(ep, "ns", "id", "")...)...)
+	if !strings.Contains("\n"+out, "\n"+ref+"\n") || !strings.Contains("\n"+out, "\ncri:"+ctr[:12]+"\n") {
+		t.Fatalf("completion does not offer %s and cri:%s: %q", ref, ctr[:12], out)
 	}
 }
