@@ -222,3 +222,25 @@ func TestCRIPodNSRefEverywhere(t *testing.T) {
 		t.Fatalf("completion does not offer %s and cri:%s: %q", ref, ctr[:12], out)
 	}
 }
+
+// The pod's namespace outlives its containers: a capture against the pod
+// goes on while the container is replaced (as the kubelet restarts one)
+// and sees the new container's traffic too.
+func TestCRIContainerRestartMidCapture(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	first := c.RunContainer(t, pod, "main")
+	p := startNetobs(t, "--runtime-endpoint", c.Socket, "capture", "pod:"+ns+"/"+name, "-i", "eth0", "-c", "4", "--", "icmp[icmptype] = icmp-echo")
+	p.waitStderr(t, "capturing on")
+	c.Exec(t, first, "ping", "-c", "2", "-W", "5", c.Gateway)
+	c.RemoveContainer(t, first)
+	second := c.RunContainer(t, pod, "main")
+	c.Exec(t, second, "ping", "-c", "2", "-W", "5", c.Gateway)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("capture across a container restart: exit %d: %s", code, p.stderr.String())
+	}
+	if n := strings.Count(p.stdout.String(), "ICMP echo request"); n != 4 {
+		t.Fatalf("%d echo requests captured, want 2 from each container: %s", n, p.stdout.String())
+	}
+}

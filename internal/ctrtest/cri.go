@@ -322,6 +322,19 @@ func (c *CRI) RunContainer(tb testing.TB, p *Pod, name string, command ...string
 	return res.ContainerId
 }
 
+// RemoveContainer stops (at once) and removes a container, as the kubelet
+// does when it restarts one.
+func (c *CRI) RemoveContainer(tb testing.TB, id string) {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := c.Runtime.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
+		tb.Fatalf("StopContainer %s: %v", id, err)
+	}
+	if _, err := c.Runtime.RemoveContainer(ctx, &cri.RemoveContainerRequest{ContainerId: id}); err != nil {
+		tb.Fatalf("RemoveContainer %s: %v", id, err)
+	}
+}
+
 // PID is the container's process, from its verbose status.
 func (c *CRI) PID(tb testing.TB, id string) int {
 	tb.Helper()
