@@ -89,6 +89,20 @@ func TestCRICLI(t *testing.T) {
 		t.Fatalf("ps row for the container %s: %q, want main %s/%s-0 running %s", ctr0[:12], f, ns, base, want0)
 	}
 
+	// ns ls names the pod and its container in the row of their namespace.
+	inode := strings.TrimSuffix(strings.TrimPrefix(want0, "net:["), "]")
+	var lsRow string
+	for _, line := range strings.Split(mustNetobs(t, append(ep, "ns", "ls", "--type", "net")...), "\n") {
+		if f := strings.Fields(line); len(f) >= 9 && f[0] == inode {
+			lsRow = f[7]
+		}
+	}
+	for _, w := range []string{"pod:" + ns + "/" + base + "-0", "cri:main"} {
+		if !strings.Contains(","+lsRow+",", ","+w+",") {
+			t.Fatalf("ns ls: CONTAINERS of %s is %q, want %s in it", inode, lsRow, w)
+		}
+	}
+
 	for _, sel := range [][]string{{"pod:" + ns + "/" + base + "-*"}, {"-l", "app=" + app}} {
 		args := append(append(append([]string{}, ep...), "capture"), sel...)
 		p := startNetobs(t, append(args, "--json", "-c", "4", "--", "icmp[icmptype] = icmp-echo")...)
