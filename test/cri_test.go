@@ -195,6 +195,21 @@ func TestHostRoot(t *testing.T) {
 	if !found {
 		t.Fatalf("ps --host-root %s does not list the sandbox %s", root, pod.ID)
 	}
+	// ns ls reads the host's /proc under the root: a root whose proc holds
+	// only the container's process lists only its namespaces.
+	one := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(one, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/proc/"+pid, filepath.Join(one, "proc", pid)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", one, "--runtime-endpoint", c.Socket, "ns", "ls", "--type", "net")), "\n")
+	inode := strings.TrimSuffix(strings.TrimPrefix(want, "net:["), "]")
+	if f := strings.Fields(lines[len(lines)-1]); len(lines) != 2 || len(f) < 9 || f[0] != inode || f[2] != "1" || f[3] != pid || !strings.Contains(f[7], "cri:main") {
+		t.Fatalf("ns ls --host-root with only process %s: %q; want one row, %s held by it, naming the container", pid, lines, inode)
+	}
+
 	res := netobs(t, "--host-root", filepath.Join(root, "none"), "ns", "id", "pod:"+ns+"/"+name)
 	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, filepath.Join(root, "none", "run/containerd/containerd.sock")) {
 		t.Fatalf("a host root without the sockets: %+v, want one line naming the socket tried under it", res)

@@ -111,7 +111,11 @@ namespace it is.`,
 			if t != 0 {
 				types = []nsjoin.Type{t}
 			}
-			infos, err := nsjoin.List(types...)
+			list := nsjoin.List
+			if a.hostRoot != "" && a.hostRoot != "/" {
+				list = func(types ...nsjoin.Type) ([]nsjoin.Info, error) { return nsjoin.ListUnder(a.hostRoot, types...) }
+			}
+			infos, err := list(types...)
 			if err != nil {
 				return err
 			}
