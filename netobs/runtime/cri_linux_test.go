@@ -111,6 +111,10 @@ func TestCRIPodGlobAmbiguousStopped(t *testing.T) {
 	if err != nil || len(cs) != 2 || cs[0].ID != p1.ID || cs[1].ID != p2.ID || cs[0].Netns == "" || cs[0].Netns == cs[1].Netns {
 		t.Fatalf("%s: %+v, %v; want %s and %s with their own netns", ref, cs, err, p1.ID, p2.ID)
 	}
+	// Where one namespace is wanted, a glob that matches two is an error.
+	if _, _, err := runtime.Open(context.Background(), ref.String(), o); !errors.Is(err, runtime.ErrAmbiguous) || !strings.Contains(err.Error(), p2.Name) {
+		t.Fatalf("Open %s: %v, want an ambiguity listing both pods", ref, err)
+	}
 	_, _, err = runtime.Open(context.Background(), "pod:"+base+"-0", o)
 	if !errors.Is(err, runtime.ErrAmbiguous) || !strings.Contains(err.Error(), "pod:"+ns1+"/"+base+"-0") || !strings.Contains(err.Error(), "pod:"+ns2+"/"+base+"-0") {
 		t.Fatalf("pod:%s-0 in two namespaces: %v", base, err)

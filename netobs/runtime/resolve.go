@@ -38,6 +38,11 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 	if ref.Pod {
 		var cs []Container
 		cs, err = matchPods(ref, all)
+		if err == nil && len(cs) > 1 {
+			// A glob names one pod only where one namespace is taken;
+			// LookupAll expands it.
+			err = &AmbiguousError{Ref: ref.String(), Matches: cs, Pods: true}
+		}
 		if err == nil {
 			c = cs[0]
 		}

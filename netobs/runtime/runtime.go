@@ -121,7 +121,8 @@ var (
 type AmbiguousError struct {
 	Ref     string
 	Matches []Container
-	// Pods is true when a pod name was found in several namespaces.
+	// Pods is true when a pod name was found in several namespaces, or a
+	// glob matched several pods where one is wanted.
 	Pods bool
 }
 
@@ -131,7 +132,7 @@ func (e *AmbiguousError) Error() string {
 		for _, c := range e.Matches {
 			m = append(m, c.Label())
 		}
-		return fmt.Sprintf("%q matches pods in %d namespaces: %s; say which as pod:NAMESPACE/NAME", e.Ref, len(e.Matches), strings.Join(m, ", "))
+		return fmt.Sprintf("%q matches %d pods: %s; name one as pod:NAMESPACE/NAME", e.Ref, len(e.Matches), strings.Join(m, ", "))
 	}
 	for _, c := range e.Matches {
 		m = append(m, fmt.Sprintf("%s:%s (%s)", c.Runtime, shortID(c.ID), c.Name))
