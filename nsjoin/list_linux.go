@@ -22,8 +22,16 @@ type nsKey struct {
 // inode. Processes that exit during the scan are skipped, not errors.
 // Seeing other users' processes needs root or CAP_SYS_PTRACE.
 func List(types ...Type) ([]Info, error) {
-	infos, err := list(types, true)
+	infos, err := list("/", types, true)
 	return infos, wrap("list", "namespaces", err)
+}
+
+// ListUnder is List of the system whose /proc and /run are mounted under
+// root (netobs in a container, the host's / mounted at root): it scans
+// root/proc/*/ns/* and root/run/netns. PIDs are that system's.
+func ListUnder(root string, types ...Type) ([]Info, error) {
+	infos, err := list(root, types, true)
+	return infos, wrap("list", "namespaces under "+root, err)
 }
 
 // Scan is List without opening any namespace or reading any command line:
@@ -31,11 +39,12 @@ func List(types ...Type) ([]Info, error) {
 // only (Command, UserNS and ID.NSID stay zero). It is cheap enough to
 // repeat every second on a system with thousands of namespaces.
 func Scan(types ...Type) ([]Info, error) {
-	infos, err := list(types, false)
+	infos, err := list("/", types, false)
 	return infos, wrap("scan", "namespaces", err)
 }
 
-func list(types []Type, details bool) ([]Info, error) {
+func list(root string, types []Type, details bool) ([]Info, error) {
+	procDir := filepath.Join(root, "proc")
 	if len(types) == 0 {
 		types = AllTypes
 	}
@@ -44,7 +53,7 @@ func list(types []Type, details bool) ([]Info, error) {
 			return nil, errors.New("invalid namespace type")
 		}
 	}
-	procs, err := os.ReadDir("/proc")
+	procs, err := os.ReadDir(procDir)
 	if err != nil {
 		return nil, err
 	}
@@ -66,12 +75,12 @@ func list(types []Type, details bool) ([]Info, error) {
 			continue
 		}
 		var st unix.Stat_t
-		if unix.Stat("/proc/"+p.Name(), &st) != nil {
+		if unix.Stat(filepath.Join(procDir, p.Name()), &st) != nil {
 			continue // exited
 		}
 		uid := int(st.Uid)
 		for _, t := range types {
-			path := "/proc/" + p.Name() + "/ns/" + t.String()
+			path := filepath.Join(procDir, p.Name(), "ns", t.String())
 			var nst unix.Stat_t
 			if unix.Stat(path, &nst) != nil {
 				continue // exited, or the kernel lacks this type
@@ -84,9 +93,10 @@ func list(types []Type, details bool) ([]Info, error) {
 		}
 	}
 	if wantsNet(types) {
-		names, _ := Names()
+		netnsDir := filepath.Join(root, NetnsRunDir)
+		names, _ := namesIn(netnsDir)
 		for _, name := range names {
-			path := filepath.Join(NetnsRunDir, name)
+			path := filepath.Join(netnsDir, name)
 			var sfs unix.Statfs_t
 			var st unix.Stat_t
 			if unix.Statfs(path, &sfs) != nil || sfs.Type != unix.NSFS_MAGIC || unix.Stat(path, &st) != nil {
@@ -104,7 +114,7 @@ func list(types []Type, details bool) ([]Info, error) {
 		in := found[k]
 		if details {
 			if in.PID != 0 {
-				in.Command = commandLine(in.PID)
+				in.Command = commandLine(procDir, in.PID)
 			}
 			in.UserNS, in.ID.NSID = ownerAndNSID(paths[k])
 		}
@@ -153,11 +163,11 @@ func ownerAndNSID(path string) (userns, nsid uint64) {
 
 // commandLine returns the process's command line as lsns shows it, or its
 // name in brackets for kernel threads.
-func commandLine(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+func commandLine(procDir string, pid int) string {
+	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "cmdline"))
 	if err == nil && len(b) > 0 {
 		return strings.TrimSpace(strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
 	}
-	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	comm, _ := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "comm"))
 	return strings.TrimSpace(string(comm))
 }

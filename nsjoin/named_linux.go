@@ -13,13 +13,15 @@ import (
 
 // Names lists the named network namespaces under /run/netns, sorted, the
 // way `ip netns list` finds them.
-func Names() ([]string, error) {
-	ents, err := os.ReadDir(NetnsRunDir)
+func Names() ([]string, error) { return namesIn(NetnsRunDir) }
+
+func namesIn(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, wrap("list", NetnsRunDir, err)
+		return nil, wrap("list", dir, err)
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {

@@ -47,3 +47,7 @@ func (ns *NS) Dup() (*NS, error)    { return nil, wrap("dup", ns.ref, errGOOS) }
 func Scan(types ...Type) ([]Info, error) { return nil, wrap("scan", "namespaces", errGOOS) }
 func KernelHas(t Type) bool              { return false }
 func SecureExec() bool                   { return false }
+
+func ListUnder(root string, types ...Type) ([]Info, error) {
+	return nil, wrap("list", "namespaces", errGOOS)
+}

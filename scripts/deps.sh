@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(iproute2 util-linux procps iputils-ping arping tcpdump tshark iperf3 socat
           netsniff-ng tcpreplay libpcap-dev gcc time graphviz chromium
-          docker.io podman runc busybox-static)
+          docker.io podman runc busybox-static containerd containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -136,21 +136,21 @@ func TestContainerPSAndSharing(t *testing.T) {
 
 	rows := map[string][]string{}
 	for _, line := range strings.Split(mustNetobs(t, "ps", "--runtime", "docker"), "\n") {
-		if f := strings.Fields(line); len(f) >= 6 {
+		if f := strings.Fields(line); len(f) >= 7 {
 			rows[f[2]] = f
 		}
 	}
 	addr := r.Inspect(t, main, "{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}}")
-	if f := rows[main]; f == nil || f[0] != "docker" || f[3] != "running" || f[4] != want || f[5] != addr {
-		t.Fatalf("ps row for %s: %q, want docker running %s %s", main, f, want, addr)
+	if f := rows[main]; f == nil || f[0] != "docker" || f[3] != "-" || f[4] != "running" || f[5] != want || f[6] != addr {
+		t.Fatalf("ps row for %s: %q, want docker - running %s %s", main, f, want, addr)
 	}
-	if f := rows[shared]; f == nil || f[4] != want {
+	if f := rows[shared]; f == nil || f[5] != want {
 		t.Fatalf("ps row for %s: %q, want the namespace %s", shared, f, want)
 	}
-	if f := rows[host]; f == nil || f[4] != hostNS || f[5] != "host" {
+	if f := rows[host]; f == nil || f[5] != hostNS || f[6] != "host" {
 		t.Fatalf("ps row for %s: %q, want %s host", host, f, hostNS)
 	}
-	if f := rows[stopped]; f == nil || f[3] != "created" || f[4] != "-" {
+	if f := rows[stopped]; f == nil || f[4] != "created" || f[5] != "-" {
 		t.Fatalf("ps row for %s: %q, want created -", stopped, f)
 	}
 	var found bool

@@ -11,8 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/pktout"
+	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -28,12 +30,13 @@ type captureFlags struct {
 	immediate bool
 	buffer    string
 	json      bool
+	selector  string
 }
 
 func newCaptureCmd(a *app) *cobra.Command {
 	var f captureFlags
 	cmd := &cobra.Command{
-		Use:   "capture NSREF... [flags] [-- FILTER EXPRESSION...]",
+		Use:   "capture NSREF... [-l SELECTOR] [flags] [-- FILTER EXPRESSION...]",
 		Short: "Capture packets inside one or many namespaces to pcap/pcapng",
 		Long: `capture opens an AF_PACKET socket inside each namespace and writes what
 they capture as one stream: a pcapng file with one interface per
@@ -52,12 +55,23 @@ the file stays valid), 2 on a usage mistake (a bad filter expression
 included), 128+N when signal N (SIGINT, SIGTERM) interrupts the start-up:
 while a filter compiles or -w waits for a FIFO's reader. When the disk
 fills, the file is cut back to its last whole packet and a line on stderr
-says how many packets it holds.`,
+says how many packets it holds.
+
+Containers and pods are NSREFs too (docker:NAME, pod:NAMESPACE/NAME, cri:ID,
+see netobs ns --help). A pod glob in quotes ('pod:default/web-*') and
+-l SELECTOR (label selector on the runtimes' Docker, podman and CRI labels:
+app=web,tier!=db) expand to every running match, each its own interfaces in
+the one output; a namespace named twice is captured once.`,
 		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80
   netobs capture ns1 ns2 1234 -w all.pcapng           # -i any in each
   netobs capture ns1 -i eth0 -w - --immediate | tshark -r -
-  netobs capture /proc/42/ns/net -c 10 --json -- icmp`,
+  netobs capture /proc/42/ns/net -c 10 --json -- icmp
+  netobs capture 'pod:default/web-*' -w web.pcapng
+  netobs capture -l app=web -w web.pcapng -- tcp port 80`,
 		Args: func(c *cobra.Command, args []string) error {
+			if f.selector != "" {
+				return nil
+			}
 			if len(args) == 0 || c.ArgsLenAtDash() == 0 {
 				return usageErrorf("%sneeds at least one NSREF (see %s --help)", where(c), c.CommandPath())
 			}
@@ -76,6 +90,7 @@ says how many packets it holds.`,
 	fl.BoolVar(&f.immediate, "immediate", false, "hand packets over as they arrive and flush after each (low latency)")
 	fl.StringVarP(&f.buffer, "buffer", "B", "", "ring size per socket: a number of KiB like tcpdump -B, or with a K, M or G suffix (default 4M)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per packet instead of a text line (when not writing a file)")
+	fl.StringVarP(&f.selector, "selector", "l", "", "also capture in every running container and pod whose runtime labels match (KEY=VALUE,KEY!=VALUE,KEY,!KEY)")
 	return cmd
 }
 
@@ -121,7 +136,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		}
 	}
 
-	targets, filter, err := captureTargets(a, args, c.ArgsLenAtDash())
+	targets, filter, err := captureTargets(a, args, c.ArgsLenAtDash(), f.selector)
 	defer func() {
 		for _, t := range targets {
 			t.NS.Close()
@@ -292,33 +307,43 @@ func openOutput(ctx context.Context, cmd, path string) (*os.File, error) {
 // captureTargets opens the NSREFs at the start of args and returns the rest
 // as the filter expression. Without "--" the first argument is always an
 // NSREF and the filter starts at the first later one that is not.
-func captureTargets(a *app, args []string, dash int) ([]capture.Target, string, error) {
+func captureTargets(a *app, args []string, dash int, selector string) ([]capture.Target, string, error) {
 	var targets []capture.Target
 	refs, rest := args, []string(nil)
 	if dash >= 0 {
 		refs, rest = args[:dash], args[dash:]
 	}
+	add := func(ref string, ns *nsjoin.NS, ctr *runtime.Container) {
+		for _, t := range targets {
+			if nsjoin.Same(t.NS, ns) {
+				fmt.Fprintf(a.stderr, "netobs: capture: %s is the same namespace as %s (%s); capturing it once\n", termsafe.Quote(ref), t.NS.Ref(), ns)
+				ns.Close()
+				return
+			}
+		}
+		targets = append(targets, containerTarget(ns, ctr))
+	}
 	for i, ref := range refs {
-		ns, ctr, err := openNetNS(a, ref)
+		nss, ctrs, err := openNetNSAll(a, ref)
 		if err != nil {
-			if dash < 0 && i > 0 && (errors.Is(err, nsjoin.ErrNotFound) || errors.Is(err, os.ErrNotExist)) {
+			if dash < 0 && (i > 0 || selector != "") && (errors.Is(err, nsjoin.ErrNotFound) || errors.Is(err, os.ErrNotExist)) {
 				rest = refs[i:]
 				break
 			}
 			return targets, "", fmt.Errorf("capture: %w", err)
 		}
-		dup := false
-		for _, t := range targets {
-			if nsjoin.Same(t.NS, ns) {
-				fmt.Fprintf(a.stderr, "netobs: capture: %s is the same namespace as %s (%s); capturing it once\n", ref, t.NS.Ref(), ns)
-				dup = true
-			}
+		for j, ns := range nss {
+			add(ref, ns, ctrs[j])
 		}
-		if dup {
-			ns.Close()
-			continue
+	}
+	if selector != "" {
+		nss, ctrs, err := openSelected(a, selector)
+		if err != nil {
+			return targets, "", fmt.Errorf("capture: %w", err)
 		}
-		targets = append(targets, containerTarget(ns, ctr))
+		for j, ns := range nss {
+			add(ctrs[j].Label(), ns, ctrs[j])
+		}
 	}
 	return targets, strings.Join(rest, " "), nil
 }

@@ -69,7 +69,7 @@ func completeNSRef(a *app) cobra.CompletionFunc {
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		names, _ := nsjoin.Names()
 		names = append(names, "self")
-		names = append(names, runtime.Refs(a.ctx, runtime.Options{Endpoint: a.runtimeEndpoint})...)
+		names = append(names, runtime.Refs(a.ctx, a.runtimeOptions())...)
 		return names, cobra.ShellCompDirectiveDefault
 	}
 }
@@ -96,7 +96,8 @@ func newNSLsCmd(a *app) *cobra.Command {
 		Short: "List every namespace on the system, like lsns",
 		Long: `List every namespace on the system, like lsns. For network namespaces the
 CONTAINERS column (JSON: containers) names the running containers of every
-runtime found (docker:NAME, podman:NAME) whose namespace it is.`,
+runtime found (docker:NAME, podman:NAME, pod:NAMESPACE/NAME, cri:NAME) whose
+namespace it is.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net
   netobs ns ls --json | jq 'select(.nprocs > 1)'`,
@@ -110,7 +111,11 @@ runtime found (docker:NAME, podman:NAME) whose namespace it is.`,
 			if t != 0 {
 				types = []nsjoin.Type{t}
 			}
-			infos, err := nsjoin.List(types...)
+			list := nsjoin.List
+			if a.hostRoot != "" && a.hostRoot != "/" {
+				list = func(types ...nsjoin.Type) ([]nsjoin.Info, error) { return nsjoin.ListUnder(a.hostRoot, types...) }
+			}
+			infos, err := list(types...)
 			if err != nil {
 				return err
 			}
@@ -181,7 +186,7 @@ type nsKey struct{ dev, inode uint64 }
 // them, from every runtime that answers; none answering is not an error
 // for a listing of the system's namespaces.
 func containersByNetns(a *app) map[nsKey][]runtime.Container {
-	cs, err := runtime.List(a.ctx, "", runtime.Options{Endpoint: a.runtimeEndpoint})
+	cs, err := runtime.List(a.ctx, "", a.runtimeOptions())
 	if err != nil {
 		return nil
 	}

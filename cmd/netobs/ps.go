@@ -29,12 +29,14 @@ func newPSCmd(a *app) *cobra.Command {
 	var asJSON bool
 	var rt string
 	c := &cobra.Command{
-		Use:   "ps [--runtime docker|podman] [--json]",
-		Short: "List the containers on this host with their network namespaces",
+		Use:   "ps [--runtime docker|podman|cri] [--json]",
+		Short: "List the containers and pods on this host with their network namespaces",
 		Long: `List the containers of every runtime found on this host (Docker, podman
-through its API socket) with runtime, ID, name, state, network namespace
-and addresses. Any of them can then be named as an NSREF: docker:NAME,
-podman:ID, container:ID (a unique ID prefix is enough).
+through its API socket, CRI runtimes: containerd, CRI-O) with runtime, ID,
+name, pod, state, network namespace and addresses. CRI pod sandboxes are
+listed with kind "pod". Any of them can then be named as an NSREF:
+docker:NAME, podman:ID, cri:ID, pod:NAMESPACE/NAME, container:ID (a unique
+ID prefix is enough).
 
 NETNS is the kernel's name of the container's network namespace, the same
 for containers that share one; "host" marks the host's own namespace. The
@@ -46,7 +48,7 @@ runtime's sockets are found without flags; --runtime-endpoint overrides.`,
 			if rt != "" && !runtimeKnown(rt) {
 				return usageErrorf("ps: --runtime %q: want one of %s", rt, strings.Join(runtime.Runtimes, ", "))
 			}
-			cs, err := runtime.List(a.ctx, rt, runtime.Options{Endpoint: a.runtimeEndpoint})
+			cs, err := runtime.List(a.ctx, rt, a.runtimeOptions())
 			if err != nil {
 				return fmt.Errorf("ps: %w", err)
 			}
@@ -57,7 +59,7 @@ runtime's sockets are found without flags; --runtime-endpoint overrides.`,
 			enc := json.NewEncoder(a.stdout)
 			w := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
 			if !asJSON {
-				fmt.Fprintln(w, "RUNTIME\tID\tNAME\tSTATE\tNETNS\tADDRESSES")
+				fmt.Fprintln(w, "RUNTIME\tID\tNAME\tPOD\tSTATE\tNETNS\tADDRESSES")
 			}
 			for _, ctr := range cs {
 				line := psJSON{Container: ctr}
@@ -87,7 +89,15 @@ runtime's sockets are found without flags; --runtime-endpoint overrides.`,
 				if len(id) > 12 {
 					id = id[:12]
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ctr.Runtime, printable(id), printable(ctr.Name),
+				pod := "-"
+				if ctr.Pod != "" {
+					pod = printable(ctr.PodNamespace + "/" + ctr.Pod)
+				}
+				name := printable(ctr.Name)
+				if ctr.Kind == runtime.KindPod {
+					name = "(pod)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ctr.Runtime, printable(id), name, pod,
 					printable(ctr.State), netns, strings.Join(addrs, ","))
 			}
 			return w.Flush()

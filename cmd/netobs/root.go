@@ -23,6 +23,8 @@ type app struct {
 	stderr io.Writer
 	// runtimeEndpoint is --runtime-endpoint (see target.go).
 	runtimeEndpoint string
+	// hostRoot is --host-root (see target.go).
+	hostRoot string
 }
 
 // commands holds the constructors of the top-level subcommands; each
@@ -102,7 +104,8 @@ the host namespace and uses those file descriptors from the host.
 Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
 /run/netns/NAME), a PID, an 'ip netns' name, 'self', or a container:
 docker:NAME|ID, podman:NAME|ID, container:ID (any runtime; IDs by unique
-prefix). A reference of digits only is always a PID, even if an 'ip netns'
+prefix), or a pod through the CRI (containerd, CRI-O): cri:ID (pod sandbox
+or container), pod:[NAMESPACE/]NAME. A reference of digits only is always a PID, even if an 'ip netns'
 name of those digits exists: name that one by its path, /run/netns/NAME.
 
 The examples in each command's help use placeholder names (ns1, web, myns,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
@@ -14,13 +15,24 @@ import (
 // addRuntimeFlags adds the flags that say how container references reach
 // their runtime.
 func addRuntimeFlags(root *cobra.Command, a *app) {
+	addHostRootFlag(root, a)
 	root.PersistentFlags().StringVar(&a.runtimeEndpoint, "runtime-endpoint", "",
-		"container runtime API address for docker:, podman: and container: references (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
+		"container runtime API address for docker:, podman:, cri:, pod: and container: references: a Docker/podman API or CRI socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
+}
+
+func addHostRootFlag(root *cobra.Command, a *app) {
+	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", "/",
+		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths are looked up there")
+}
+
+// runtimeOptions is how container references reach their runtime.
+func (a *app) runtimeOptions() runtime.Options {
+	return runtime.Options{Endpoint: a.runtimeEndpoint, HostRoot: a.hostRoot}
 }
 
 // openNetNS opens the network namespace an NSREF names. It is the one place
 // the CLI turns an NSREF into a namespace: container references
-// (docker:NAME, podman:ID, container:ID) are resolved through their runtime
+// (docker:NAME, podman:ID, cri:ID, pod:NS/NAME, container:ID) are resolved through their runtime
 // here, so nsjoin never learns about runtimes; anything else goes to
 // nsjoin.Open. The container is nil for references that are not one.
 func openNetNS(a *app, ref string) (*nsjoin.NS, *runtime.Container, error) {
@@ -33,7 +45,17 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	if !runtime.IsRef(ref) {
 		var ns *nsjoin.NS
 		var err error
-		switch {
+		switch path := underHostRoot(a, ref, t); {
+		case path != "":
+			ns, err = nsjoin.OpenFile(path)
+			want := t
+			if want == 0 {
+				want = nsjoin.Net
+			}
+			if err == nil && ns.Type() != want {
+				ns.Close()
+				ns, err = nil, fmt.Errorf("%s: %w", path, nsjoin.ErrWrongType)
+			}
 		case t == 0 && strings.Contains(ref, "/"):
 			ns, err = nsjoin.OpenFile(ref)
 		case t == 0:
@@ -47,7 +69,7 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	c, err := runtime.Lookup(a.ctx, r, runtime.Options{Endpoint: a.runtimeEndpoint})
+	c, err := runtime.Lookup(a.ctx, r, a.runtimeOptions())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,6 +86,26 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	return ns, &c, nil
 }
 
+// underHostRoot maps a PID or an ip netns name to its file under
+// --host-root: the host's PIDs are not this process's when netobs runs in
+// a container, so /proc/PID/ns is read from the host's /proc. It returns ""
+// for paths, "self", and without a host root.
+func underHostRoot(a *app, ref string, t nsjoin.Type) string {
+	if a.hostRoot == "" || a.hostRoot == "/" || ref == "self" || strings.Contains(ref, "/") {
+		return ""
+	}
+	if t == 0 {
+		t = nsjoin.Net
+	}
+	if strings.Trim(ref, "0123456789") == "" {
+		return runtime.HostPath(a.hostRoot, "/proc/"+ref+"/ns/"+t.String())
+	}
+	if t != nsjoin.Net || nsjoin.ValidateName(ref) != nil {
+		return "" // nsjoin gives the error
+	}
+	return runtime.HostPath(a.hostRoot, "/run/netns/"+ref)
+}
+
 // warnSharedNetns says when a container has no network namespace of its
 // own, so that what netobs shows is not mistaken for the container's alone.
 func warnSharedNetns(a *app, ref string, c runtime.Container) {
@@ -72,15 +114,25 @@ func warnSharedNetns(a *app, ref string, c runtime.Container) {
 		w = os.Stderr
 	}
 	switch {
+	case c.HostNetwork() && c.Runtime == "cri":
+		fmt.Fprintf(w, "netobs: warning: %s: pod %s/%s uses the host's network namespace (hostNetwork: true): this observes the host\n",
+			termsafe.Quote(ref), termsafe.Quote(c.PodNamespace), termsafe.Quote(c.Pod))
 	case c.HostNetwork():
 		fmt.Fprintf(w, "netobs: warning: %s uses the host's network namespace (network mode host): this observes the host\n", ref)
+	case c.SharesPod():
+		fmt.Fprintf(w, "netobs: %s is container %s of pod %s/%s and shares the pod's network namespace (sandbox %s)\n",
+			termsafe.Quote(ref), termsafe.Quote(c.Name), termsafe.Quote(c.PodNamespace), termsafe.Quote(c.Pod), shortID(c.PodSandboxID))
 	case c.SharesWith() != "":
-		id := c.SharesWith()
-		if len(id) > 12 {
-			id = id[:12]
-		}
+		id := shortID(c.SharesWith())
 		fmt.Fprintf(w, "netobs: %s shares the network namespace of container %s (network mode container:)\n", ref, id)
 	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // containerTarget labels a capture of a container's namespace with the
@@ -92,4 +144,56 @@ func containerTarget(ns *nsjoin.NS, c *runtime.Container) capture.Target {
 	return capture.Target{NS: ns, Label: c.Label(), Owner: &capture.Owner{
 		Runtime: c.Runtime, ContainerID: c.ID, Container: c.Name, Pod: c.Pod, PodNamespace: c.PodNamespace,
 	}}
+}
+
+// openNetNSAll opens every network namespace an NSREF names: a pod glob
+// (pod:default/web-*) expands to every matching pod, anything else is
+// openNetNS's one. On error nothing stays open.
+func openNetNSAll(a *app, ref string) ([]*nsjoin.NS, []*runtime.Container, error) {
+	if runtime.IsRef(ref) {
+		if r, err := runtime.ParseRef(ref); err == nil && r.IsGlob() {
+			cs, err := runtime.LookupAll(a.ctx, r, a.runtimeOptions())
+			if err != nil {
+				return nil, nil, err
+			}
+			return openContainers(a, cs)
+		}
+	}
+	ns, c, err := openNetNS(a, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []*nsjoin.NS{ns}, []*runtime.Container{c}, nil
+}
+
+// openSelected opens the network namespace of every running container
+// and pod whose runtime labels match a -l selector.
+func openSelected(a *app, selector string) ([]*nsjoin.NS, []*runtime.Container, error) {
+	sel, err := runtime.ParseSelector(selector)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	cs, err := runtime.Select(a.ctx, sel, a.runtimeOptions())
+	if err != nil {
+		return nil, nil, err
+	}
+	return openContainers(a, cs)
+}
+
+func openContainers(a *app, cs []runtime.Container) ([]*nsjoin.NS, []*runtime.Container, error) {
+	var nss []*nsjoin.NS
+	var ctrs []*runtime.Container
+	for i := range cs {
+		c := &cs[i]
+		ns, err := runtime.OpenNS(*c, nsjoin.Net)
+		if err != nil {
+			for _, n := range nss {
+				n.Close()
+			}
+			return nil, nil, fmt.Errorf("%s: %w", c.Label(), err)
+		}
+		warnSharedNetns(a, c.Label(), *c)
+		nss, ctrs = append(nss, ns), append(ctrs, c)
+	}
+	return nss, ctrs, nil
 }

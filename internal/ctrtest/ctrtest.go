@@ -1,4 +1,5 @@
 // Package ctrtest gives tests real container runtimes: Docker and podman,
+// containerd with its CRI plugin (see Containerd),
 // their API sockets answering (dockerd or podman's API service started
 // for the test binary when none answers, and stopped by PID at Shutdown),
 // a local busybox image (no registry is reachable: the image is imported
@@ -158,6 +159,10 @@ func shareDaemons() error {
 func Shutdown() {
 	mu.Lock()
 	defer mu.Unlock()
+	if criReady != nil {
+		criReady.stop()
+		criReady = nil
+	}
 	for _, rmi := range imported {
 		rmi()
 	}

@@ -1,13 +1,22 @@
 // Package runtime resolves container references (docker:NAME, podman:ID,
-// container:ID) to the network namespace of the container, with the
-// labels a user knows it by: runtime, container ID and name, state, the
-// pinned netns path and the PID.
+// cri:ID, pod:NAMESPACE/NAME, container:ID) to the network namespace of the
+// container or pod, with the labels a user knows it by: runtime, container
+// ID and name, pod and its namespace, state, the pinned netns path and the
+// PID. Pod globs ([LookupAll]) and label selectors ([Select]) name many.
 //
 // One small interface, [Runtime], stands for one container runtime's API;
 // each runtime has one implementation. Docker and podman are both reached
 // through the Docker Engine API (podman serves a compatible one) with the
 // moby client library; their unix sockets are found without configuration
 // (see [Endpoints]) and an explicit endpoint overrides them.
+//
+// CRI runtimes (containerd's CRI plugin, CRI-O) are reached through the
+// Kubernetes CRI (k8s.io/cri-api over gRPC on their unix socket), which
+// works on a node without the API server: pods are found by the
+// io.kubernetes.pod.name and .namespace labels of their sandboxes, and a
+// pod's network namespace is the pinned file of its sandbox's runtime spec
+// (PodSandboxStatus verbose info). A pod's containers resolve to their
+// pod's namespace.
 //
 // # Privileges
 //

@@ -20,6 +20,7 @@ const apiTimeout = 30 * time.Second
 // itself, or podman's compatible service.
 type dockerAPI struct {
 	name, addr string
+	hostRoot   string
 	c          *client.Client
 }
 
@@ -27,12 +28,12 @@ var _ Runtime = (*dockerAPI)(nil)
 
 // dialDockerAPI connects to ep and checks that a daemon answers there. If
 // ep.Runtime is empty, the daemon's version says which runtime it is.
-func dialDockerAPI(ctx context.Context, ep Endpoint) (*dockerAPI, error) {
+func dialDockerAPI(ctx context.Context, ep Endpoint, hostRoot string) (*dockerAPI, error) {
 	c, err := client.New(client.WithHost(ep.Address), client.WithTimeout(apiTimeout))
 	if err != nil {
 		return nil, err
 	}
-	d := &dockerAPI{name: ep.Runtime, addr: ep.Address, c: c}
+	d := &dockerAPI{name: ep.Runtime, addr: ep.Address, hostRoot: hostRoot, c: c}
 	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		c.Close()
 		return nil, err
@@ -65,7 +66,7 @@ func (d *dockerAPI) List(ctx context.Context) ([]Container, error) {
 	cs := make([]Container, 0, len(res.Items))
 	for _, s := range res.Items {
 		c := Container{
-			Runtime: d.name, Endpoint: d.addr, ID: s.ID,
+			Runtime: d.name, Endpoint: d.addr, ID: s.ID, hostRoot: d.hostRoot,
 			State: string(s.State), Running: s.State == container.StateRunning || s.State == container.StatePaused,
 			NetworkMode: s.HostConfig.NetworkMode,
 		}
@@ -73,6 +74,7 @@ func (d *dockerAPI) List(ctx context.Context) ([]Container, error) {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
 		c.Pod, c.PodNamespace = podLabels(s.Labels)
+		c.Labels = s.Labels
 		if s.NetworkSettings != nil {
 			c.Addresses = addresses(s.NetworkSettings.Networks)
 		}
@@ -90,7 +92,7 @@ func (d *dockerAPI) Inspect(ctx context.Context, id string) (Container, error) {
 		return Container{}, fmt.Errorf("inspect %s container %s: %w", d.name, shortID(id), err)
 	}
 	r := res.Container
-	c := Container{Runtime: d.name, Endpoint: d.addr, ID: r.ID, Name: strings.TrimPrefix(r.Name, "/"), Detailed: true}
+	c := Container{Runtime: d.name, Endpoint: d.addr, ID: r.ID, Name: strings.TrimPrefix(r.Name, "/"), Detailed: true, hostRoot: d.hostRoot}
 	if r.State != nil {
 		c.State = string(r.State.Status)
 		c.Running = r.State.Running
@@ -103,10 +105,11 @@ func (d *dockerAPI) Inspect(ctx context.Context, id string) (Container, error) {
 	}
 	if r.Config != nil {
 		c.Pod, c.PodNamespace = podLabels(r.Config.Labels)
+		c.Labels = r.Config.Labels
 	}
 	if ns := r.NetworkSettings; ns != nil {
 		if c.Running {
-			c.Netns = ns.SandboxKey
+			c.Netns = HostPath(d.hostRoot, ns.SandboxKey)
 		}
 		c.Addresses = addresses(ns.Networks)
 	}

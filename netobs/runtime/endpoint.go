@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,29 @@ type Options struct {
 	// a socket PATH, or tcp://HOST:PORT. Empty means the environment
 	// variable EnvEndpoint, else the usual sockets (see Endpoints).
 	Endpoint string
+	// HostRoot is the directory the host's root is mounted under when
+	// netobs runs in a container with the host's /proc and /run mounted
+	// (for example /host); "" or "/" means netobs runs on the host. The
+	// usual sockets, the runtimes' netns paths and /proc/PID are looked up
+	// under it (see HostPath); an explicit Endpoint is taken as given.
+	HostRoot string
+}
+
+// HostPath is where the host's path p is seen from netobs: p itself
+// without a host root, else p under root, with /var/run/ read as /run/
+// when root has no var/run (a container that mounts only the host's /run
+// and /proc).
+func HostPath(root, p string) string {
+	if root == "" || root == "/" || !filepath.IsAbs(p) {
+		return p
+	}
+	q := filepath.Join(root, p)
+	if rest, ok := strings.CutPrefix(p, "/var/run/"); ok {
+		if _, err := os.Stat(filepath.Join(root, "var/run")); err != nil {
+			q = filepath.Join(root, "run", rest)
+		}
+	}
+	return q
 }
 
 func (o Options) endpoint() string {
@@ -41,12 +65,20 @@ type Endpoint struct {
 // Endpoints returns the API addresses where runtime ("" for every one) is
 // usually found, most likely first: $DOCKER_HOST, /var/run/docker.sock and
 // /run/docker.sock for Docker; $CONTAINER_HOST, /run/podman/podman.sock and
-// the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman.
-func Endpoints(runtime string) []Endpoint {
+// the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman;
+// $CONTAINER_RUNTIME_ENDPOINT (crictl's), containerd's, CRI-O's, and the
+// containerd sockets of k3s and RKE2, k0s and microk8s for the CRI.
+func Endpoints(runtime string) []Endpoint { return endpoints(runtime, "") }
+
+// endpoints is Endpoints with the built-in socket paths under a host root.
+func endpoints(runtime, root string) []Endpoint {
 	var eps []Endpoint
 	add := func(rt, addr string) {
 		if addr == "" || (runtime != "" && runtime != rt) {
 			return
+		}
+		if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+			addr = "unix://" + HostPath(root, path)
 		}
 		for _, e := range eps {
 			if e.Address == addr {
@@ -55,10 +87,17 @@ func Endpoints(runtime string) []Endpoint {
 		}
 		eps = append(eps, Endpoint{Runtime: rt, Address: addr})
 	}
-	add("docker", os.Getenv("DOCKER_HOST"))
+	// The environment's addresses are the caller's own view, not the
+	// host's; they are taken as given.
+	env := func(rt, addr string) {
+		if addr != "" && (runtime == "" || runtime == rt) {
+			eps = append(eps, Endpoint{Runtime: rt, Address: addr})
+		}
+	}
+	env("docker", os.Getenv("DOCKER_HOST"))
 	add("docker", "unix:///var/run/docker.sock")
 	add("docker", "unix:///run/docker.sock")
-	add("podman", os.Getenv("CONTAINER_HOST"))
+	env("podman", os.Getenv("CONTAINER_HOST"))
 	add("podman", "unix:///run/podman/podman.sock")
 	xdg := os.Getenv("XDG_RUNTIME_DIR")
 	if xdg == "" && os.Getuid() != 0 {
@@ -67,7 +106,20 @@ func Endpoints(runtime string) []Endpoint {
 	if xdg != "" {
 		add("podman", "unix://"+xdg+"/podman/podman.sock")
 	}
+	env("cri", normalize(os.Getenv("CONTAINER_RUNTIME_ENDPOINT")))
+	for _, s := range CRISockets {
+		add("cri", "unix://"+s)
+	}
 	return eps
+}
+
+// CRISockets are where CRI runtimes listen, most common first.
+var CRISockets = []string{
+	"/run/containerd/containerd.sock",
+	"/run/crio/crio.sock",
+	"/run/k3s/containerd/containerd.sock", // k3s and RKE2
+	"/run/k0s/containerd.sock",
+	"/var/snap/microk8s/common/run/containerd.sock",
 }
 
 // normalize turns a bare socket path into a unix:// address.
@@ -87,7 +139,7 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 	if addr := o.endpoint(); addr != "" {
 		eps = []Endpoint{{Runtime: runtime, Address: normalize(addr)}}
 	} else {
-		eps = Endpoints(runtime)
+		eps = endpoints(runtime, o.HostRoot)
 	}
 	var (
 		rts   []Runtime
@@ -119,7 +171,7 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 			}
 			conn.Close()
 		}
-		rt, err := dialDockerAPI(ctx, ep)
+		rt, err := dial(ctx, ep, o.HostRoot)
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", ep.Address, reason(err)))
 			continue
@@ -133,6 +185,25 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		return nil, &UnreachableError{Runtime: runtime, Tried: tried}
 	}
 	return rts, nil
+}
+
+// dial connects to the runtime at ep; an endpoint of unknown runtime is
+// tried as the Docker API, then as the CRI.
+func dial(ctx context.Context, ep Endpoint, root string) (Runtime, error) {
+	switch ep.Runtime {
+	case "cri":
+		return dialCRI(ctx, ep, root)
+	case "":
+		d, err := dialDockerAPI(ctx, ep, root)
+		if err == nil {
+			return d, nil
+		}
+		if c, cerr := dialCRI(ctx, ep, root); cerr == nil {
+			return c, nil
+		}
+		return nil, err
+	}
+	return dialDockerAPI(ctx, ep, root)
 }
 
 // reason shortens the usual failures to what the user can act on.

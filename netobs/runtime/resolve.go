@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 
@@ -33,10 +34,28 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 		}
 		all = append(all, cs...)
 	}
-	c, err := match(ref.String(), ref.Key, all)
+	var c Container
+	if ref.Pod {
+		var cs []Container
+		cs, err = matchPods(ref, all)
+		if err == nil && len(cs) > 1 {
+			// A glob names one pod only where one namespace is taken;
+			// LookupAll expands it.
+			err = &AmbiguousError{Ref: ref.String(), Matches: cs, Pods: true}
+		}
+		if err == nil {
+			c = cs[0]
+		}
+	} else {
+		c, err = match(ref.String(), ref.Key, all)
+	}
 	if err != nil {
 		return Container{}, err
 	}
+	return inspect(ctx, rts, ref, c)
+}
+
+func inspect(ctx context.Context, rts []Runtime, ref Ref, c Container) (Container, error) {
 	for _, rt := range rts {
 		if rt.Name() == c.Runtime && rt.Endpoint() == c.Endpoint {
 			d, err := rt.Inspect(ctx, c.ID)
@@ -47,6 +66,95 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 		}
 	}
 	return c, nil
+}
+
+// LookupAll is Lookup for a reference that may name many: a pod glob
+// (pod:default/web-*) gives every matching pod's ready sandbox, each
+// Detailed, sorted by namespace and name; any other reference gives
+// what Lookup gives. No match is ErrNotFound.
+func LookupAll(ctx context.Context, ref Ref, o Options) ([]Container, error) {
+	if !ref.IsGlob() {
+		c, err := Lookup(ctx, ref, o)
+		if err != nil {
+			return nil, err
+		}
+		return []Container{c}, nil
+	}
+	rts, err := Connect(ctx, ref.Runtime, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	defer func() {
+		for _, rt := range rts {
+			rt.Close()
+		}
+	}()
+	var all []Container
+	for _, rt := range rts {
+		cs, err := rt.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		all = append(all, cs...)
+	}
+	cs, err := matchPods(ref, all)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cs {
+		if cs[i], err = inspect(ctx, rts, ref, c); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
+// matchPods picks the pod sandboxes whose pod name and namespace match
+// ref (globs allowed). Of the sandboxes of one pod (a pod's sandbox is
+// made anew when it restarts) the ready one wins, else the newest
+// listed. A plain name found in several namespaces is ambiguous.
+func matchPods(ref Ref, cs []Container) ([]Container, error) {
+	type key struct{ ns, name string }
+	byPod := map[key]Container{}
+	var order []key
+	for _, c := range cs {
+		if c.Kind != KindPod {
+			continue
+		}
+		if ok, _ := path.Match(ref.Key, c.Pod); !ok {
+			continue
+		}
+		if ref.Namespace != "" {
+			if ok, _ := path.Match(ref.Namespace, c.PodNamespace); !ok {
+				continue
+			}
+		}
+		k := key{c.PodNamespace, c.Pod}
+		old, seen := byPod[k]
+		if !seen {
+			order = append(order, k)
+		}
+		if !seen || (c.Running && !old.Running) {
+			byPod[k] = c
+		}
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("%w %q: no pod sandbox of that name on this node's CRI runtime", ErrNotFound, ref.String())
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if order[i].ns != order[j].ns {
+			return order[i].ns < order[j].ns
+		}
+		return order[i].name < order[j].name
+	})
+	out := make([]Container, 0, len(order))
+	for _, k := range order {
+		out = append(out, byPod[k])
+	}
+	if len(out) > 1 && !ref.IsGlob() {
+		return nil, &AmbiguousError{Ref: ref.String(), Matches: out, Pods: true}
+	}
+	return out, nil
 }
 
 // List returns the containers of runtime ("" for every runtime that
@@ -88,7 +196,7 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 }
 
 // Open resolves a container reference (docker:NAME|ID, podman:NAME|ID,
-// container:ID) and opens the container's network namespace; see Lookup
+// cri:ID, pod:[NAMESPACE/]NAME, container:ID) and opens the container's network namespace; see Lookup
 // and OpenNS. The caller closes the namespace.
 func Open(ctx context.Context, s string, o Options) (*nsjoin.NS, Container, error) {
 	ref, err := ParseRef(s)
@@ -138,10 +246,28 @@ func OpenNS(c Container, t nsjoin.Type) (*nsjoin.NS, error) {
 		}
 		return nil, fmt.Errorf("%w: %s reports neither a netns path nor a PID for %q", ErrNotRunning, c.Runtime, c.Name)
 	}
+	if c.hostRoot != "" && c.hostRoot != "/" {
+		// The host's PIDs mean nothing to pidfd_open in a container's own
+		// PID namespace: the host's /proc is the way in.
+		return openTypedFile(HostPath(c.hostRoot, "/proc/"+strconv.Itoa(c.PID)+"/ns/"+t.String()), t)
+	}
 	return nsjoin.OpenType(strconv.Itoa(c.PID), t)
 }
 
-// Refs returns a reference (RUNTIME:NAME) for every running container of
+// openTypedFile opens a namespace file that must be of type t.
+func openTypedFile(path string, t nsjoin.Type) (*nsjoin.NS, error) {
+	ns, err := nsjoin.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if ns.Type() != t {
+		ns.Close()
+		return nil, fmt.Errorf("%s: %w", path, nsjoin.ErrWrongType)
+	}
+	return ns, nil
+}
+
+// Refs returns a reference (RUNTIME:NAME, pod:NS/NAME, cri:ID) for every running container of
 // every runtime that answers, for shell completion: one listing request
 // per runtime, no error if none answers.
 func Refs(ctx context.Context, o Options) []string {
@@ -153,7 +279,12 @@ func Refs(ctx context.Context, o Options) []string {
 	for _, rt := range rts {
 		cs, _ := rt.List(ctx)
 		for _, c := range cs {
-			if c.Running && c.Name != "" {
+			switch {
+			case !c.Running || c.Name == "":
+			case c.Runtime == "cri" && c.Kind != KindPod:
+				// Container names repeat across pods; the ID is the key.
+				refs = append(refs, "cri:"+shortID(c.ID))
+			default:
 				refs = append(refs, c.Label())
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"sort"
 	"strings"
 	"unicode"
@@ -12,8 +13,11 @@ import (
 
 // Container is what a runtime says about one container.
 type Container struct {
-	// Runtime is the runtime's name in references: "docker" or "podman".
+	// Runtime is the runtime's name in references: "docker", "podman" or
+	// "cri" (containerd's CRI plugin, CRI-O).
 	Runtime string `json:"runtime"`
+	// Kind is "pod" for a CRI pod sandbox, "" for a container.
+	Kind string `json:"kind,omitempty"`
 	// Endpoint is the API address the runtime answered on.
 	Endpoint string `json:"endpoint,omitempty"`
 	// ID is the full container ID.
@@ -23,12 +27,18 @@ type Container struct {
 	// Pod and PodNamespace name the pod the container belongs to, if any.
 	Pod          string `json:"pod,omitempty"`
 	PodNamespace string `json:"pod_namespace,omitempty"`
+	// PodSandboxID is the CRI pod sandbox a CRI container belongs to; its
+	// network namespace is the sandbox's.
+	PodSandboxID string `json:"pod_sandbox_id,omitempty"`
+	// Labels are the runtime's labels of the container or sandbox.
+	Labels map[string]string `json:"labels,omitempty"`
 	// State is the runtime's word for it: running, exited, created, paused...
 	State string `json:"state"`
 	// Running is true if the container has a process, so a namespace.
 	Running bool `json:"running"`
-	// Netns is the pinned network namespace file (Docker's SandboxKey),
-	// empty if the runtime reports none.
+	// Netns is the pinned network namespace file (Docker's SandboxKey,
+	// a CRI sandbox's runtime spec), empty if the runtime reports none;
+	// under Options.HostRoot if one was given.
 	Netns string `json:"netns,omitempty"`
 	// PID is the container's init process, 0 if it is not running.
 	PID int `json:"pid,omitempty"`
@@ -40,6 +50,9 @@ type Container struct {
 	// Detailed is true when the runtime was asked about this container
 	// alone (Netns and PID are known), false for a listing's summary.
 	Detailed bool `json:"-"`
+	// hostRoot is Options.HostRoot of the lookup: Netns is already under
+	// it, the PID is read under its /proc.
+	hostRoot string
 }
 
 // HostNetwork reports whether the container uses the host's network
@@ -56,8 +69,21 @@ func (c Container) SharesWith() string {
 	return s
 }
 
-// Label is how outputs name the container: RUNTIME:NAME.
-func (c Container) Label() string { return c.Runtime + ":" + c.Name }
+// SharesPod reports whether c is a CRI container, which has no network
+// namespace of its own but its pod sandbox's.
+func (c Container) SharesPod() bool { return c.Kind == "" && c.PodSandboxID != "" }
+
+// Label is how outputs name the container: RUNTIME:NAME, or
+// pod:NAMESPACE/NAME for a pod sandbox.
+func (c Container) Label() string {
+	if c.Kind == KindPod {
+		return "pod:" + c.PodNamespace + "/" + c.Pod
+	}
+	return c.Runtime + ":" + c.Name
+}
+
+// KindPod is Container.Kind of a CRI pod sandbox.
+const KindPod = "pod"
 
 // Runtime is one container runtime's API. Implementations are safe for use
 // by one goroutine at a time.
@@ -95,10 +121,19 @@ var (
 type AmbiguousError struct {
 	Ref     string
 	Matches []Container
+	// Pods is true when a pod name was found in several namespaces, or a
+	// glob matched several pods where one is wanted.
+	Pods bool
 }
 
 func (e *AmbiguousError) Error() string {
 	var m []string
+	if e.Pods {
+		for _, c := range e.Matches {
+			m = append(m, c.Label())
+		}
+		return fmt.Sprintf("%q matches %d pods: %s; name one as pod:NAMESPACE/NAME", e.Ref, len(e.Matches), strings.Join(m, ", "))
+	}
 	for _, c := range e.Matches {
 		m = append(m, fmt.Sprintf("%s:%s (%s)", c.Runtime, shortID(c.ID), c.Name))
 	}
@@ -117,8 +152,11 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Error() string {
 	what := e.Runtime
-	if what == "" {
-		what = "docker or podman"
+	switch what {
+	case "":
+		what = "container runtime (docker, podman, CRI)"
+	case "cri":
+		what = "CRI runtime (containerd, CRI-O)"
 	}
 	if len(e.Tried) == 0 {
 		return fmt.Sprintf("no %s API socket found; start the daemon or give --runtime-endpoint", what)
@@ -130,22 +168,42 @@ func (e *UnreachableError) Is(target error) bool { return target == ErrNoRuntime
 
 // Runtimes names the runtimes a reference can name, in the order
 // container:ID tries them.
-var Runtimes = []string{"docker", "podman"}
+var Runtimes = []string{"docker", "podman", "cri"}
 
 // Ref is a parsed container reference.
 type Ref struct {
-	// Runtime is "docker" or "podman"; "" for container:ID (any runtime).
+	// Runtime is "docker", "podman" or "cri"; "" for container:ID (any
+	// runtime).
 	Runtime string
-	// Key is the name or ID (prefix) to look up.
+	// Key is the name or ID (prefix) to look up; for a pod, the pod's
+	// name, which may be a glob (path.Match syntax).
 	Key string
+	// Pod is true for pod:[NAMESPACE/]NAME, a CRI pod sandbox named by its
+	// io.kubernetes.pod.name and io.kubernetes.pod.namespace labels.
+	Pod bool
+	// Namespace is the pod's Kubernetes namespace, "" for any.
+	Namespace string
 }
 
 func (r Ref) String() string {
-	if r.Runtime == "" {
+	switch {
+	case r.Pod && r.Namespace != "":
+		return "pod:" + r.Namespace + "/" + r.Key
+	case r.Pod:
+		return "pod:" + r.Key
+	case r.Runtime == "":
 		return "container:" + r.Key
 	}
 	return r.Runtime + ":" + r.Key
 }
+
+// IsGlob reports whether the reference names pods by a pattern, so may
+// name many.
+func (r Ref) IsGlob() bool {
+	return r.Pod && (strings.ContainsAny(r.Key, globChars) || strings.ContainsAny(r.Namespace, globChars))
+}
+
+const globChars = "*?["
 
 // IsRef reports whether s has the form of a container reference
 // (RUNTIME:KEY with a known runtime, or container:KEY); ParseRef then
@@ -155,7 +213,7 @@ func IsRef(s string) bool {
 	if !ok {
 		return false
 	}
-	return prefix == "container" || knownRuntime(prefix)
+	return prefix == "container" || prefix == "pod" || knownRuntime(prefix)
 }
 
 func knownRuntime(name string) bool {
@@ -171,10 +229,16 @@ func knownRuntime(name string) bool {
 // a container name or a hexadecimal ID prefix: one to 255 bytes of
 // letters, digits, '_', '.' and '-' (Docker's name alphabet); Docker's
 // leading '/' of names is accepted and dropped.
+//
+// pod:[NAMESPACE/]NAME names a CRI pod sandbox; NAME and NAMESPACE may be
+// globs ('*', '?', '[...]'), and may then name many (see LookupAll).
 func ParseRef(s string) (Ref, error) {
+	if rest, ok := strings.CutPrefix(s, "pod:"); ok {
+		return parsePodRef(s, rest)
+	}
 	prefix, key, ok := strings.Cut(s, ":")
 	if !ok || !(prefix == "container" || knownRuntime(prefix)) {
-		return Ref{}, fmt.Errorf("%w %q: want docker:NAME|ID, podman:NAME|ID or container:ID", ErrBadRef, s)
+		return Ref{}, fmt.Errorf("%w %q: want docker:NAME|ID, podman:NAME|ID, cri:ID, pod:[NAMESPACE/]NAME or container:ID", ErrBadRef, s)
 	}
 	r := Ref{Key: strings.TrimPrefix(key, "/")}
 	if prefix != "container" {
@@ -189,6 +253,33 @@ func ParseRef(s string) (Ref, error) {
 	for _, c := range r.Key {
 		if c > unicode.MaxASCII || !(c == '_' || c == '.' || c == '-' || unicode.IsLetter(c) || unicode.IsDigit(c)) {
 			return Ref{}, fmt.Errorf("%w %q: a container name or ID has only letters, digits, '_', '.' and '-'", ErrBadRef, s)
+		}
+	}
+	return r, nil
+}
+
+func parsePodRef(s, rest string) (Ref, error) {
+	r := Ref{Runtime: "cri", Pod: true, Key: rest}
+	if ns, name, ok := strings.Cut(rest, "/"); ok {
+		r.Namespace, r.Key = ns, name
+		if ns == "" {
+			return Ref{}, fmt.Errorf("%w %q: want pod:NAMESPACE/NAME or pod:NAME", ErrBadRef, s)
+		}
+	}
+	if r.Key == "" {
+		return Ref{}, fmt.Errorf("%w %q: name a pod after \"pod:\" (pod:NAMESPACE/NAME or pod:NAME)", ErrBadRef, s)
+	}
+	if len(rest) > 253+1+63 {
+		return Ref{}, fmt.Errorf("%w: %d bytes after \"pod:\", the limit is %d", ErrBadRef, len(rest), 253+1+63)
+	}
+	for _, part := range []string{r.Namespace, r.Key} {
+		for _, c := range part {
+			if c > unicode.MaxASCII || !(c == '.' || c == '-' || c == '_' || strings.ContainsRune(globChars+"]", c) || unicode.IsLetter(c) || unicode.IsDigit(c)) {
+				return Ref{}, fmt.Errorf("%w %q: a pod or namespace name has only letters, digits, '.', '-' and glob characters (*?[])", ErrBadRef, s)
+			}
+		}
+		if _, err := path.Match(part, ""); err != nil {
+			return Ref{}, fmt.Errorf("%w %q: bad glob", ErrBadRef, s)
 		}
 	}
 	return r, nil

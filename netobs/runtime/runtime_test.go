@@ -12,11 +12,11 @@ func TestParseRef(t *testing.T) {
 		want Ref
 		err  error
 	}{
-		{"docker:web", Ref{"docker", "web"}, nil},
-		{"docker:/web", Ref{"docker", "web"}, nil},
-		{"podman:0eab12", Ref{"podman", "0eab12"}, nil},
-		{"container:0eab", Ref{"", "0eab"}, nil},
-		{"container:my_app-1.2", Ref{"", "my_app-1.2"}, nil},
+		{"docker:web", Ref{Runtime: "docker", Key: "web"}, nil},
+		{"docker:/web", Ref{Runtime: "docker", Key: "web"}, nil},
+		{"podman:0eab12", Ref{Runtime: "podman", Key: "0eab12"}, nil},
+		{"container:0eab", Ref{Runtime: "", Key: "0eab"}, nil},
+		{"container:my_app-1.2", Ref{Runtime: "", Key: "my_app-1.2"}, nil},
 		{"docker:", Ref{}, ErrBadRef},
 		{"container:", Ref{}, ErrBadRef},
 		{"docker:a/b", Ref{}, ErrBadRef},
@@ -26,6 +26,17 @@ func TestParseRef(t *testing.T) {
 		{"docker:" + strings.Repeat("a", 256), Ref{}, ErrBadRef},
 		{"lxc:web", Ref{}, ErrBadRef},
 		{"web", Ref{}, ErrBadRef},
+		{"cri:0eab", Ref{Runtime: "cri", Key: "0eab"}, nil},
+		{"pod:web", Ref{Runtime: "cri", Pod: true, Key: "web"}, nil},
+		{"pod:default/web-0", Ref{Runtime: "cri", Pod: true, Namespace: "default", Key: "web-0"}, nil},
+		{"pod:default/web-*", Ref{Runtime: "cri", Pod: true, Namespace: "default", Key: "web-*"}, nil},
+		{"pod:", Ref{}, ErrBadRef},
+		{"pod:a/", Ref{}, ErrBadRef},
+		{"pod:/a", Ref{}, ErrBadRef},
+		{"pod:a/b/c", Ref{}, ErrBadRef},
+		{"pod:a[", Ref{}, ErrBadRef},
+		{"pod:a\x1b", Ref{}, ErrBadRef},
+		{"pod:" + strings.Repeat("a", 400), Ref{}, ErrBadRef},
 	} {
 		got, err := ParseRef(tc.in)
 		if !errors.Is(err, tc.err) || got != tc.want {
@@ -35,7 +46,7 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("ParseRef(%q) error %q is not one clean line", tc.in, err)
 		}
 	}
-	for in, want := range map[string]bool{"docker:x": true, "podman:": true, "container:1": true, "lxc:x": false, "web": false, "/run/netns/docker:x": false, "1234": false} {
+	for in, want := range map[string]bool{"docker:x": true, "podman:": true, "container:1": true, "lxc:x": false, "web": false, "/run/netns/docker:x": false, "pod:x": true, "cri:x": true, "1234": false} {
 		if IsRef(in) != want {
 			t.Errorf("IsRef(%q) = %v, want %v", in, !want, want)
 		}
@@ -101,6 +112,130 @@ func FuzzParseRef(f *testing.F) {
 		again, err := ParseRef(r.String())
 		if err != nil || again != r {
 			t.Fatalf("ParseRef(%q).String() = %q does not parse back: %+v, %v", s, r.String(), again, err)
+		}
+	})
+}
+
+func TestMatchPods(t *testing.T) {
+	pod := func(id, ns, name string, ready bool) Container {
+		return Container{Runtime: "cri", Kind: KindPod, ID: id, Pod: name, PodNamespace: ns, Running: ready}
+	}
+	cs := []Container{
+		pod("a1", "default", "web-0", false), // an old sandbox of web-0
+		pod("a2", "default", "web-0", true),
+		pod("a3", "default", "web-1", true),
+		pod("b1", "prod", "web-0", true),
+		pod("c1", "default", "db", true),
+		{Runtime: "cri", ID: "d1", Name: "web-0", Pod: "web-0", PodNamespace: "default", PodSandboxID: "a2", Running: true},
+	}
+	ids := func(cs []Container) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		ref, want string
+		err       error
+	}{
+		{ref: "pod:default/web-0", want: "a2"},
+		{ref: "pod:db", want: "c1"},
+		{ref: "pod:default/web-*", want: "a2,a3"},
+		{ref: "pod:*/web-0", want: "a2,b1"},
+		{ref: "pod:web-0", err: ErrAmbiguous},
+		{ref: "pod:prod/db", err: ErrNotFound},
+		{ref: "pod:x*", err: ErrNotFound},
+	} {
+		r, err := ParseRef(tc.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := matchPods(r, cs)
+		if !errors.Is(err, tc.err) || ids(got) != tc.want {
+			t.Errorf("matchPods(%s) = %s, %v; want %s, %v", tc.ref, ids(got), err, tc.want, tc.err)
+		}
+		if tc.err == ErrAmbiguous && (err == nil || !strings.Contains(err.Error(), "pod:prod/web-0") || !strings.Contains(err.Error(), "pod:default/web-0")) {
+			t.Errorf("matchPods(%s): %v does not list both pods", tc.ref, err)
+		}
+	}
+}
+
+func TestParseVerboseInfo(t *testing.T) {
+	const sandbox = `{"pid":4242,"processStatus":"running","runtimeSpec":{"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/var/run/netns/cni-1234"}]}}}`
+	v, err := parseVerboseInfo(sandbox)
+	if err != nil || v.PID != 4242 || v.Netns != "/var/run/netns/cni-1234" {
+		t.Fatalf("sandbox info: %+v, %v", v, err)
+	}
+	v, err = parseVerboseInfo(`{"sandboxID":"ab12","pid":7,"runtimeSpec":{"linux":{"namespaces":[{"type":"network","path":"/proc/4242/ns/net"}]}}}`)
+	if err != nil || v.PID != 7 || v.SandboxID != "ab12" || v.Netns != "/proc/4242/ns/net" {
+		t.Fatalf("container info: %+v, %v", v, err)
+	}
+	if v, err := parseVerboseInfo(""); err != nil || v != (verboseInfo{}) {
+		t.Fatalf("no info: %+v, %v", v, err)
+	}
+	for _, bad := range []string{`{`, `{"pid":-1}`, `{"pid":99999999}`, `{"sandboxID":"../x"}`,
+		`{"runtimeSpec":{"linux":{"namespaces":[{"type":"network","path":"run/netns/x"}]}}}`,
+		`{"runtimeSpec":{"linux":{"namespaces":[{"type":"network","path":"/run/../etc/x"}]}}}`} {
+		if _, err := parseVerboseInfo(bad); !errors.Is(err, errBadInfo) {
+			t.Errorf("parseVerboseInfo(%s): %v, want errBadInfo", bad, err)
+		}
+	}
+}
+
+func FuzzParseVerboseInfo(f *testing.F) {
+	f.Add(`{"pid":4242,"runtimeSpec":{"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/cni-1"}]}}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parseVerboseInfo(s)
+		if err != nil {
+			return
+		}
+		if v.PID < 0 || v.PID >= maxPID {
+			t.Fatalf("pid %d accepted", v.PID)
+		}
+		if v.Netns != "" && (!strings.HasPrefix(v.Netns, "/") || strings.Contains(v.Netns, "/../")) {
+			t.Fatalf("netns path %q accepted", v.Netns)
+		}
+	})
+}
+
+func TestSelector(t *testing.T) {
+	l := map[string]string{"app": "web", "tier": "front", "io.kubernetes.pod.namespace": "default"}
+	for s, want := range map[string]bool{
+		"app=web": true, "app==web": true, "app=db": false, "app!=db": true, "app!=web": false,
+		"app=web,tier=front": true, "app=web,tier=back": false, "tier": true, "!tier": false, "!other": true,
+		"io.kubernetes.pod.namespace=default": true, " app = web ": true,
+	} {
+		sel, err := ParseSelector(s)
+		if err != nil {
+			t.Fatalf("ParseSelector(%q): %v", s, err)
+		}
+		if sel.Matches(l) != want {
+			t.Errorf("%q matches %v: %v, want %v", s, l, !want, want)
+		}
+	}
+	for _, bad := range []string{"", "app=we b", "=web", "app=x\x1b[31m", ",", "app=" + strings.Repeat("a", 64)} {
+		if _, err := ParseSelector(bad); !errors.Is(err, ErrBadSelector) || strings.ContainsAny(err.Error(), "\n") {
+			t.Errorf("ParseSelector(%q): %v, want ErrBadSelector", bad, err)
+		}
+	}
+}
+
+func FuzzParseSelector(f *testing.F) {
+	for _, s := range []string{"app=web", "app!=db,tier", "!x", "a==b", "=", ",,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sel, err := ParseSelector(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadSelector) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ParseSelector(%q): %v", s, err)
+			}
+			return
+		}
+		again, err := ParseSelector(sel.String())
+		if err != nil || again.String() != sel.String() {
+			t.Fatalf("ParseSelector(%q).String() = %q does not parse back: %v", s, sel.String(), err)
 		}
 	})
 }

@@ -1,0 +1,275 @@
+package test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netobs/netobs/internal/ctrtest"
+	"github.com/netobs/netobs/internal/nstest"
+)
+
+// A capture against pod:NS/NAME, found through containerd's CRI as a
+// kubelet made the pod, holds exactly the pings the pod's container sent
+// to its gateway, on an interface named after the pod and described with
+// its runtime, sandbox ID and pod, as tshark reads them.
+func TestCRICapturePod(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	file := filepath.Join(t.TempDir(), "pod.pcapng")
+	p := startCapture(t, "capture", "--runtime-endpoint", c.Socket, "pod:"+ns+"/"+name, "-i", "eth0", "-w", file, "icmp")
+	c.Exec(t, ctr, "ping", "-c", "3", "-W", "5", c.Gateway)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("netobs exited %d: %s", code, p.stderr)
+	}
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
+	types := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[0] != "eth0@pod:"+ns+"/"+name || !strings.Contains(f[1], "cri container") || !strings.Contains(f[1], pod.ID[:12]) || !strings.Contains(f[1], "pod "+ns+"/"+name) {
+			t.Fatalf("tshark line %q: want interface eth0@pod:%s/%s described with sandbox %s and the pod", line, ns, name, pod.ID[:12])
+		}
+		types[f[2]]++
+	}
+	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
+		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
+	}
+}
+
+// The CLI resolves pods and CRI containers everywhere an NSREF goes: ns
+// id agrees with the kernel's name of the container process's namespace,
+// a container says it shares its pod's, a hostNetwork pod warns, ps lists
+// pod and container, a pod glob and -l expand to every match with the
+// pod in --json, and no runtime gives one line naming the socket.
+func TestCRICLI(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ep := []string{"--runtime-endpoint", c.Socket}
+	ns, base := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	app := nstest.UniqueName("app")
+	web0 := c.RunPod(t, ns, base+"-0", map[string]string{"app": app}, false)
+	web1 := c.RunPod(t, ns, base+"-1", map[string]string{"app": app}, false)
+	ctr0 := c.RunContainer(t, web0, "main")
+	ctr1 := c.RunContainer(t, web1, "main")
+	host := c.RunPod(t, ns, nstest.UniqueName("host"), nil, true)
+	want0 := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr0))+"/ns/net")
+	want1 := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr1))+"/ns/net")
+	hostNS := readlink(t, "/proc/self/ns/net")
+
+	res := netobs(t, append(ep, "ns", "id", "pod:"+ns+"/"+base+"-0")...)
+	if res.code != 0 || !strings.Contains(res.stdout, want0) {
+		t.Fatalf("ns id pod:%s/%s-0: %+v, want %s", ns, base, res, want0)
+	}
+	res = netobs(t, append(ep, "ns", "id", "cri:"+ctr1[:12])...)
+	if res.code != 0 || !strings.Contains(res.stdout, want1) || !strings.Contains(res.stderr, "of pod "+ns+"/"+base+"-1 and shares the pod's network namespace") {
+		t.Fatalf("ns id cri:%s: %+v, want %s and a note that it shares the pod's", ctr1[:12], res, want1)
+	}
+	res = netobs(t, append(ep, "ns", "id", "pod:"+ns+"/"+host.Name)...)
+	if res.code != 0 || !strings.Contains(res.stdout, hostNS) || !strings.Contains(res.stderr, "warning:") || !strings.Contains(res.stderr, "hostNetwork") {
+		t.Fatalf("ns id of a hostNetwork pod: %+v, want %s and a warning", res, hostNS)
+	}
+
+	rows := map[string][]string{}
+	for _, line := range strings.Split(mustNetobs(t, append(ep, "ps", "--runtime", "cri")...), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 {
+			rows[f[1]] = f
+		}
+	}
+	if f := rows[web0.ID[:12]]; f == nil || f[0] != "cri" || f[2] != "(pod)" || f[3] != ns+"/"+base+"-0" || f[4] != "ready" || f[5] != want0 {
+		t.Fatalf("ps row for the sandbox %s: %q, want cri (pod) %s/%s-0 ready %s", web0.ID[:12], f, ns, base, want0)
+	}
+	if f := rows[ctr0[:12]]; f == nil || f[2] != "main" || f[3] != ns+"/"+base+"-0" || f[4] != "running" || f[5] != want0 {
+		t.Fatalf("ps row for the container %s: %q, want main %s/%s-0 running %s", ctr0[:12], f, ns, base, want0)
+	}
+
+	// ns ls names the pod and its container in the row of their namespace.
+	inode := strings.TrimSuffix(strings.TrimPrefix(want0, "net:["), "]")
+	var lsRow string
+	for _, line := range strings.Split(mustNetobs(t, append(ep, "ns", "ls", "--type", "net")...), "\n") {
+		if f := strings.Fields(line); len(f) >= 9 && f[0] == inode {
+			lsRow = f[7]
+		}
+	}
+	for _, w := range []string{"pod:" + ns + "/" + base + "-0", "cri:main"} {
+		if !strings.Contains(","+lsRow+",", ","+w+",") {
+			t.Fatalf("ns ls: CONTAINERS of %s is %q, want %s in it", inode, lsRow, w)
+		}
+	}
+
+	for _, sel := range [][]string{{"pod:" + ns + "/" + base + "-*"}, {"-l", "app=" + app}} {
+		args := append(append(append([]string{}, ep...), "capture"), sel...)
+		p := startNetobs(t, append(args, "--json", "-c", "4", "--", "icmp[icmptype] = icmp-echo")...)
+		p.waitStderr(t, "capturing on")
+		c.Exec(t, ctr0, "ping", "-c", "2", "-W", "5", c.Gateway)
+		c.Exec(t, ctr1, "ping", "-c", "2", "-W", "5", c.Gateway)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("capture %s: exit %d: %s", sel, code, p.stderr.String())
+		}
+		pods := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSpace(p.stdout.String()), "\n") {
+			var s struct {
+				Runtime, Pod string
+				PodNS        string `json:"pod_namespace"`
+			}
+			if err := json.Unmarshal([]byte(l), &s); err != nil {
+				t.Fatalf("capture %s: line %q: %v", sel, l, err)
+			}
+			if s.Runtime != "cri" || s.PodNS != ns {
+				t.Fatalf("capture %s: line %s, want runtime cri and pod_namespace %s", sel, l, ns)
+			}
+			pods[s.Pod]++
+		}
+		if pods[base+"-0"] != 2 || pods[base+"-1"] != 2 || len(pods) != 2 {
+			t.Fatalf("capture %s: packets per pod %v, want 2 requests in each of %s-0 and %s-1", sel, pods, base, base)
+		}
+	}
+
+	missing := filepath.Join(t.TempDir(), "containerd.sock")
+	for _, args := range [][]string{{"ns", "id", "pod:default/web"}, {"capture", "cri:0123"}} {
+		res := netobs(t, append([]string{"--runtime-endpoint", missing}, args...)...)
+		if res.code != 1 || res.stdout != "" || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, missing) || !strings.Contains(res.stderr, "no such socket") {
+			t.Fatalf("netobs %s with no runtime: %+v, want exit 1 and one line naming %s", args, res, missing)
+		}
+	}
+	res = netobs(t, append(ep, "ns", "id", "pod:a/b/c")...)
+	if res.code != 2 || strings.Count(res.stderr, "\n") != 1 {
+		t.Fatalf("pod:a/b/c: %+v, want a usage error", res)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatalf("%s appeared", missing)
+	}
+}
+
+// --host-root: netobs in a container that sees the host's /proc and /run
+// under a directory finds the CRI socket, the pod's pinned netns and PIDs
+// there. The "host" here is a directory whose run/containerd/containerd.sock
+// is the test's containerd, run/netns the host's /run/netns and proc the
+// host's /proc; without --host-root the same reference finds no runtime.
+func TestHostRoot(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	pid := strconv.Itoa(c.PID(t, ctr))
+	want := readlink(t, "/proc/"+pid+"/ns/net")
+
+	root := t.TempDir()
+	for link, target := range map[string]string{"proc": "/proc", "run/netns": "/run/netns", "run/containerd/containerd.sock": c.Socket} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range []string{"pod:" + ns + "/" + name, pid} {
+		res := netobs(t, "--host-root", root, "ns", "id", ref)
+		if res.code != 0 || !strings.Contains(res.stdout, want) {
+			t.Fatalf("--host-root %s ns id %s: %+v, want %s", root, ref, res, want)
+		}
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")), "\n") {
+		var row struct {
+			ID      string `json:"container_id"`
+			Netns   string
+			NetnsID string `json:"netns_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
+			t.Fatal(err)
+		}
+		if row.ID == pod.ID {
+			found = true
+			if !strings.HasPrefix(row.Netns, root+"/run/netns/") || row.NetnsID != want {
+				t.Fatalf("ps --json under --host-root: %s; want the netns under %s/run/netns, %s", l, root, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ps --host-root %s does not list the sandbox %s", root, pod.ID)
+	}
+	// ns ls reads the host's /proc under the root: a root whose proc holds
+	// only the container's process lists only its namespaces.
+	one := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(one, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/proc/"+pid, filepath.Join(one, "proc", pid)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", one, "--runtime-endpoint", c.Socket, "ns", "ls", "--type", "net")), "\n")
+	inode := strings.TrimSuffix(strings.TrimPrefix(want, "net:["), "]")
+	if f := strings.Fields(lines[len(lines)-1]); len(lines) != 2 || len(f) < 9 || f[0] != inode || f[2] != "1" || f[3] != pid || !strings.Contains(f[7], "cri:main") {
+		t.Fatalf("ns ls --host-root with only process %s: %q; want one row, %s held by it, naming the container", pid, lines, inode)
+	}
+
+	res := netobs(t, "--host-root", filepath.Join(root, "none"), "ns", "id", "pod:"+ns+"/"+name)
+	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, filepath.Join(root, "none", "run/containerd/containerd.sock")) {
+		t.Fatalf("a host root without the sockets: %+v, want one line naming the socket tried under it", res)
+	}
+}
+
+// A pod is an NSREF everywhere: sockets shows its container's listener,
+// forward reaches it from the host, ns exec --net runs in it, and shell
+// completion offers the pod.
+func TestCRIPodNSRefEverywhere(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main", "/bin/sh", "-c", "echo hello-from-pod | nc -l -p 7777")
+	want := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr))+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	ep := []string{"--runtime-endpoint", c.Socket}
+	for i := 0; !strings.Contains(mustNetobs(t, append(ep, "sockets", ref, "-tl")...), ":7777"); i++ {
+		if i == 500 {
+			t.Fatalf("sockets %s -tl never showed the listener on 7777", ref)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, addr := startForward(t, append(ep, ref, "0", "7777")...)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	if got, _ := io.ReadAll(conn); string(got) != "hello-from-pod\n" {
+		t.Fatalf("forward to %s:7777 read %q", ref, got)
+	}
+	if out := mustNetobs(t, append(ep, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net")...); strings.TrimSpace(out) != want {
+		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
+	}
+	out := mustNetobs(t, append([]string{"__complete"}, append(ep, "ns", "id", "")...)...)
+	if !strings.Contains("\n"+out, "\n"+ref+"\n") || !strings.Contains("\n"+out, "\ncri:"+ctr[:12]+"\n") {
+		t.Fatalf("completion does not offer %s and cri:%s: %q", ref, ctr[:12], out)
+	}
+}
+
+// The pod's namespace outlives its containers: a capture against the pod
+// goes on while the container is replaced (as the kubelet restarts one)
+// and sees the new container's traffic too.
+func TestCRIContainerRestartMidCapture(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	first := c.RunContainer(t, pod, "main")
+	p := startNetobs(t, "--runtime-endpoint", c.Socket, "capture", "pod:"+ns+"/"+name, "-i", "eth0", "-c", "4", "--", "icmp[icmptype] = icmp-echo")
+	p.waitStderr(t, "capturing on")
+	c.Exec(t, first, "ping", "-c", "2", "-W", "5", c.Gateway)
+	c.RemoveContainer(t, first)
+	second := c.RunContainer(t, pod, "main")
+	c.Exec(t, second, "ping", "-c", "2", "-W", "5", c.Gateway)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("capture across a container restart: exit %d: %s", code, p.stderr.String())
+	}
+	if n := strings.Count(p.stdout.String(), "ICMP echo request"); n != 4 {
+		t.Fatalf("%d echo requests captured, want 2 from each container: %s", n, p.stdout.String())
+	}
+}
