@@ -17,23 +17,11 @@ import (
 // with ErrNotFound, an AmbiguousError listing the matches, or an
 // UnreachableError naming the sockets tried.
 func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
-	rts, err := Connect(ctx, ref.Runtime, o)
+	rts, all, err := connectAndList(ctx, ref, o)
 	if err != nil {
-		return Container{}, fmt.Errorf("%s: %w", ref, err)
+		return Container{}, err
 	}
-	defer func() {
-		for _, rt := range rts {
-			rt.Close()
-		}
-	}()
-	var all []Container
-	for _, rt := range rts {
-		cs, err := rt.List(ctx)
-		if err != nil {
-			return Container{}, fmt.Errorf("%s: %w", ref, err)
-		}
-		all = append(all, cs...)
-	}
+	defer closeRuntimes(rts)
 	var c Container
 	if ref.Pod {
 		var cs []Container
@@ -53,6 +41,31 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 		return Container{}, err
 	}
 	return inspect(ctx, rts, ref, c)
+}
+
+// connectAndList connects to ref's runtimes and lists the containers of
+// them all; the caller closes the runtimes with closeRuntimes.
+func connectAndList(ctx context.Context, ref Ref, o Options) ([]Runtime, []Container, error) {
+	rts, err := Connect(ctx, ref.Runtime, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	var all []Container
+	for _, rt := range rts {
+		cs, err := rt.List(ctx)
+		if err != nil {
+			closeRuntimes(rts)
+			return nil, nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		all = append(all, cs...)
+	}
+	return rts, all, nil
+}
+
+func closeRuntimes(rts []Runtime) {
+	for _, rt := range rts {
+		rt.Close()
+	}
 }
 
 func inspect(ctx context.Context, rts []Runtime, ref Ref, c Container) (Container, error) {
@@ -80,23 +93,11 @@ func LookupAll(ctx context.Context, ref Ref, o Options) ([]Container, error) {
 		}
 		return []Container{c}, nil
 	}
-	rts, err := Connect(ctx, ref.Runtime, o)
+	rts, all, err := connectAndList(ctx, ref, o)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return nil, err
 	}
-	defer func() {
-		for _, rt := range rts {
-			rt.Close()
-		}
-	}()
-	var all []Container
-	for _, rt := range rts {
-		cs, err := rt.List(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		all = append(all, cs...)
-	}
+	defer closeRuntimes(rts)
 	cs, err := matchPods(ref, all)
 	if err != nil {
 		return nil, err
