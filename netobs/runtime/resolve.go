@@ -165,11 +165,7 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, rt := range rts {
-			rt.Close()
-		}
-	}()
+	defer closeRuntimes(rts)
 	var all []Container
 	for _, rt := range rts {
 		cs, err := rt.List(ctx)

@@ -126,11 +126,7 @@ func Select(ctx context.Context, sel Selector, o Options) ([]Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-l %s: %w", sel, err)
 	}
-	defer func() {
-		for _, rt := range rts {
-			rt.Close()
-		}
-	}()
+	defer closeRuntimes(rts)
 	var out []Container
 	for _, rt := range rts {
 		cs, err := rt.List(ctx)
