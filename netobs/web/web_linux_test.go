@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/netobs/netobs/internal/nstest"
@@ -73,7 +74,7 @@ func vethDrawn(a, b string) string {
 // nothing. A screenshot is saved as an artifact.
 func TestPage(t *testing.T) {
 	nstest.RequireRoot(t)
-	nstest.RequireTools(t, "ip", "chromium")
+	nstest.RequireTools(t, "ip", "ping", "tshark", "chromium")
 	a, b := nstest.NetNS(t), nstest.NetNS(t)
 	va, vb := nstest.Veth(t, a, "10.79.0.1/24", b, "10.79.0.2/24")
 	hostile := "<img>"
@@ -137,6 +138,33 @@ func TestPage(t *testing.T) {
 	}
 	if !shown || elems != 0 || dialogs.Load() != 0 {
 		t.Errorf("interface %q: shown as text %v, %d img/i elements, %d dialogs", hostile, shown, elems, dialogs.Load())
+	}
+
+	// Counters shown; the capture button of va, pings, the stop button:
+	// the page saves a pcapng file tshark reads the pings from.
+	ga := fmt.Sprintf(`document.querySelector('g.iface[data-id=%s]')`, js(ifaceID(t, a, va)))
+	wait("counters shown", ga+`?.dataset.rxPackets?.match(/^[0-9]+$/) != null`)
+	dl := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](ga+`.querySelector('g.capture').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the stop button ready", `[...document.querySelectorAll('#captures button')].some(b => b.textContent == 'stop' && !b.disabled)`)
+	nstest.Run(t, "ip", "netns", "exec", b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.0.1")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#captures button').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the capture saved", `document.querySelectorAll('#captures .capture').length == 0`)
+	file := filepath.Join(dl, "netobs-"+va+".pcapng")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(file); err == nil {
+			break
+		}
+	}
+	if n := tsharkCount(t, file, "icmp"); n < 6 {
+		t.Errorf("the page's capture %s: tshark counts %d ICMP packets, want 6", file, n)
 	}
 
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
