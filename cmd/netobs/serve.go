@@ -32,10 +32,22 @@ token: give --token, or netobs makes one; every request must then carry it,
 and the URL printed on stderr does. Interface and process names from inside
 namespaces are shown as text, never run as HTML.
 
+Each interface on the page has a button that starts a capture on it; the
+stop button that appears ends it and saves a pcapng file. Received and sent
+packet counters show next to each interface.
+
 The page's API, for other clients too:
-  GET /api/topology   the graph as 'netobs topo --format json' prints it
+  GET /api/topology   the graph as 'netobs topo --format json' prints it,
+                      with each interface's packet and byte counters
   GET /api/events     server-sent events, one per link, addr or nsid event,
                       as 'netobs events --json' prints them
+  POST /api/capture?ns=net:[INODE]&iface=NAME
+                      pcapng of that interface, streamed until the client
+                      goes away or the capture is stopped; the header
+                      X-Netobs-Capture is its id
+  POST /api/capture/stop?id=ID
+                      ends that capture, with the kernel's drop count
+A POST that a browser says comes from another site is refused.
 
 Needs root, like topo and events --all. Stops on SIGINT or SIGTERM.`,
 		Example: `  netobs serve

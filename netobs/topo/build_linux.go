@@ -131,6 +131,28 @@ func hostID() nsjoin.ID {
 	return nsjoin.ID{}
 }
 
+// OpenNamespace opens the network namespace whose node ID (as in the
+// graph: "net:[INODE]") is id, found as Build finds it: by its `ip netns`
+// name first, else through a process in it. It fails with fs.ErrNotExist
+// when no such namespace exists now. The caller closes the handle. Needs
+// the privilege to open other processes' namespaces (CAP_SYS_PTRACE).
+func OpenNamespace(id string) (*nsjoin.NS, error) {
+	infos, err := nsjoin.List(nsjoin.Net)
+	if err != nil {
+		return nil, &Error{Op: "open namespace " + id, Err: err}
+	}
+	for i := range infos {
+		if NodeID(infos[i].ID.Inode) == id {
+			ns, err := openInfo(&infos[i])
+			if err != nil {
+				return nil, &Error{Op: "open namespace " + id, Err: err}
+			}
+			return ns, nil
+		}
+	}
+	return nil, &Error{Op: "open namespace " + id, Err: fs.ErrNotExist}
+}
+
 // openInfo opens a namespace List found, by name first (a name outlives
 // processes), and checks that it is still the namespace List saw.
 func openInfo(in *nsjoin.Info) (*nsjoin.NS, error) {
@@ -261,6 +283,9 @@ func (e *entry) setLinks(links []netlink.Link, addrs []netlink.Addr) {
 			State: strings.ToUpper(a.OperState.String()),
 			Up:    a.RawFlags&unix.IFF_UP != 0,
 			MTU:   a.MTU,
+		}
+		if st := a.Statistics; st != nil {
+			i.Counters = &Counters{RxPackets: st.RxPackets, TxPackets: st.TxPackets, RxBytes: st.RxBytes, TxBytes: st.TxBytes, RxDropped: st.RxDropped, TxDropped: st.TxDropped}
 		}
 		if len(a.HardwareAddr) > 0 {
 			i.MAC = a.HardwareAddr.String()

@@ -75,6 +75,20 @@ type Interface struct {
 	// be placed in the graph (for example "if7 in nsid 3"); no edge is
 	// drawn for it.
 	Unresolved string `json:"unresolved,omitempty"`
+	// Counters are the kernel's counters of the interface when the
+	// graph was built (as `ip -s link` shows them); nil if not reported.
+	Counters *Counters `json:"counters,omitempty"`
+}
+
+// Counters are an interface's packet and byte counters since it was
+// created, from its netlink link statistics.
+type Counters struct {
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxDropped uint64 `json:"tx_dropped"`
 }
 
 // Process is a process node: a holder of TUN/TAP devices.

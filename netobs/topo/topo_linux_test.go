@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -450,6 +452,86 @@ func checkSVG(t *testing.T, svg []byte, names []string) {
 		want := strings.ReplaceAll(name, "\x1b", `\x1b`)
 		if !strings.Contains(all, want) {
 			t.Errorf("svg text does not show %q as text; texts:\n%s", want, all)
+		}
+	}
+}
+
+// ipCounters reads dev's counters in ns with `ip -s -j link`.
+func ipCounters(t *testing.T, ns, dev string) Counters {
+	t.Helper()
+	var ls []struct {
+		Stats struct {
+			RX struct{ Bytes, Packets, Dropped uint64 } `json:"rx"`
+			TX struct{ Bytes, Packets, Dropped uint64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(nstest.Run(t, "ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev)), &ls); err != nil || len(ls) != 1 {
+		t.Fatalf("ip -s -j link show %s: %v (%d links)", dev, err, len(ls))
+	}
+	s := ls[0].Stats
+	return Counters{RxPackets: s.RX.Packets, TxPackets: s.TX.Packets, RxBytes: s.RX.Bytes, TxBytes: s.TX.Bytes, RxDropped: s.RX.Dropped, TxDropped: s.TX.Dropped}
+}
+
+// TestBuildCounters: an interface's packet and byte counters in the graph
+// lie between what ip -s shows just before and just after Build, after
+// pings made them move.
+func TestBuildCounters(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "ping")
+	a, b := nstest.NetNS(t), nstest.NetNS(t)
+	va, _ := nstest.Veth(t, a, "10.81.0.1/24", b, "10.81.0.2/24")
+	nstest.Run(t, "ip", "netns", "exec", a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.81.0.2")
+	before := ipCounters(t, a, va)
+	g, err := Build(Options{Namespaces: open(t, a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := ipCounters(t, a, va)
+	i := g.Interface(InterfaceID(g.Namespaces[0].Inode, ifindex(t, a, va)))
+	if i == nil || i.Counters == nil {
+		t.Fatalf("%s in %s: no counters: %+v", va, a, i)
+	}
+	c := *i.Counters
+	if c.TxPackets < 3 || c.RxPackets < 3 {
+		t.Errorf("%s after 3 pings: %+v", va, c)
+	}
+	for _, f := range []struct {
+		name        string
+		lo, got, hi uint64
+	}{
+		{"rx_packets", before.RxPackets, c.RxPackets, after.RxPackets},
+		{"tx_packets", before.TxPackets, c.TxPackets, after.TxPackets},
+		{"rx_bytes", before.RxBytes, c.RxBytes, after.RxBytes},
+		{"tx_bytes", before.TxBytes, c.TxBytes, after.TxBytes},
+		{"rx_dropped", before.RxDropped, c.RxDropped, after.RxDropped},
+		{"tx_dropped", before.TxDropped, c.TxDropped, after.TxDropped},
+	} {
+		if f.got < f.lo || f.got > f.hi {
+			t.Errorf("%s %s: %d, ip says %d before and %d after", va, f.name, f.got, f.lo, f.hi)
+		}
+	}
+}
+
+// TestOpenNamespace: a namespace opens by its node ID; an ID no namespace
+// has is fs.ErrNotExist.
+func TestOpenNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	a := nstest.NetNS(t)
+	want := open(t, a)[0].ID()
+	ns, err := OpenNamespace(NodeID(want.Inode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if got := ns.ID(); got != want {
+		t.Errorf("OpenNamespace(%s): %v, want %v", NodeID(want.Inode), got, want)
+	}
+	for _, id := range []string{"net:[1]", "", "net:[x]", a} {
+		if ns, err := OpenNamespace(id); !errors.Is(err, fs.ErrNotExist) {
+			if ns != nil {
+				ns.Close()
+			}
+			t.Errorf("OpenNamespace(%q): %v, want fs.ErrNotExist", id, err)
 		}
 	}
 }

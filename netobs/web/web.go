@@ -13,9 +13,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/netobs/topo"
 )
 
@@ -41,9 +44,13 @@ type Options struct {
 
 // Server serves the page and its API. Create it with New.
 type Server struct {
-	opts  Options
-	hosts map[string]bool // Host header values accepted
-	mux   *http.ServeMux
+	opts   Options
+	hosts  map[string]bool // Host header values accepted
+	mux    *http.ServeMux
+	origin *http.CrossOriginProtection
+
+	mu   sync.Mutex
+	caps map[string]context.CancelFunc // running captures by ID
 }
 
 // New checks opts and returns a server; the caller listens on opts.Addr
@@ -61,7 +68,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Heartbeat == 0 {
 		opts.Heartbeat = 15 * time.Second
 	}
-	s := &Server{opts: opts, hosts: map[string]bool{}, mux: http.NewServeMux()}
+	s := &Server{opts: opts, hosts: map[string]bool{}, mux: http.NewServeMux(),
+		origin: http.NewCrossOriginProtection(), caps: map[string]context.CancelFunc{}}
 	s.hosts[net.JoinHostPort(host, port)] = true
 	if loopback {
 		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
@@ -72,6 +80,8 @@ func New(opts Options) (*Server, error) {
 	s.mux.Handle("GET /", http.FileServerFS(static))
 	s.mux.HandleFunc("GET /api/topology", s.topology)
 	s.mux.HandleFunc("GET /api/events", s.events)
+	s.mux.HandleFunc("POST /api/capture", s.capture)
+	s.mux.HandleFunc("POST /api/capture/stop", s.stopCapture)
 	return s, nil
 }
 
@@ -98,9 +108,17 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "unknown host", http.StatusMisdirectedRequest)
 			return
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			// Nothing here changes state; what will must also check
-			// the Origin header.
+		switch {
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/capture"):
+			// A POST does something: only the page itself (or a
+			// client that is no browser) may send it, never another
+			// site's page through the user's browser.
+			if err := s.origin.Check(r); err != nil {
+				http.Error(w, "cross-origin request refused", http.StatusForbidden)
+				return
+			}
+		default:
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
@@ -179,4 +197,107 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
+}
+
+// maxCaptures bounds the captures running at once.
+const maxCaptures = 8
+
+// streamer is a pcapng writer that also pushes what it wrote to the
+// client at every flush.
+type streamer struct {
+	*pktout.PcapngWriter
+	fl http.Flusher
+}
+
+func (st streamer) Flush() error {
+	err := st.PcapngWriter.Flush()
+	st.fl.Flush()
+	return err
+}
+
+// safeName keeps letters, digits, '.', '-' and '_' of s for a file name.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// capture captures on interface iface of namespace ns (topo's node ID)
+// and streams pcapng until the client goes away or stopCapture stops it;
+// then the final statistics blocks carry the kernel's drop counts.
+func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	q := r.URL.Query()
+	nsID, iface := q.Get("ns"), q.Get("iface")
+	if nsID == "" || iface == "" {
+		http.Error(w, "want ns and iface parameters", http.StatusBadRequest)
+		return
+	}
+	ns, err := topo.OpenNamespace(nsID)
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
+		return
+	} else if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer ns.Close()
+	c, err := capture.OpenContext(r.Context(), []capture.Target{{NS: ns}}, capture.Config{Interfaces: []string{iface}, Immediate: true})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	id := NewToken()
+	s.mu.Lock()
+	if len(s.caps) >= maxCaptures {
+		s.mu.Unlock()
+		http.Error(w, fmt.Sprintf("%d captures are running already", maxCaptures), http.StatusTooManyRequests)
+		return
+	}
+	s.caps[id] = cancel
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); delete(s.caps, id); s.mu.Unlock() }()
+
+	h := w.Header()
+	h.Set("Content-Type", "application/x-pcapng")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="netobs-%d-%s.pcapng"`, ns.ID().Inode, safeName(iface)))
+	h.Set("X-Netobs-Capture", id)
+	w.WriteHeader(http.StatusOK)
+	pw, err := pktout.NewPcapngWriter(w, c.Interfaces(), "netobs serve")
+	if err != nil {
+		return
+	}
+	st := streamer{pw, fl}
+	st.Flush()
+	if err := c.Run(ctx, st); err != nil {
+		return // the client went away, or the capture failed mid-stream: no way to say so now
+	}
+	pw.WriteStats(c.Stats())
+	st.Flush()
+}
+
+// stopCapture ends the capture with the given id: its stream gets its
+// statistics blocks and ends.
+func (s *Server) stopCapture(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	s.mu.Lock()
+	cancel := s.caps[id]
+	s.mu.Unlock()
+	if cancel == nil {
+		http.Error(w, "no such capture", http.StatusNotFound)
+		return
+	}
+	cancel()
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -4,16 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/netobs/netobs/internal/nstest"
@@ -71,7 +74,7 @@ func vethDrawn(a, b string) string {
 // nothing. A screenshot is saved as an artifact.
 func TestPage(t *testing.T) {
 	nstest.RequireRoot(t)
-	nstest.RequireTools(t, "ip", "chromium")
+	nstest.RequireTools(t, "ip", "ping", "tshark", "chromium")
 	a, b := nstest.NetNS(t), nstest.NetNS(t)
 	va, vb := nstest.Veth(t, a, "10.79.0.1/24", b, "10.79.0.2/24")
 	hostile := "<img>"
@@ -137,6 +140,33 @@ func TestPage(t *testing.T) {
 		t.Errorf("interface %q: shown as text %v, %d img/i elements, %d dialogs", hostile, shown, elems, dialogs.Load())
 	}
 
+	// Counters shown; the capture button of va, pings, the stop button:
+	// the page saves a pcapng file tshark reads the pings from.
+	ga := fmt.Sprintf(`document.querySelector('g.iface[data-id=%s]')`, js(ifaceID(t, a, va)))
+	wait("counters shown", ga+`?.dataset.rxPackets?.match(/^[0-9]+$/) != null`)
+	dl := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](ga+`.querySelector('g.capture').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the stop button ready", `[...document.querySelectorAll('#captures button')].some(b => b.textContent == 'stop' && !b.disabled)`)
+	nstest.Run(t, "ip", "netns", "exec", b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.0.1")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#captures button').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the capture saved", `document.querySelectorAll('#captures .capture').length == 0`)
+	file := filepath.Join(dl, "netobs-"+va+".pcapng")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(file); err == nil {
+			break
+		}
+	}
+	if n := tsharkCount(t, file, "icmp"); n < 6 {
+		t.Errorf("the page's capture %s: tshark counts %d ICMP packets, want 6", file, n)
+	}
+
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +181,115 @@ func TestPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", shot)
+}
+
+// post sends a POST to url with the headers given as name, value pairs.
+func post(t *testing.T, ctx context.Context, url string, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "POST", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// tsharkCount counts the packets of file that match a display filter.
+func tsharkCount(t *testing.T, file, filter string) int {
+	t.Helper()
+	out := nstest.Run(t, "tshark", "-n", "-r", file, "-Y", filter, "-T", "fields", "-e", "frame.number")
+	return len(strings.Fields(out))
+}
+
+// TestCapture captures on a veth of a test namespace through the API,
+// pings across it, and reads the stream with tshark: once ended by the
+// stop request (the statistics block at the end included), once by the
+// client going away. A cross-origin POST is refused before anything runs.
+func TestCapture(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "ping", "tshark")
+	a, b := nstest.NetNS(t), nstest.NetNS(t)
+	va, _ := nstest.Veth(t, a, "10.83.0.1/24", b, "10.83.0.2/24")
+	h, err := nsjoin.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsID := fmt.Sprintf("net:[%d]", h.ID().Inode)
+	h.Close()
+	base := serve(t)
+	origin := strings.TrimSuffix(base, "/")
+	target := base + "api/capture?ns=" + nsID + "&iface=" + va
+	dir := t.TempDir()
+
+	for _, hdr := range [][]string{{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Origin", origin, "Sec-Fetch-Site", "same-site"}} {
+		resp := post(t, context.Background(), target, hdr...)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST with %q: %s, want 403", hdr, resp.Status)
+		}
+	}
+	resp := post(t, context.Background(), base+"api/capture?ns=net:[1]&iface=lo", "Origin", origin)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("capture in net:[1]: %s, want 404", resp.Status)
+	}
+
+	for _, how := range []string{"stop", "disconnect"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		resp := post(t, ctx, target, "Origin", origin, "Sec-Fetch-Site", "same-origin")
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-pcapng" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+			t.Fatalf("%s: %s %q", how, resp.Status, resp.Header)
+		}
+		file := filepath.Join(dir, how+".pcapng")
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := io.Copy(f, resp.Body); done <- err }()
+		nstest.Run(t, "ip", "netns", "exec", b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.83.0.1")
+		if how == "stop" {
+			stop := post(t, context.Background(), base+"api/capture/stop?id="+resp.Header.Get("X-Netobs-Capture"), "Origin", origin)
+			stop.Body.Close()
+			if stop.StatusCode != http.StatusNoContent {
+				t.Errorf("stop: %s", stop.Status)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("stream after stop: %v", err)
+			}
+		} else {
+			// The body holds what was flushed once the replies are in.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if fi, _ := f.Stat(); fi != nil && fi.Size() > 0 && tsharkCount(t, file, "icmp.type == 0") >= 3 {
+					break
+				}
+			}
+			cancel()
+			<-done
+		}
+		resp.Body.Close()
+		f.Close()
+		if n := tsharkCount(t, file, "icmp"); n < 6 {
+			t.Errorf("%s: tshark counts %d ICMP packets in the capture, want 6", how, n)
+		}
+		// The stop ends the stream with the statistics block (the
+		// kernel's drop count); a client that went away gets none.
+		_, ifcs, err := nstest.ReadPcap(file)
+		if how == "stop" && (err != nil || len(ifcs) != 1 || !ifcs[0].HasStats || ifcs[0].IfRecv < 6) {
+			t.Errorf("stop: interfaces %+v, %v: want one with statistics", ifcs, err)
+		}
+	}
+	resp = post(t, context.Background(), base+"api/capture/stop?id=nope", "Origin", origin)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("stop of an unknown capture: %s, want 404", resp.Status)
+	}
 }

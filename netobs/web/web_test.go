@@ -49,6 +49,16 @@ func TestChecks(t *testing.T) {
 			t.Errorf("%s Host %s: %d, want %d", c.method, c.host, w.Code, c.code)
 		}
 	}
+	// A capture is a POST: refused from another site's page before it
+	// reaches the handler.
+	r := httptest.NewRequest("POST", "/api/capture?ns=net:[1]&iface=lo", nil)
+	r.Host = "127.0.0.1:7070"
+	r.Header.Set("Origin", "http://evil.example")
+	rw := httptest.NewRecorder()
+	h.ServeHTTP(rw, r)
+	if rw.Code != http.StatusForbidden {
+		t.Errorf("cross-origin POST /api/capture: %d, want 403", rw.Code)
+	}
 	w := get(t, h, "GET", "/", "127.0.0.1:7070", "")
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
 		t.Errorf("CSP %q", csp)

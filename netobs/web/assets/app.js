@@ -4,12 +4,20 @@
 'use strict';
 
 const token = new URLSearchParams(location.search).get('token');
-const api = (path) => token ? path + '?token=' + encodeURIComponent(token) : path;
+// api returns the URL of an API path with its query parameters, the
+// token the page was opened with among them.
+function api(path, params) {
+  const q = new URLSearchParams(params || {});
+  if (token) q.set('token', token);
+  const s = q.toString();
+  return s ? path + '?' + s : path;
+}
 const SVG = 'http://www.w3.org/2000/svg';
 const svg = document.getElementById('topo');
 const filter = document.getElementById('filter');
 const statusEl = document.getElementById('status');
 const logEl = document.getElementById('log');
+const capsEl = document.getElementById('captures');
 let graph = { nodes: [], edges: [] };
 
 function el(name, attrs, text) {
@@ -25,7 +33,15 @@ function nsLabel(n) {
   return n.id;
 }
 
-const W = 240, HEAD = 38, ROW = 26, GAP = 30;
+// compact writes a counter in at most 5 characters: 980, 12k, 3.4M.
+function compact(n) {
+  for (const [d, u] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']]) {
+    if (n >= d) return (n / d).toFixed(n < 10 * d ? 1 : 0) + u;
+  }
+  return String(n);
+}
+
+const W = 300, HEAD = 38, ROW = 26, GAP = 30;
 
 function draw() {
   const q = filter.value.trim().toLowerCase();
@@ -60,8 +76,23 @@ function draw() {
       ig.append(el('rect', { x: x + 8, y: iy, width: W - 16, height: ROW - 4 }));
       const addr = (i.addrs || []).find((a) => !a.startsWith('fe80')) || '';
       ig.append(el('text', { x: x + 14, y: iy + 15 }, i.name + '  ' + i.kind + ' ' + i.state + (i.up ? '' : ' (admin down)') + (addr ? '  ' + addr : '')));
-      const t = el('title', {}, i.name + '\n' + i.kind + ' ' + i.state + ' mtu ' + i.mtu + '\n' + (i.mac || '') + '\n' + (i.addrs || []).join('\n'));
+      const c = i.counters;
+      if (c) {
+        ig.dataset.rxPackets = c.rx_packets;
+        ig.dataset.txPackets = c.tx_packets;
+        ig.append(el('text', { x: x + W - 34, y: iy + 15, class: 'counters', 'text-anchor': 'end' }, '↓' + compact(c.rx_packets) + ' ↑' + compact(c.tx_packets)));
+      }
+      const t = el('title', {}, i.name + '\n' + i.kind + ' ' + i.state + ' mtu ' + i.mtu + '\n' + (i.mac || '') + '\n' + (i.addrs || []).join('\n') +
+        (c ? '\nrx ' + c.rx_packets + ' packets ' + c.rx_bytes + ' bytes, ' + c.rx_dropped + ' dropped' +
+          '\ntx ' + c.tx_packets + ' packets ' + c.tx_bytes + ' bytes, ' + c.tx_dropped + ' dropped' : ''));
       ig.append(t);
+      const btn = el('g', { class: 'capture', role: 'button', tabindex: 0 });
+      btn.append(el('title', {}, 'capture on ' + i.name));
+      btn.append(el('circle', { cx: x + W - 20, cy: iy + (ROW - 4) / 2, r: 6 }));
+      const ns = n.id, name = i.name;
+      btn.addEventListener('click', () => startCapture(ns, name));
+      btn.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') startCapture(ns, name); });
+      ig.append(btn);
       nodesG.append(ig);
       pos.set(i.id, { l: x + 8, r: x + W - 8, y: iy + (ROW - 4) / 2 });
     });
@@ -87,6 +118,51 @@ function draw() {
   svg.append(nodesG, edgesG);
   svg.setAttribute('width', px + (procs.length ? 160 : 0));
   svg.setAttribute('height', Math.max(...colY, GAP + procs.length * 40 + 40));
+}
+
+// startCapture captures on interface name of namespace ns (both from the
+// topology) until its stop button is pressed, then saves the pcapng file.
+async function startCapture(ns, name) {
+  const ctl = document.createElement('span');
+  ctl.className = 'capture';
+  const label = document.createElement('span');
+  label.textContent = 'capturing ' + name + ' ';
+  const stop = document.createElement('button');
+  stop.textContent = 'stop';
+  stop.disabled = true;
+  ctl.append(label, stop);
+  capsEl.append(ctl);
+  try {
+    const r = await fetch(api('/api/capture', { ns, iface: name }), { method: 'POST', cache: 'no-store' });
+    if (!r.ok) throw new Error(r.status + ' ' + (await r.text()).trim());
+    const id = r.headers.get('X-Netobs-Capture');
+    stop.disabled = false;
+    stop.addEventListener('click', () => {
+      stop.disabled = true;
+      fetch(api('/api/capture/stop', { id }), { method: 'POST' });
+    });
+    const reader = r.body.getReader();
+    const chunks = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      n += value.length;
+      label.textContent = 'capturing ' + name + ' (' + n + ' bytes) ';
+    }
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob(chunks, { type: 'application/x-pcapng' }));
+    a.download = 'netobs-' + name.replace(/[^A-Za-z0-9.-]/g, '_') + '.pcapng';
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    ctl.remove();
+  } catch (err) {
+    label.textContent = 'capture ' + name + ': ' + err.message + ' ';
+    stop.textContent = 'dismiss';
+    stop.disabled = false;
+    stop.addEventListener('click', () => ctl.remove());
+  }
 }
 
 let pending = null;
