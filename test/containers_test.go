@@ -113,11 +113,20 @@ func TestContainerNSRefEverywhere(t *testing.T) {
 	if out := mustNetobs(t, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net"); strings.TrimSpace(out) != want {
 		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
 	}
-	// Shell completion offers the running container.
-	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "exec", "--net", ""}} {
+	// Shell completion offers the running container, wherever an NSREF
+	// goes.
+	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "same", "self", ""}, {"ns", "exec", "--net", ""},
+		{"capture", ""}, {"capture", "self", ""}, {"events", ""}, {"forward", ""}, {"sockets", ""},
+		{"attach", ""}, {"topo", ""}, {"topo", "self", ""}} {
 		out := mustNetobs(t, append([]string{"__complete"}, args...)...)
 		if !strings.Contains("\n"+out, "\n"+ref+"\n") {
 			t.Fatalf("completion of %q does not offer %s: %q", args, ref, out)
+		}
+	}
+	// Not where the arguments are no longer NSREFs.
+	for _, args := range [][]string{{"sockets", ref, ""}, {"forward", ref, ""}, {"attach", ref, ""}} {
+		if out := mustNetobs(t, append([]string{"__complete"}, args...)...); strings.Contains(out, ref) {
+			t.Fatalf("completion of %q offers %s after the NSREF: %q", args, ref, out)
 		}
 	}
 }
