@@ -113,11 +113,20 @@ func TestContainerNSRefEverywhere(t *testing.T) {
 	if out := mustNetobs(t, "ns", "exec", "--net", ref, "readlink", "/proc/self/ns/net"); strings.TrimSpace(out) != want {
 		t.Fatalf("ns exec --net %s: in %q, want %s", ref, out, want)
 	}
-	// Shell completion offers the running container.
-	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "exec", "--net", ""}} {
+	// Shell completion offers the running container, wherever an NSREF
+	// goes.
+	for _, args := range [][]string{{"ns", "id", ""}, {"ns", "same", "self", ""}, {"ns", "exec", "--net", ""},
+		{"capture", ""}, {"capture", "self", ""}, {"events", ""}, {"forward", ""}, {"sockets", ""},
+		{"attach", ""}, {"topo", ""}, {"topo", "self", ""}} {
 		out := mustNetobs(t, append([]string{"__complete"}, args...)...)
 		if !strings.Contains("\n"+out, "\n"+ref+"\n") {
 			t.Fatalf("completion of %q does not offer %s: %q", args, ref, out)
+		}
+	}
+	// Not where the arguments are no longer NSREFs.
+	for _, args := range [][]string{{"sockets", ref, ""}, {"forward", ref, ""}, {"attach", ref, ""}} {
+		if out := mustNetobs(t, append([]string{"__complete"}, args...)...); strings.Contains(out, ref) {
+			t.Fatalf("completion of %q offers %s after the NSREF: %q", args, ref, out)
 		}
 	}
 }
@@ -285,5 +294,87 @@ func TestContainerBadInput(t *testing.T) {
 	cmd.Run()
 	if msg := stderr.String(); cmd.ProcessState.ExitCode() != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, d.Socket+": permission denied") {
 		t.Errorf("as nobody, ns id docker:%s: exit %d, %q; want exit 1 and one line saying %s: permission denied", stopped, cmd.ProcessState.ExitCode(), msg, d.Socket)
+	}
+}
+
+// events and sockets label a container's namespace as capture does: the
+// text names it docker:NAME, the JSON carries runtime, container_id and
+// container. events sees an address added inside the container; sockets
+// lists the container's listener, as ss run in its namespace does.
+func TestContainerEventsAndSocketsLabelled(t *testing.T) {
+	nstest.RequireTools(t, "nsenter", "ss")
+	r := ctrtest.Docker(t)
+	// NET_ADMIN, for ip addr add in the container.
+	name := r.Run(t, []string{"--cap-add", "NET_ADMIN"}, "/bin/sh", "-c", "exec nc -l -p 7788")
+	ref := "docker:" + name
+	id := r.Inspect(t, name, "{{.Id}}")
+	pid := r.Inspect(t, name, "{{.State.Pid}}")
+	netns := netnsOf(t, r, name)
+	type owner struct {
+		Runtime, Container string
+		ID                 string `json:"container_id"`
+	}
+	wantOwner := owner{Runtime: "docker", Container: name, ID: id}
+
+	text := startNetobs(t, "events", "--kinds", "addr", "-c", "1", ref)
+	js := startNetobs(t, "events", "--kinds", "addr", "-c", "1", "--json", ref)
+	text.waitStderr(t, "watching 1 namespaces")
+	js.waitStderr(t, "watching 1 namespaces")
+	r.Cmd(t, "exec", name, "ip", "addr", "add", "10.77.0.1/32", "dev", "lo")
+	for _, p := range []*bgNetobs{text, js} {
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("events exited %d: %s", code, p.stderr.String())
+		}
+	}
+	if out := text.stdout.String(); !strings.Contains(out, " "+netns+" "+ref+" ") || !strings.Contains(out, "10.77.0.1/32") {
+		t.Fatalf("events text %q: want the address 10.77.0.1/32 labelled %s %s", out, netns, ref)
+	}
+	var ev struct {
+		NS struct {
+			Inode uint64
+			Label string
+			owner
+		}
+		Action, Text string
+	}
+	if err := json.Unmarshal(js.stdout.Bytes(), &ev); err != nil {
+		t.Fatalf("events --json %q: %v", js.stdout.String(), err)
+	}
+	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ev.NS.owner != wantOwner ||
+		ev.Action != "add" || !strings.Contains(ev.Text, "10.77.0.1/32") {
+		t.Fatalf("events --json %s: want the add of 10.77.0.1/32 in %s labelled %s, owner %+v", js.stdout.String(), netns, ref, wantOwner)
+	}
+
+	// The listener, as ss in the container's namespace sees it.
+	for i := 0; !strings.Contains(nstest.Run(t, "nsenter", "-t", pid, "-n", "ss", "-ltnH"), ":7788 "); i++ {
+		if i == 500 {
+			t.Fatalf("ss in %s never showed nc listening on 7788", netns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := mustNetobs(t, "sockets", ref, "-tl")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 || lines[0] != netns+" "+ref || !strings.HasPrefix(lines[1], "Netid") || !strings.Contains(out, ":7788 ") {
+		t.Fatalf("sockets %s -tl:\n%s\nwant a first line %q, the header and the listener on 7788", ref, out, netns+" "+ref)
+	}
+	var found int
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "sockets", ref, "-tl", "--json")), "\n") {
+		var s struct {
+			LocalPort uint16 `json:"local_port"`
+			State     string
+			owner
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("sockets --json line %q: %v", l, err)
+		}
+		if s.owner != wantOwner {
+			t.Fatalf("sockets --json line %s: want owner %+v", l, wantOwner)
+		}
+		if s.LocalPort == 7788 && s.State == "LISTEN" {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Fatalf("sockets --json: %d listeners on 7788, want 1 (ss saw it)", found)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,10 @@ func newEventsCmd(a *app) *cobra.Command {
 		Short: "Stream link, address, route, neighbour, rule and nsid changes from network namespaces",
 		Long: `events prints routing-netlink changes the way 'ip monitor' does, from one,
 many or all network namespaces at once, each line labelled with the namespace
-it came from (net:[INODE], then its ip-netns name or a PID in it).
+it came from (net:[INODE], then its ip-netns name or a PID in it, or for a
+container named by NSREF the container: docker:web, pod:default/web; --json
+then carries runtime, container_id, container, pod and pod_namespace in
+"ns", as capture does).
 
 Without NSREF it watches netobs's own namespace. With --all it watches every
 network namespace on the system, picks up new ones (named ones at once,
@@ -80,12 +84,18 @@ it gives up on the output, prints the totals and exits 1.`,
 					ns.Close()
 				}
 			}()
+			// Events from a container's namespace are labelled with the
+			// container (docker:web), as capture labels its packets.
+			owners := map[[2]uint64]*runtime.Container{}
 			for _, ref := range args {
-				ns, _, err := openNetNS(a, ref)
+				ns, ctr, err := openNetNS(a, ref)
 				if err != nil {
 					return fmt.Errorf("events: %w", err)
 				}
 				nss = append(nss, ns)
+				if ctr != nil {
+					owners[[2]uint64{ns.ID().Dev, ns.ID().Inode}] = ctr
+				}
 			}
 			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf})
 			if err != nil {
@@ -103,7 +113,7 @@ it gives up on the output, prints the totals and exits 1.`,
 				case <-a.ctx.Done():
 				}
 			}()
-			pr := &printer{a: a, w: w}
+			pr := &printer{a: a, w: w, owners: owners}
 			printed := make(chan error, 1)
 			go func() { printed <- pr.run(jsonOut, count) }()
 			select {
@@ -144,7 +154,8 @@ const outputGrace = 2 * time.Second
 type printer struct {
 	a               *app
 	w               *events.Watcher
-	printed, initNo atomic.Int64 // events written, and the initial ones among them
+	owners          map[[2]uint64]*runtime.Container // containers of the namespaces named, by device and inode
+	printed, initNo atomic.Int64                     // events written, and the initial ones among them
 	once            sync.Once
 }
 
@@ -153,6 +164,9 @@ func (p *printer) run(jsonOut bool, count int) error {
 	enc := json.NewEncoder(out)
 	ch := p.w.Events()
 	for ev := range ch {
+		if c := p.owners[[2]uint64{ev.NS.Dev, ev.NS.Inode}]; c != nil {
+			ev.NS.Label, ev.NS.Owner = c.Label(), containerOwner(c)
+		}
 		var err error
 		if jsonOut {
 			err = enc.Encode(ev)

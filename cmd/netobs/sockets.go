@@ -8,7 +8,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/netobs/sockdiag"
+	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +29,11 @@ func newSocketsCmd(a *app) *cobra.Command {
 local and peer address, inode, and the processes holding each socket (found
 in /proc, so also processes in other PID namespaces, shown by host PID).
 
+For a container (docker:web, pod:default/web) a first line names it with
+its namespace (net:[INODE] docker:web), and --json adds runtime,
+container_id, container, pod and pod_namespace to every socket, as capture
+and events do.
+
 The listing comes from a sock_diag netlink socket created inside the
 namespace; nothing is run there. Addresses are never resolved to names.`,
 		Example: `  netobs sockets web           # every TCP and UDP socket of netns web
@@ -34,7 +41,7 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
   netobs sockets web --json    # one JSON object per socket`,
 		Args: exactArgs(1, "NSREF"),
 		RunE: func(c *cobra.Command, args []string) error {
-			ns, _, err := openNetNS(a, args[0])
+			ns, ctr, err := openNetNS(a, args[0])
 			if err != nil {
 				return fmt.Errorf("sockets: %w", err)
 			}
@@ -44,7 +51,12 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
 				return fmt.Errorf("sockets: %w", err)
 			}
 			if asJS {
-				return writeSocketsJSON(a, socks)
+				return writeSocketsJSON(a, socks, containerOwner(ctr))
+			}
+			if ctr != nil {
+				// Which container's sockets these are, as events labels
+				// its lines: net:[INODE] docker:web.
+				fmt.Fprintf(a.stdout, "%s %s\n", ns.ID().Format(nsjoin.Net), termsafe.Escape(ctr.Label()))
 			}
 			return writeSocketsText(a, socks)
 		},
@@ -99,9 +111,12 @@ type socketJSON struct {
 	UID       uint32          `json:"uid"`
 	Inode     uint64          `json:"inode"`
 	Processes []sockdiag.Proc `json:"processes"`
+	*pktout.Owner
 }
 
-func writeSocketsJSON(a *app, socks []sockdiag.Socket) error {
+// writeSocketsJSON writes one object per socket; owner, if not nil, names
+// the container on each.
+func writeSocketsJSON(a *app, socks []sockdiag.Socket, owner *pktout.Owner) error {
 	enc := json.NewEncoder(a.stdout)
 	for i := range socks {
 		s := &socks[i]
@@ -119,6 +134,7 @@ func writeSocketsJSON(a *app, socks []sockdiag.Socket) error {
 			LocalAddr: s.Local.Addr().String(), LocalPort: s.Local.Port(),
 			PeerAddr: s.Peer.Addr().String(), PeerPort: s.Peer.Port(),
 			V6Only: s.V6Only, Iface: iface, UID: s.UID, Inode: s.Inode, Processes: procs,
+			Owner: owner,
 		}); err != nil {
 			return err
 		}

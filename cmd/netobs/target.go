@@ -7,6 +7,7 @@ import (
 
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/capture"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
@@ -141,9 +142,16 @@ func containerTarget(ns *nsjoin.NS, c *runtime.Container) capture.Target {
 	if c == nil {
 		return capture.Target{NS: ns}
 	}
-	return capture.Target{NS: ns, Label: c.Label(), Owner: &capture.Owner{
-		Runtime: c.Runtime, ContainerID: c.ID, Container: c.Name, Pod: c.Pod, PodNamespace: c.PodNamespace,
-	}}
+	return capture.Target{NS: ns, Label: c.Label(), Owner: containerOwner(c)}
+}
+
+// containerOwner is how every output names the container a namespace
+// belongs to (capture, events and sockets alike); nil for nil.
+func containerOwner(c *runtime.Container) *pktout.Owner {
+	if c == nil {
+		return nil
+	}
+	return &pktout.Owner{Runtime: c.Runtime, ContainerID: c.ID, Container: c.Name, Pod: c.Pod, PodNamespace: c.PodNamespace}
 }
 
 // openNetNSAll opens every network namespace an NSREF names: a pod glob

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/nsjoin"
 )
 
@@ -97,13 +99,21 @@ type Namespace struct {
 	PID int `json:"pid,omitempty"`
 	// Ref is the reference it was watched by, if named by the caller.
 	Ref string `json:"ref,omitempty"`
+	// Label, if set, is what the caller calls the namespace, such as a
+	// container's docker:web; the watcher never sets it.
+	Label string `json:"label,omitempty"`
+	// Owner, if not nil, names the container the namespace belongs to
+	// (set by the caller, as Label); its fields are the namespace's in JSON.
+	*pktout.Owner
 }
 
 // String labels the namespace as the CLI prints it: net:[INODE], then the
-// name, or else the PID.
+// label, else the name, else the PID.
 func (n Namespace) String() string {
 	s := fmt.Sprintf("net:[%d]", n.Inode)
 	switch {
+	case n.Label != "":
+		s += " " + termsafe.Escape(n.Label)
 	case n.Name != "":
 		s += " " + n.Name
 	case n.PID != 0:
