@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,6 +344,37 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ev.NS.owner != wantOwner ||
 		ev.Action != "add" || !strings.Contains(ev.Text, "10.77.0.1/32") {
 		t.Fatalf("events --json %s: want the add of 10.77.0.1/32 in %s labelled %s, owner %+v", js.stdout.String(), netns, ref, wantOwner)
+	}
+
+	// attach --events labels the events it interleaves the same way.
+	at := startNetobs(t, "attach", ref, "--tap", "--name", nstest.UniqueName("tap"), "--json", "--events", "--event-kinds", "addr")
+	at.waitStderr(t, "netobs: attached")
+	r.Cmd(t, "exec", name, "ip", "addr", "add", "10.77.0.2/32", "dev", "lo")
+	var line string
+	for i := 0; line == ""; i++ {
+		for _, l := range strings.Split(at.stdout.String(), "\n") {
+			if strings.Contains(l, "10.77.0.2/32") {
+				line = l
+			}
+		}
+		if i == 1000 {
+			t.Fatalf("attach --events never showed 10.77.0.2/32: %s", at.stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var aev struct {
+		Event struct {
+			NS struct {
+				Label string
+				owner
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(line), &aev); err != nil || aev.Event.NS.Label != ref || aev.Event.NS.owner != wantOwner {
+		t.Fatalf("attach --events line %s (%v): want it labelled %s, owner %+v", line, err, ref, wantOwner)
+	}
+	if code := at.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 	}
 
 	// The listener, as ss in the container's namespace sees it.

@@ -207,14 +207,19 @@ or --inject that has no other end yet).`,
 			signal.Notify(sigpipe, syscall.SIGPIPE)
 			defer signal.Stop(sigpipe)
 
-			ns, _, err := openNetNS(a, args[0])
+			ns, ctr, err := openNetNS(a, args[0])
 			if err != nil {
 				return fmt.Errorf("attach: %w", err)
+			}
+			label := ""
+			if ctr != nil {
+				label = ctr.Label()
 			}
 			defer ns.Close()
 			res, err := attach.Run(a.ctx, attach.Options{
 				Ref: args[0], NS: ns, Device: cfg, Output: out, Format: f, Count: count,
 				Inject: in, InjectOnly: injectOnly, Log: a.stderr, Events: kinds,
+				Label: label, Owner: containerOwner(ctr),
 			})
 			if res.Device != "" {
 				stopped := res.Reason.String()

@@ -88,6 +88,11 @@ type Options struct {
 	// {"event": ...} objects in JSON, and on Log beside pcap output,
 	// which has no place for them.
 	Events events.Kinds
+	// Label and Owner, if set, name the namespace in those events as
+	// events.Namespace's fields of the same names do (a container's
+	// docker:web, and its runtime, ID and pod).
+	Label string
+	Owner *pktout.Owner
 }
 
 // StopReason says why Run stopped.

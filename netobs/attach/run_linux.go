@@ -299,6 +299,9 @@ func (r *runner) write(bufs [][]byte, sizes []int) bool {
 // frames until the watch ends (its channel closes).
 func (r *runner) relayEvents(ch <-chan events.Event) {
 	for ev := range ch {
+		if r.o.Label != "" || r.o.Owner != nil {
+			ev.NS.Label, ev.NS.Owner = r.o.Label, r.o.Owner
+		}
 		if r.o.Format.Binary() {
 			events.WriteText(r.o.Log, ev)
 			continue
