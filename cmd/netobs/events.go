@@ -42,6 +42,10 @@ A namespace that lives only briefly may be missed: a named one that is
 gone within about 10ms of its creation, a process one that lives less than
 --rescan (default 1s, at least 10ms, at most 1h).
 
+Each watched namespace takes two file descriptors (the namespace and its
+netlink socket); events raises its soft open-files limit to the hard one at
+start, so watching N namespaces needs a hard limit (ulimit -Hn) above 2N.
+
 If the kernel drops events because they arrive faster than they are read
 (ENOBUFS), events reads the namespace's state again and prints a RESYNC
 event listing what changed: no loss passes silently.
@@ -74,6 +78,7 @@ it gives up on the output, prints the totals and exits 1.`,
 			if !all && len(args) == 0 {
 				args = []string{"self"}
 			}
+			raiseFDLimit()
 			var nss []*nsjoin.NS
 			defer func() {
 				for _, ns := range nss {
