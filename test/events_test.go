@@ -706,3 +706,25 @@ func TestEventsRaisesFDLimit(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestEventsOutOfFDs: when the open-files limit is too low for the
+// namespaces to watch, events exits 1 with one line that names the limit
+// to raise.
+func TestEventsOutOfFDs(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "prlimit", "ip")
+	for range 10 {
+		nstest.NetNS(t)
+	}
+	cmd := exec.Command("prlimit", "--nofile=16:16", "--", netobsBin, "events", "--all")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d (%v), want 1: %s", code, err, stderr.String())
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "ulimit -Hn") || !strings.Contains(msg, "too many open files") {
+		t.Errorf("stderr %q: want one line naming the open-files limit to raise", msg)
+	}
+}

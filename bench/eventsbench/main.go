@@ -114,14 +114,19 @@ func startWatcher() (*watcher, error) {
 	if err := w.cmd.Start(); err != nil {
 		return nil, err
 	}
+	failed := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		var said []string
 		for sc.Scan() {
 			var k int
 			if _, err := fmt.Sscanf(sc.Text(), "events: watching %d", &k); err == nil {
 				w.ready <- k
+			} else if len(said) < 5 {
+				said = append(said, sc.Text())
 			}
 		}
+		failed <- strings.Join(said, "; ") // netobs ended: say why
 	}()
 	go func() {
 		defer close(w.done)
@@ -157,6 +162,9 @@ func startWatcher() (*watcher, error) {
 	select {
 	case n := <-w.ready:
 		_ = n
+	case why := <-failed:
+		w.cmd.Wait()
+		return nil, fmt.Errorf("netobs ended before watching: %s", why)
 	case <-time.After(2*time.Minute + time.Duration(watchedCount())*20*time.Millisecond):
 		w.cmd.Process.Kill()
 		return nil, fmt.Errorf("netobs did not start")

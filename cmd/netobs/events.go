@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/netobs/netobs/netobs/events"
@@ -93,6 +95,9 @@ it gives up on the output, prints the totals and exits 1.`,
 				nss = append(nss, ns)
 			}
 			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf})
+			if errors.Is(err, syscall.EMFILE) {
+				return fmt.Errorf("%w: each namespace takes 2 file descriptors; raise the hard open-files limit (ulimit -Hn) above twice the namespaces to watch", err)
+			}
 			if err != nil {
 				return err
 			}
