@@ -674,3 +674,57 @@ func writingPipe(pid int) bool {
 	}
 	return false
 }
+
+// TestEventsRaisesFDLimit: netobs holds two fds per watched namespace, so
+// --all over 10,000 namespaces needs more than the usual soft limit of
+// 1,024; started with a soft limit of 64, `events` runs with its soft
+// RLIMIT_NOFILE raised to the hard one (Go's os package does this at start
+// since Go 1.19; this test keeps it so).
+func TestEventsRaisesFDLimit(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "prlimit")
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max <= 64 {
+		t.Fatalf("hard RLIMIT_NOFILE is %d: nothing to raise", lim.Max)
+	}
+	p := startProc(t, "events: watching", "prlimit", fmt.Sprintf("--nofile=64:%d", lim.Max), "--", netobsBin, "events", "--all")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", p.cmd.Process.Pid)) // prlimit execs netobs: same PID
+	if err != nil {
+		t.Fatal(err)
+	}
+	var soft, hard string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 5 && f[0] == "Max" && f[1] == "open" && f[2] == "files" {
+			soft, hard = f[3], f[4]
+		}
+	}
+	if soft == "" || soft != hard || hard != fmt.Sprint(lim.Max) {
+		t.Errorf("netobs events runs with open files soft %q hard %q, want both %d:\n%s", soft, hard, lim.Max, b)
+	}
+	p.stop(t)
+}
+
+// TestEventsOutOfFDs: when the open-files limit is too low for the
+// namespaces to watch, events exits 1 with one line that names the limit
+// to raise.
+func TestEventsOutOfFDs(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "prlimit", "ip")
+	for range 10 {
+		nstest.NetNS(t)
+	}
+	cmd := exec.Command("prlimit", "--nofile=16:16", "--", netobsBin, "events", "--all")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d (%v), want 1: %s", code, err, stderr.String())
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "ulimit -Hn") || !strings.Contains(msg, "too many open files") {
+		t.Errorf("stderr %q: want one line naming the open-files limit to raise", msg)
+	}
+}

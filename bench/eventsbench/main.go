@@ -33,7 +33,9 @@ var (
 	counts    = flag.String("counts", "10,100,1000", "numbers of namespaces to watch")
 	changes   = flag.Int("changes", 200, "changes made one by one to measure latency")
 	burst     = flag.Int("burst", 10000, "changes made in one burst (ip -batch)")
-	prefix    = fmt.Sprintf("evb%d", os.Getpid()%100000)
+	anchorMax = flag.Int("anchor-max", 1000, "largest count run with the ip monitor anchor (one process of about 2.5 MB per namespace)")
+	prefixF   = flag.String("prefix", "", "name prefix of the namespaces made (default evbPID); bench/50-events.sh removes what is left with it")
+	prefix    string
 )
 
 // Namespace work happens on other threads; main keeps its own.
@@ -41,6 +43,10 @@ func init() { runtime.LockOSThread() }
 
 func main() {
 	flag.Parse()
+	prefix = *prefixF
+	if prefix == "" {
+		prefix = fmt.Sprintf("evb%d", os.Getpid()%100000)
+	}
 	if os.Geteuid() != 0 {
 		fatalf("needs root")
 	}
@@ -108,14 +114,19 @@ func startWatcher() (*watcher, error) {
 	if err := w.cmd.Start(); err != nil {
 		return nil, err
 	}
+	failed := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		var said []string
 		for sc.Scan() {
 			var k int
 			if _, err := fmt.Sscanf(sc.Text(), "events: watching %d", &k); err == nil {
 				w.ready <- k
+			} else if len(said) < 5 {
+				said = append(said, sc.Text())
 			}
 		}
+		failed <- strings.Join(said, "; ") // netobs ended: say why
 	}()
 	go func() {
 		defer close(w.done)
@@ -151,7 +162,10 @@ func startWatcher() (*watcher, error) {
 	select {
 	case n := <-w.ready:
 		_ = n
-	case <-time.After(2 * time.Minute):
+	case why := <-failed:
+		w.cmd.Wait()
+		return nil, fmt.Errorf("netobs ended before watching: %s", why)
+	case <-time.After(2*time.Minute + time.Duration(watchedCount())*20*time.Millisecond):
 		w.cmd.Process.Kill()
 		return nil, fmt.Errorf("netobs did not start")
 	}
@@ -231,8 +245,10 @@ func runOne(n int) error {
 		return err
 	}
 	defer ipBatch(del)
-	for _, name := range names {
-		exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
+	for _, name := range names { // over netlink: 10,000 ip processes take minutes
+		if err := loUp(name); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "eventsbench")
 	if err != nil {
@@ -255,7 +271,11 @@ func runOne(n int) error {
 			c.Wait()
 		}
 	}()
+	anchor := n <= *anchorMax
 	for _, name := range names {
+		if !anchor {
+			break
+		}
 		out, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return err
@@ -408,17 +428,27 @@ func runOne(n int) error {
 	sortD(direct)
 	sortD(stamped)
 	sortD(monDirect)
-	fmt.Printf("%-6d %-8d %-22s %-26s %-7s %-18s %-18s %d/%d (ip monitor %d/%d), %d resyncs\n",
+	monRSS, ratio, monL, monD, monB := "-", "-", "-", "-", "no anchor"
+	if anchor {
+		monRSS = fmt.Sprintf("%.1f / %.1f MB", float64(monSteady)/1024, float64(monPeak)/1024)
+		ratio = fmt.Sprintf("%.1fx", float64(monSteady)/float64(steady))
+		monL = ms(pct(monLat, 50)) + " / " + ms(pct(monLat, 99))
+		monD = ms(pct(monDirect, 50)) + " / " + ms(pct(monDirect, 99))
+		monB = fmt.Sprintf("ip monitor %d/%d", monBurst, *burst)
+	}
+	fmt.Printf("%-6d %-8d %-22s %-26s %-7s %-18s %-18s %d/%d (%s), %d resyncs\n",
 		n, watched,
 		fmt.Sprintf("%.1f / %.1f MB", float64(steady)/1024, float64(peak)/1024),
-		fmt.Sprintf("%.1f / %.1f MB", float64(monSteady)/1024, float64(monPeak)/1024),
-		fmt.Sprintf("%.1fx", float64(monSteady)/float64(steady)),
+		monRSS, ratio,
 		ms(pct(lat, 50))+" / "+ms(pct(lat, 99)),
-		ms(pct(monLat, 50))+" / "+ms(pct(monLat, 99)),
-		got, *burst, monBurst, *burst, resyncs)
-	fmt.Printf("       change made over netlink (p50 / p99): netobs %s / %s to its reader, %s / %s by its own stamp; ip monitor %s / %s by its -ts stamp\n",
-		ms(pct(direct, 50)), ms(pct(direct, 99)), ms(pct(stamped, 50)), ms(pct(stamped, 99)), ms(pct(monDirect, 50)), ms(pct(monDirect, 99)))
-	fmt.Printf("       PSS: netobs %.1f MB, the %d ip monitor processes %.1f MB together\n", float64(pss)/1024, n, float64(monPSS)/1024)
+		monL, got, *burst, monB, resyncs)
+	fmt.Printf("       change made over netlink (p50 / p99): netobs %s / %s to its reader, %s / %s by its own stamp; ip monitor %s by its -ts stamp\n",
+		ms(pct(direct, 50)), ms(pct(direct, 99)), ms(pct(stamped, 50)), ms(pct(stamped, 99)), monD)
+	if anchor {
+		fmt.Printf("       PSS: netobs %.1f MB, the %d ip monitor processes %.1f MB together\n", float64(pss)/1024, n, float64(monPSS)/1024)
+	} else {
+		fmt.Printf("       PSS: netobs %.1f MB (no ip monitor anchor above %d namespaces)\n", float64(pss)/1024, *anchorMax)
+	}
 	return nil
 }
 
@@ -440,6 +470,20 @@ func netlinkAddrAdd(ns, cidr string) (time.Time, error) {
 	}
 	t0 := time.Now()
 	return t0, h.AddrAdd(lo, a)
+}
+
+// loUp sets lo up in namespace ns over netlink.
+func loUp(ns string) error {
+	h, err := nsHandle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(lo)
 }
 
 func nsHandle(name string) (*netlink.Handle, error) {
