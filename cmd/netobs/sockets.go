@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -83,43 +82,10 @@ func writeSocketsText(a *app, socks []sockdiag.Socket) error {
 	return w.Flush()
 }
 
-type socketJSON struct {
-	Netid     string          `json:"netid"`
-	State     string          `json:"state"`
-	RecvQ     uint32          `json:"recv_q"`
-	SendQ     uint32          `json:"send_q"`
-	Local     string          `json:"local"`
-	Peer      string          `json:"peer"`
-	LocalAddr string          `json:"local_addr"`
-	LocalPort uint16          `json:"local_port"`
-	PeerAddr  string          `json:"peer_addr"`
-	PeerPort  uint16          `json:"peer_port"`
-	V6Only    bool            `json:"v6only,omitempty"`
-	Iface     string          `json:"iface,omitempty"`
-	UID       uint32          `json:"uid"`
-	Inode     uint64          `json:"inode"`
-	Processes []sockdiag.Proc `json:"processes"`
-}
-
 func writeSocketsJSON(a *app, socks []sockdiag.Socket) error {
 	enc := json.NewEncoder(a.stdout)
 	for i := range socks {
-		s := &socks[i]
-		iface := s.IfName
-		if iface == "" && s.Iface != 0 {
-			iface = strconv.Itoa(int(s.Iface))
-		}
-		procs := s.Procs
-		if procs == nil {
-			procs = []sockdiag.Proc{}
-		}
-		if err := enc.Encode(socketJSON{
-			Netid: s.Proto, State: s.State, RecvQ: s.RecvQ, SendQ: s.SendQ,
-			Local: s.LocalString(), Peer: s.PeerString(),
-			LocalAddr: s.Local.Addr().String(), LocalPort: s.Local.Port(),
-			PeerAddr: s.Peer.Addr().String(), PeerPort: s.Peer.Port(),
-			V6Only: s.V6Only, Iface: iface, UID: s.UID, Inode: s.Inode, Processes: procs,
-		}); err != nil {
+		if err := enc.Encode(&socks[i]); err != nil {
 			return err
 		}
 	}
