@@ -15,32 +15,17 @@ done
 if [ -z "${NETOBS:-}" ]; then NETOBS=$PWD/bin/netobs; go build -o "$NETOBS" ./cmd/netobs; fi
 N=${TOPO_COUNT:-500}
 P=tpb$$_
-BR=${P}br
 work=$(mktemp -d)
 
+. bench/lib/bridged-ns.sh
 cleanup() {
-  # Our own namespaces only, by prefix, in one batch.
-  ip netns list | awk -v p="$P" 'index($1, p) == 1 { print "netns del " $1 }' > "$work/del"
-  [ -s "$work/del" ] && ip -force -batch "$work/del" 2>/dev/null || true
+  bridged_ns_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-{
-  echo "netns add $BR"
-  for i in $(seq 1 "$N"); do echo "netns add ${P}$i"; done
-} > "$work/add"
-ip -batch "$work/add"
-{
-  echo "link add br0 type bridge"
-  echo "link set br0 up"
-  for i in $(seq 1 "$N"); do
-    echo "link add p$i type veth peer name eth0 netns ${P}$i"
-    echo "link set p$i master br0 up"
-  done
-} > "$work/links"
-ip -n "$BR" -batch "$work/links"
+bridged_ns_make
 
 # The check: netobs finds every pair and every port.
 "$NETOBS" topo --all --format json > "$work/g.json"

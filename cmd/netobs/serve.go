@@ -34,13 +34,17 @@ namespaces are shown as text, never run as HTML.
 
 Each interface on the page has a button that starts a capture on it; the
 stop button that appears ends it and saves a pcapng file. Received and sent
-packet counters show next to each interface.
+packet counters show next to each interface. Clicking a namespace lists its
+TCP and UDP sockets and their processes beside the graph.
 
 The page's API, for other clients too:
   GET /api/topology   the graph as 'netobs topo --format json' prints it,
                       with each interface's packet and byte counters
   GET /api/events     server-sent events, one per link, addr or nsid event,
                       as 'netobs events --json' prints them
+  GET /api/sockets?ns=net:[INODE]
+                      that namespace's TCP and UDP sockets and processes,
+                      a JSON array of 'netobs sockets --json' objects
   POST /api/capture?ns=net:[INODE]&iface=NAME
                       pcapng of that interface, streamed until the client
                       goes away or the capture is stopped; the header

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -95,47 +94,28 @@ func writeSocketsText(a *app, socks []sockdiag.Socket) error {
 	return w.Flush()
 }
 
-type socketJSON struct {
-	Netid     string          `json:"netid"`
-	State     string          `json:"state"`
-	RecvQ     uint32          `json:"recv_q"`
-	SendQ     uint32          `json:"send_q"`
-	Local     string          `json:"local"`
-	Peer      string          `json:"peer"`
-	LocalAddr string          `json:"local_addr"`
-	LocalPort uint16          `json:"local_port"`
-	PeerAddr  string          `json:"peer_addr"`
-	PeerPort  uint16          `json:"peer_port"`
-	V6Only    bool            `json:"v6only,omitempty"`
-	Iface     string          `json:"iface,omitempty"`
-	UID       uint32          `json:"uid"`
-	Inode     uint64          `json:"inode"`
-	Processes []sockdiag.Proc `json:"processes"`
-	*pktout.Owner
-}
-
-// writeSocketsJSON writes one object per socket; owner, if not nil, names
-// the container on each.
+// writeSocketsJSON writes one object per socket (sockdiag's JSON form);
+// owner, if not nil, adds the container's fields to each.
 func writeSocketsJSON(a *app, socks []sockdiag.Socket, owner *pktout.Owner) error {
-	enc := json.NewEncoder(a.stdout)
+	var extra []byte
+	if owner != nil {
+		b, err := json.Marshal(owner)
+		if err != nil {
+			return err
+		}
+		if len(b) > 2 { // not "{}"
+			extra = b[1:]
+		}
+	}
 	for i := range socks {
-		s := &socks[i]
-		iface := s.IfName
-		if iface == "" && s.Iface != 0 {
-			iface = strconv.Itoa(int(s.Iface))
+		b, err := json.Marshal(&socks[i])
+		if err != nil {
+			return err
 		}
-		procs := s.Procs
-		if procs == nil {
-			procs = []sockdiag.Proc{}
+		if extra != nil && len(b) > 2 {
+			b = append(append(b[:len(b)-1], ','), extra...)
 		}
-		if err := enc.Encode(socketJSON{
-			Netid: s.Proto, State: s.State, RecvQ: s.RecvQ, SendQ: s.SendQ,
-			Local: s.LocalString(), Peer: s.PeerString(),
-			LocalAddr: s.Local.Addr().String(), LocalPort: s.Local.Port(),
-			PeerAddr: s.Peer.Addr().String(), PeerPort: s.Peer.Port(),
-			V6Only: s.V6Only, Iface: iface, UID: s.UID, Inode: s.Inode, Processes: procs,
-			Owner: owner,
-		}); err != nil {
+		if _, err := a.stdout.Write(append(b, '\n')); err != nil {
 			return err
 		}
 	}

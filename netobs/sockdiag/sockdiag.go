@@ -1,6 +1,7 @@
 package sockdiag
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -91,4 +92,45 @@ func (s *Socket) format(ap netip.AddrPort, peer bool) string {
 		port = "*"
 	}
 	return host + ":" + port
+}
+
+type socketJSON struct {
+	Netid     string `json:"netid"`
+	State     string `json:"state"`
+	RecvQ     uint32 `json:"recv_q"`
+	SendQ     uint32 `json:"send_q"`
+	Local     string `json:"local"`
+	Peer      string `json:"peer"`
+	LocalAddr string `json:"local_addr"`
+	LocalPort uint16 `json:"local_port"`
+	PeerAddr  string `json:"peer_addr"`
+	PeerPort  uint16 `json:"peer_port"`
+	V6Only    bool   `json:"v6only,omitempty"`
+	Iface     string `json:"iface,omitempty"`
+	UID       uint32 `json:"uid"`
+	Inode     uint64 `json:"inode"`
+	Processes []Proc `json:"processes"`
+}
+
+// MarshalJSON writes the socket as one object: netid, state, recv_q,
+// send_q, local and peer (as ss shows them), local_addr, local_port,
+// peer_addr, peer_port, v6only, iface (name, else index), uid, inode and
+// processes (pid, comm, fd; [] when none). This is the form of
+// `netobs sockets --json` and of serve's /api/sockets.
+func (s Socket) MarshalJSON() ([]byte, error) {
+	iface := s.IfName
+	if iface == "" && s.Iface != 0 {
+		iface = strconv.Itoa(int(s.Iface))
+	}
+	procs := s.Procs
+	if procs == nil {
+		procs = []Proc{}
+	}
+	return json.Marshal(socketJSON{
+		Netid: s.Proto, State: s.State, RecvQ: s.RecvQ, SendQ: s.SendQ,
+		Local: s.LocalString(), Peer: s.PeerString(),
+		LocalAddr: s.Local.Addr().String(), LocalPort: s.Local.Port(),
+		PeerAddr: s.Peer.Addr().String(), PeerPort: s.Peer.Port(),
+		V6Only: s.V6Only, Iface: iface, UID: s.UID, Inode: s.Inode, Processes: procs,
+	})
 }

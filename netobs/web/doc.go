@@ -10,6 +10,10 @@
 //	GET /api/topology   the graph as topo's JSON ({"nodes":[...],"edges":[...]})
 //	GET /api/events     server-sent events: one "message" per routing-netlink
 //	                    event (link, addr, nsid) as events' JSON
+//	GET /api/sockets?ns=ID
+//	                    the TCP and UDP sockets of the namespace with topo
+//	                    ID and the processes holding them, as a JSON array
+//	                    of the objects of `netobs sockets --json`
 //	POST /api/capture?ns=ID&iface=NAME
 //	                    pcapng of interface NAME in the namespace with topo
 //	                    ID, streamed until the client goes away or the

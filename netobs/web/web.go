@@ -19,6 +19,7 @@ import (
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/netobs/pktout"
+	"github.com/netobs/netobs/netobs/sockdiag"
 	"github.com/netobs/netobs/netobs/topo"
 )
 
@@ -80,6 +81,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.Handle("GET /", http.FileServerFS(static))
 	s.mux.HandleFunc("GET /api/topology", s.topology)
 	s.mux.HandleFunc("GET /api/events", s.events)
+	s.mux.HandleFunc("GET /api/sockets", s.sockets)
 	s.mux.HandleFunc("POST /api/capture", s.capture)
 	s.mux.HandleFunc("POST /api/capture/stop", s.stopCapture)
 	return s, nil
@@ -146,6 +148,36 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	g.WriteJSON(w)
+}
+
+// sockets answers the TCP and UDP sockets of namespace ns (topo's node
+// ID) with the processes holding them, as a JSON array of sockdiag's
+// objects.
+func (s *Server) sockets(w http.ResponseWriter, r *http.Request) {
+	nsID := r.URL.Query().Get("ns")
+	if nsID == "" {
+		http.Error(w, "want an ns parameter", http.StatusBadRequest)
+		return
+	}
+	ns, err := topo.OpenNamespace(nsID)
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
+		return
+	} else if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer ns.Close()
+	socks, err := sockdiag.List(ns, sockdiag.Options{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if socks == nil {
+		socks = []sockdiag.Socket{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(socks)
 }
 
 // events streams routing-netlink events of every namespace as

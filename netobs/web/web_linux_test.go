@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/nsjoin"
+	pubtest "github.com/netobs/netobs/nstest"
 )
 
 func init() { runtime.LockOSThread() }
@@ -139,6 +140,19 @@ func TestPage(t *testing.T) {
 	if !shown || elems != 0 || dialogs.Load() != 0 {
 		t.Errorf("interface %q: shown as text %v, %d img/i elements, %d dialogs", hostile, shown, elems, dialogs.Load())
 	}
+
+	// A listener in a: clicking a's box lists it in the sockets panel.
+	ha, err := nsjoin.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ha.Close()
+	ln := pubtest.Listen(t, ha, "tcp4", "10.79.0.1:0")
+	nsA := fmt.Sprintf("net:[%d]", ha.ID().Inode)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector('g.ns[data-id=%s] > rect').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, js(nsA)))); err != nil {
+		t.Fatal(err)
+	}
+	wait("the listener in the sockets panel", fmt.Sprintf(`document.getElementById('sockets').dataset.ns == %s && [...document.querySelectorAll('#sockets tr')].some(r => r.dataset.local == %s && r.dataset.state == 'LISTEN')`, js(nsA), js(ln.Addr().String())))
 
 	// Counters shown; the capture button of va, pings, the stop button:
 	// the page saves a pcapng file tshark reads the pings from.
@@ -291,5 +305,76 @@ func TestCapture(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("stop of an unknown capture: %s, want 404", resp.Status)
+	}
+}
+
+// TestSockets asks /api/sockets for a test namespace holding a listener
+// of this process: it is there with this process as its owner, and ss
+// run inside the namespace lists the same listening port. An unknown
+// namespace is 404, a missing parameter 400.
+func TestSockets(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "ss")
+	ns := pubtest.NewNamedNetNS(t)
+	ln := pubtest.Listen(t, ns, "tcp4", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	base := serve(t)
+
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	resp, body := get(fmt.Sprintf("api/sockets?ns=net:[%d]", ns.ID().Inode))
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("sockets: %s %q: %s", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+	var socks []struct {
+		Netid, State, Local string
+		LocalPort           int `json:"local_port"`
+		Processes           []struct {
+			PID int `json:"pid"`
+		}
+	}
+	if err := json.Unmarshal(body, &socks); err != nil {
+		t.Fatalf("sockets: %v: %s", err, body)
+	}
+	ssOut := nstest.Run(t, "ip", "netns", "exec", ns.Ref(), "ss", "-Hltn")
+	var ssPorts, apiPorts []string
+	for _, l := range strings.Split(strings.TrimSpace(ssOut), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 {
+			ssPorts = append(ssPorts, f[3])
+		}
+	}
+	found := false
+	for _, s := range socks {
+		if s.Netid == "tcp" && s.State == "LISTEN" {
+			apiPorts = append(apiPorts, s.Local)
+		}
+		if s.Netid == "tcp" && s.State == "LISTEN" && s.LocalPort == port &&
+			len(s.Processes) == 1 && s.Processes[0].PID == os.Getpid() {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the listener on port %d held by pid %d is not in %s", port, os.Getpid(), body)
+	}
+	if strings.Join(apiPorts, " ") != strings.Join(ssPorts, " ") {
+		t.Errorf("listening TCP sockets: API %q, ss %q", apiPorts, ssPorts)
+	}
+
+	if resp, body := get("api/sockets?ns=net:[1]"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("sockets of net:[1]: %s %s, want 404", resp.Status, body)
+	}
+	if resp, body := get("api/sockets"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("sockets without ns: %s %s, want 400", resp.Status, body)
 	}
 }

@@ -18,7 +18,10 @@ const filter = document.getElementById('filter');
 const statusEl = document.getElementById('status');
 const logEl = document.getElementById('log');
 const capsEl = document.getElementById('captures');
+const socksEl = document.getElementById('sockets');
+const socksTitle = document.getElementById('sockets-title');
 let graph = { nodes: [], edges: [] };
+let selected = null; // namespace whose sockets are shown
 
 function el(name, attrs, text) {
   const e = document.createElementNS(SVG, name);
@@ -65,7 +68,8 @@ function draw() {
     const list = byNS.get(n.id);
     const h = HEAD + list.length * ROW + 8;
     colY[c] += h + GAP;
-    const g = el('g', { class: 'ns' + (n.host ? ' host' : ''), 'data-id': n.id });
+    const g = el('g', { class: 'ns' + (n.host ? ' host' : '') + (n.id === selected ? ' selected' : ''), 'data-id': n.id });
+    g.addEventListener('click', (e) => { if (e.target.parentNode === g) showSockets(n.id); });
     g.append(el('rect', { x, y, width: W, height: h, rx: 6 }));
     g.append(el('text', { x: x + 8, y: y + 15, class: 'title' }, nsLabel(n) + (n.host ? ' (host)' : '')));
     g.append(el('text', { x: x + 8, y: y + 29 }, n.id + (n.error ? '  error: ' + n.error : '')));
@@ -162,6 +166,41 @@ async function startCapture(ns, name) {
     stop.textContent = 'dismiss';
     stop.disabled = false;
     stop.addEventListener('click', () => ctl.remove());
+  }
+}
+
+// showSockets lists the TCP and UDP sockets of namespace ns (a topology
+// ID) and their processes in the side panel.
+async function showSockets(ns) {
+  selected = ns;
+  for (const g of document.querySelectorAll('g.ns')) g.classList.toggle('selected', g.dataset.id === ns);
+  const n = graph.nodes.find((x) => x.id === ns);
+  socksTitle.textContent = 'Sockets of ' + (n ? nsLabel(n) : ns);
+  socksEl.replaceChildren();
+  try {
+    const r = await fetch(api('/api/sockets', { ns }), { cache: 'no-store' });
+    if (!r.ok) throw new Error(r.status + ' ' + (await r.text()).trim());
+    const socks = await r.json();
+    if (selected !== ns) return;
+    const row = (cells, tag) => {
+      const tr = document.createElement('tr');
+      for (const c of cells) {
+        const td = document.createElement(tag);
+        td.textContent = c;
+        tr.append(td);
+      }
+      return tr;
+    };
+    socksEl.append(row(['proto', 'state', 'local', 'peer', 'process'], 'th'));
+    for (const s of socks) {
+      const tr = row([s.netid, s.state, s.local, s.peer, s.processes.map((p) => p.comm + '[' + p.pid + ']').join(', ')], 'td');
+      tr.dataset.local = s.local;
+      tr.dataset.state = s.state;
+      socksEl.append(tr);
+    }
+    socksEl.dataset.ns = ns;
+  } catch (err) {
+    socksEl.append(Object.assign(document.createElement('caption'), { textContent: 'sockets: ' + err.message }));
   }
 }
 
