@@ -21,7 +21,9 @@
 //	                    the kernel's drop count); header X-Netobs-Capture
 //	                    is its id
 //	POST /api/capture/stop?id=ID
-//	                    stops that capture
+//	                    stops that capture and answers its final counts
+//	                    (CaptureCounts: captured, received, dropped by the
+//	                    kernel); 204 if it ended without them
 //
 // # Safety
 //

@@ -51,7 +51,22 @@ type Server struct {
 	origin *http.CrossOriginProtection
 
 	mu   sync.Mutex
-	caps map[string]context.CancelFunc // running captures by ID
+	caps map[string]*runningCapture // running captures by ID; guarded by mu
+}
+
+// runningCapture is a capture the page started: stopCapture cancels it and
+// reads its final counts from stats (nil when it ended without them).
+type runningCapture struct {
+	cancel context.CancelFunc
+	stats  chan []pktout.Stats // capacity 1, sent once
+}
+
+// CaptureCounts is what POST /api/capture/stop answers: the capture's
+// final counts, as tcpdump prints them, over all its interfaces.
+type CaptureCounts struct {
+	Captured uint64 `json:"captured"`
+	Received uint64 `json:"received"`
+	Dropped  uint64 `json:"dropped"`
 }
 
 // New checks opts and returns a server; the caller listens on opts.Addr
@@ -70,7 +85,7 @@ func New(opts Options) (*Server, error) {
 		opts.Heartbeat = 15 * time.Second
 	}
 	s := &Server{opts: opts, hosts: map[string]bool{}, mux: http.NewServeMux(),
-		origin: http.NewCrossOriginProtection(), caps: map[string]context.CancelFunc{}}
+		origin: http.NewCrossOriginProtection(), caps: map[string]*runningCapture{}}
 	s.hosts[net.JoinHostPort(host, port)] = true
 	if loopback {
 		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
@@ -297,9 +312,16 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("%d captures are running already", maxCaptures), http.StatusTooManyRequests)
 		return
 	}
-	s.caps[id] = cancel
+	rc := &runningCapture{cancel: cancel, stats: make(chan []pktout.Stats, 1)}
+	s.caps[id] = rc
 	s.mu.Unlock()
-	defer func() { s.mu.Lock(); delete(s.caps, id); s.mu.Unlock() }()
+	var final []pktout.Stats
+	defer func() {
+		s.mu.Lock()
+		delete(s.caps, id)
+		s.mu.Unlock()
+		rc.stats <- final
+	}()
 
 	h := w.Header()
 	h.Set("Content-Type", "application/x-pcapng")
@@ -315,21 +337,41 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 	if err := c.Run(ctx, st); err != nil {
 		return // the client went away, or the capture failed mid-stream: no way to say so now
 	}
-	pw.WriteStats(c.Stats())
+	final = c.Stats()
+	pw.WriteStats(final)
 	st.Flush()
 }
 
 // stopCapture ends the capture with the given id: its stream gets its
-// statistics blocks and ends.
+// statistics blocks and ends, and the answer is its final counts
+// (CaptureCounts), the kernel's drops among them; 204 if it ended without
+// them (its client went away first).
 func (s *Server) stopCapture(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	s.mu.Lock()
-	cancel := s.caps[id]
+	rc := s.caps[id]
 	s.mu.Unlock()
-	if cancel == nil {
+	if rc == nil {
 		http.Error(w, "no such capture", http.StatusNotFound)
 		return
 	}
-	cancel()
-	w.WriteHeader(http.StatusNoContent)
+	rc.cancel()
+	var final []pktout.Stats
+	select {
+	case final = <-rc.stats:
+	case <-r.Context().Done():
+		return
+	}
+	if final == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var sum CaptureCounts
+	for _, st := range final {
+		sum.Captured += st.Captured
+		sum.Received += st.Received
+		sum.Dropped += st.Dropped
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(sum)
 }

@@ -170,7 +170,7 @@ func TestPage(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#captures button').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
 		t.Fatal(err)
 	}
-	wait("the capture saved", `document.querySelectorAll('#captures .capture').length == 0`)
+	wait("the capture saved with the kernel's drop count", `[...document.querySelectorAll('#captures .capture')].some(c => / captured, [0-9]+ received by filter, [0-9]+ dropped by kernel/.test(c.textContent))`)
 	file := filepath.Join(dl, "netobs-"+va+".pcapng")
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if _, err := os.Stat(file); err == nil {
@@ -272,9 +272,11 @@ func TestCapture(t *testing.T) {
 		nstest.Run(t, "ip", "netns", "exec", b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.83.0.1")
 		if how == "stop" {
 			stop := post(t, context.Background(), base+"api/capture/stop?id="+resp.Header.Get("X-Netobs-Capture"), "Origin", origin)
+			var counts CaptureCounts
+			err := json.NewDecoder(stop.Body).Decode(&counts)
 			stop.Body.Close()
-			if stop.StatusCode != http.StatusNoContent {
-				t.Errorf("stop: %s", stop.Status)
+			if stop.StatusCode != http.StatusOK || err != nil || counts.Captured < 6 || counts.Received < counts.Captured {
+				t.Errorf("stop: %s, counts %+v (%v): want 200 with at least the 6 ICMP packets captured", stop.Status, counts, err)
 			}
 			if err := <-done; err != nil {
 				t.Errorf("stream after stop: %v", err)

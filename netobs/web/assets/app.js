@@ -141,9 +141,13 @@ async function startCapture(ns, name) {
     if (!r.ok) throw new Error(r.status + ' ' + (await r.text()).trim());
     const id = r.headers.get('X-Netobs-Capture');
     stop.disabled = false;
+    // The stop answer carries the final counts, the kernel's drops among them.
+    let counts = null;
     stop.addEventListener('click', () => {
       stop.disabled = true;
-      fetch(api('/api/capture/stop', { id }), { method: 'POST' });
+      counts = fetch(api('/api/capture/stop', { id }), { method: 'POST' })
+        .then(res => res.status === 200 ? res.json() : null)
+        .catch(() => null);
     });
     const reader = r.body.getReader();
     const chunks = [];
@@ -160,7 +164,13 @@ async function startCapture(ns, name) {
     a.download = 'netobs-' + name.replace(/[^A-Za-z0-9.-]/g, '_') + '.pcapng';
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 60000);
-    ctl.remove();
+    const c = counts ? await counts : null;
+    label.textContent = 'saved ' + name + (c ? ': ' + c.captured + ' captured, ' +
+      c.received + ' received by filter, ' + c.dropped + ' dropped by kernel' : '') + ' ';
+    const dismiss = document.createElement('button');
+    dismiss.textContent = 'dismiss';
+    dismiss.addEventListener('click', () => ctl.remove());
+    stop.replaceWith(dismiss);
   } catch (err) {
     label.textContent = 'capture ' + name + ': ' + err.message + ' ';
     stop.textContent = 'dismiss';
