@@ -21,6 +21,7 @@ import (
 	"github.com/netobs/netobs/netobs/pktout"
 	"github.com/netobs/netobs/netobs/sockdiag"
 	"github.com/netobs/netobs/netobs/topo"
+	"github.com/netobs/netobs/nsjoin"
 )
 
 //go:embed assets
@@ -165,6 +166,20 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 	g.WriteJSON(w)
 }
 
+// openNamespace opens the namespace with topo's node ID nsID, or answers
+// 404 (no such namespace) or 500 and reports false.
+func openNamespace(w http.ResponseWriter, nsID string) (*nsjoin.NS, bool) {
+	ns, err := topo.OpenNamespace(nsID)
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
+		return nil, false
+	} else if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, false
+	}
+	return ns, true
+}
+
 // sockets answers the TCP and UDP sockets of namespace ns (topo's node
 // ID) with the processes holding them, as a JSON array of sockdiag's
 // objects.
@@ -174,12 +189,8 @@ func (s *Server) sockets(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want an ns parameter", http.StatusBadRequest)
 		return
 	}
-	ns, err := topo.OpenNamespace(nsID)
-	if errors.Is(err, fs.ErrNotExist) {
-		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
-		return
-	} else if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	ns, ok := openNamespace(w, nsID)
+	if !ok {
 		return
 	}
 	defer ns.Close()
@@ -288,12 +299,8 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want ns and iface parameters", http.StatusBadRequest)
 		return
 	}
-	ns, err := topo.OpenNamespace(nsID)
-	if errors.Is(err, fs.ErrNotExist) {
-		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
-		return
-	} else if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	ns, ok := openNamespace(w, nsID)
+	if !ok {
 		return
 	}
 	defer ns.Close()
