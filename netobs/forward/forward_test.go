@@ -121,12 +121,15 @@ func TestRefusedTargetKeepsServing(t *testing.T) {
 	}
 }
 
-func TestUDPSessions(t *testing.T) {
+// udpEchoService answers each datagram on 127.0.0.1 with "re:" and the
+// datagram, until the test ends.
+func udpEchoService(t *testing.T) net.PacketConn {
+	t.Helper()
 	svc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	t.Cleanup(func() { svc.Close() })
 	go func() {
 		buf := make([]byte, 2000)
 		for {
@@ -137,6 +140,11 @@ func TestUDPSessions(t *testing.T) {
 			svc.WriteTo(append([]byte("re:"), buf[:n]...), from)
 		}
 	}()
+	return svc
+}
+
+func TestUDPSessions(t *testing.T) {
+	svc := udpEchoService(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -387,21 +395,7 @@ func pipeFDs() int {
 // other clients are served; the waiting client's datagrams go out once
 // its dial is done.
 func TestUDPSlowDialHoldsUpOnlyItsClient(t *testing.T) {
-	svc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	go func() {
-		buf := make([]byte, 2000)
-		for {
-			n, from, err := svc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			svc.WriteTo(append([]byte("re:"), buf[:n]...), from)
-		}
-	}()
+	svc := udpEchoService(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
