@@ -2,6 +2,8 @@ package sockdiag
 
 import (
 	"os"
+
+	"github.com/netobs/netobs/internal/procfd"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,44 +22,31 @@ func addProcs(socks []Socket) {
 	if len(want) == 0 {
 		return
 	}
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
+	comms := map[int]string{}
+	procfd.Each("/proc", func(pid, fd int, path string) bool {
+		link, err := os.Readlink(path)
+		if err != nil || !strings.HasPrefix(link, "socket:[") {
+			return true
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(link[len("socket:["):], "]"), 10, 64)
 		if err != nil {
-			continue
+			return true
 		}
-		dir := "/proc/" + p.Name() + "/fd/"
-		fds, err := os.ReadDir(dir)
-		if err != nil {
-			continue
+		idx, ok := want[ino]
+		if !ok {
+			return true
 		}
-		comm := ""
-		for _, fd := range fds {
-			link, err := os.Readlink(dir + fd.Name())
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			ino, err := strconv.ParseUint(strings.TrimSuffix(link[len("socket:["):], "]"), 10, 64)
-			if err != nil {
-				continue
-			}
-			idx, ok := want[ino]
-			if !ok {
-				continue
-			}
-			if comm == "" {
-				b, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
-				comm = strings.TrimSpace(string(b))
-			}
-			n, _ := strconv.Atoi(fd.Name())
-			for _, i := range idx {
-				socks[i].Procs = append(socks[i].Procs, Proc{PID: pid, Comm: comm, FD: n})
-			}
+		comm, ok := comms[pid]
+		if !ok {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+			comm = strings.TrimSpace(string(b))
+			comms[pid] = comm
 		}
-	}
+		for _, i := range idx {
+			socks[i].Procs = append(socks[i].Procs, Proc{PID: pid, Comm: comm, FD: fd})
+		}
+		return true
+	})
 	for i := range socks {
 		sort.Slice(socks[i].Procs, func(a, b int) bool {
 			pa, pb := socks[i].Procs[a], socks[i].Procs[b]

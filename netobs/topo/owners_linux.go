@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netobs/netobs/internal/procfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,39 +75,22 @@ func findOwners(g *Graph) error {
 // scanTunFDs finds every open /dev/net/tun descriptor attached to a
 // device. Processes and descriptors that go away meanwhile are skipped.
 func scanTunFDs() ([]tunFD, error) {
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
 	var out []tunFD
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
+	err := procfd.Each("/proc", func(pid, fd int, path string) bool {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != tunDev {
+			return true
 		}
-		dir := "/proc/" + p.Name() + "/fd/"
-		fds, err := os.ReadDir(dir)
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/fdinfo/" + strconv.Itoa(fd))
 		if err != nil {
-			continue
+			return true
 		}
-		for _, f := range fds {
-			var st unix.Stat_t
-			if unix.Stat(dir+f.Name(), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != tunDev {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + p.Name() + "/fdinfo/" + f.Name())
-			if err != nil {
-				continue
-			}
-			name, ok := tunIff(b)
-			if !ok {
-				continue
-			}
-			fd, _ := strconv.Atoi(f.Name())
+		if name, ok := tunIff(b); ok {
 			out = append(out, tunFD{pid: pid, fd: fd, name: name})
 		}
-	}
-	return out, nil
+		return true
+	})
+	return out, err
 }
 
 // tunNetns returns the inode of the network namespace of the device that
