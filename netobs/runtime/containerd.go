@@ -113,8 +113,14 @@ func (c *containerdAPI) listIn(ctx context.Context, ns string) ([]Container, err
 	}
 	procs := map[string]*task.Process{}
 	for _, p := range ts.Tasks {
-		if p != nil {
+		switch {
+		case p == nil:
+		case p.ContainerID != "":
 			procs[p.ContainerID] = p
+		default:
+			// containerd 1.x names a task's container in ID alone (the
+			// init process's ID is its container's).
+			procs[p.ID] = p
 		}
 	}
 	var out []Container
@@ -128,7 +134,31 @@ func (c *containerdAPI) listIn(ctx context.Context, ns string) ([]Container, err
 		}
 		out = append(out, ct)
 	}
+	joinSandboxes(out)
 	return out, nil
+}
+
+// joinSandboxes gives the containers of a Kubernetes pod their sandbox's
+// pinned netns file. containerd's CRI plugin makes a pod's containers
+// join the sandbox's network namespace by its process
+// (/proc/SANDBOX-PID/ns/net in their spec, which container() does not
+// trust as a pin: the PID may be reused); the sandbox is the running
+// container of that PID in the same containerd namespace.
+func joinSandboxes(cs []Container) {
+	byPID := map[int]int{}
+	for i, c := range cs {
+		if c.Running && c.PID > 0 && c.Netns != "" {
+			byPID[c.PID] = i
+		}
+	}
+	for i, c := range cs {
+		if !c.Running || c.joinsPID <= 0 {
+			continue
+		}
+		if j, ok := byPID[c.joinsPID]; ok && j != i {
+			cs[i].Netns, cs[i].PodSandboxID = cs[j].Netns, cs[j].ID
+		}
+	}
 }
 
 // Inspect returns the container with this ID: NAMESPACE/ID, or an ID
@@ -161,35 +191,29 @@ func (c *containerdAPI) Inspect(ctx context.Context, id string) (Container, erro
 	return Container{}, &AmbiguousError{Ref: "containerd:" + id, Matches: found}
 }
 
+// inspectIn lists the namespace, not the one container: a pod's container
+// needs its sandbox to name the pinned netns (see joinSandboxes).
 func (c *containerdAPI) inspectIn(ctx context.Context, ns, id string) (Container, error) {
-	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, nsHeader, ns), apiTimeout)
-	defer cancel()
-	res, err := c.cs.Get(ctx, &containers.GetContainerRequest{ID: id})
+	cs, err := c.listIn(ctx, ns)
 	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return Container{}, fmt.Errorf("inspect containerd container %s/%s: %w", ns, shortID(id), ErrNotFound)
-		}
 		return Container{}, fmt.Errorf("inspect containerd container %s/%s: %w", ns, shortID(id), err)
 	}
-	if res.Container == nil {
-		return Container{}, fmt.Errorf("inspect containerd container %s/%s: %w", ns, shortID(id), ErrNotFound)
+	for _, ct := range cs {
+		if ct.ID == id {
+			return ct, nil
+		}
 	}
-	var proc *task.Process
-	t, err := c.ts.Get(ctx, &tasks.GetRequest{ContainerID: id})
-	switch {
-	case err == nil:
-		proc = t.Process
-	case status.Code(err) != codes.NotFound:
-		return Container{}, fmt.Errorf("inspect containerd task %s/%s: %w", ns, shortID(id), err)
-	}
-	return c.container(ns, res.Container, proc)
+	return Container{}, fmt.Errorf("inspect containerd container %s/%s: %w", ns, shortID(id), ErrNotFound)
 }
 
 // container makes the record of containerd container k in namespace ns
 // with its task p (nil if it has none: created, or its task deleted).
+// Only a running or paused task has a network namespace to observe; a
+// task created but not started has one, but nothing in it yet, and is
+// "created" as nerdctl says.
 func (c *containerdAPI) container(ns string, k *containers.Container, p *task.Process) (Container, error) {
 	ct := Container{Runtime: "containerd", Endpoint: c.addr, ID: k.ID, Name: k.ID, ContainerdNamespace: ns,
-		Labels: k.Labels, hostRoot: c.hostRoot, Detailed: true, State: "stopped"}
+		Labels: k.Labels, hostRoot: c.hostRoot, Detailed: true, State: "created"} // no task: as nerdctl says
 	if n := k.Labels["nerdctl/name"]; n != "" {
 		ct.Name = n
 	}
@@ -217,7 +241,7 @@ func (c *containerdAPI) container(ns string, k *containers.Container, p *task.Pr
 		case task.Status_CREATED:
 			ct.State = "created"
 		case task.Status_STOPPED:
-			ct.State = "stopped"
+			ct.State = "exited"
 		default:
 			ct.State = "unknown"
 		}
@@ -226,7 +250,9 @@ func (c *containerdAPI) container(ns string, k *containers.Container, p *task.Pr
 		if p.Pid > 0 && p.Pid < maxPID {
 			ct.PID = int(p.Pid)
 		}
-		if n.Path != "" {
+		if n.JoinsPID > 0 {
+			ct.joinsPID = n.JoinsPID
+		} else if n.Path != "" {
 			ct.Netns = HostPath(c.hostRoot, n.Path)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -76,8 +77,11 @@ type specNetns struct {
 	// container is not in its runtime's (the host's) network namespace.
 	Own bool
 	// Path is the namespace file the entry joins (a pinned netns, as
-	// Kubernetes' containers have), "" if the container made its own.
+	// Kubernetes' pod sandboxes have), "" if the container made its own.
 	Path string
+	// JoinsPID is PID when Path is /proc/PID/ns/net: the namespace of
+	// another process (a pod's sandbox, for its containers), not a pin.
+	JoinsPID int
 }
 
 // netns reads the network namespace entry of the spec. A path that is not
@@ -100,8 +104,23 @@ func (s *ociSpec) netns() (specNetns, error) {
 			return specNetns{}, fmt.Errorf("%w: network namespace path %q is not a clean absolute path", errBadInfo, ns.Path)
 		}
 		n.Path = ns.Path
+		n.JoinsPID = procNetns(ns.Path)
 	}
 	return n, nil
+}
+
+// procNetns returns PID if path is /proc/PID/ns/net, else 0.
+func procNetns(path string) int {
+	rest, ok := strings.CutPrefix(path, "/proc/")
+	if !ok {
+		return 0
+	}
+	digits, ok := strings.CutSuffix(rest, "/ns/net")
+	pid, err := strconv.Atoi(digits)
+	if !ok || err != nil || pid <= 0 || pid >= maxPID || strconv.Itoa(pid) != digits {
+		return 0
+	}
+	return pid
 }
 
 // parseSpec reads the network namespace of an OCI runtime spec in JSON,

@@ -56,6 +56,9 @@ type Container struct {
 	// asked about this container alone, or its listing tells them
 	// (containerd); false for a listing's summary.
 	Detailed bool `json:"-"`
+	// joinsPID is the process whose network namespace a containerd
+	// container's spec joins (/proc/PID/ns/net), 0 if none.
+	joinsPID int
 	// hostRoot is Options.HostRoot of the lookup: Netns is already under
 	// it, the PID is read under its /proc.
 	hostRoot string

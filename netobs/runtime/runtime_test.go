@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -248,6 +249,10 @@ func TestParseSpec(t *testing.T) {
 	}{
 		{`{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/var/run/netns/cni-1"}]}}`, specNetns{Own: true, Path: "/var/run/netns/cni-1"}},
 		{`{"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]}}`, specNetns{Own: true}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/4242/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/4242/ns/net", JoinsPID: 4242}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/04242/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/04242/ns/net"}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/99999999/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/99999999/ns/net"}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/42/task/42/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/42/task/42/ns/net"}},
 		{`{"linux":{"namespaces":[{"type":"mount"}]}}`, specNetns{}},
 		{`{"process":{"args":["sh"]}}`, specNetns{}},
 		{``, specNetns{}},
@@ -274,6 +279,9 @@ func FuzzParseSpec(f *testing.F) {
 				t.Fatalf("parseSpec(%q): error %v", b, err)
 			}
 			return
+		}
+		if n.JoinsPID != 0 && (n.JoinsPID < 0 || n.JoinsPID >= 1<<22 || n.Path != "/proc/"+strconv.Itoa(n.JoinsPID)+"/ns/net") {
+			t.Fatalf("parseSpec(%q) = %+v: a PID not from its path", b, n)
 		}
 		if n.Path != "" && (!n.Own || !strings.HasPrefix(n.Path, "/") || strings.Contains(n.Path, "/../") || strings.Contains(n.Path, "//") || strings.ContainsRune(n.Path, 0)) {
 			t.Fatalf("parseSpec(%q) = %+v accepted a bad path", b, n)
