@@ -1,8 +1,10 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -162,5 +164,34 @@ func TestContainerdNotRunning(t *testing.T) {
 		if !strings.Contains(err.Error(), filepath.Join(root, s)) {
 			t.Fatalf("containerd: under an empty host root: %v, does not name %s", err, filepath.Join(root, s))
 		}
+	}
+}
+
+// An endpoint given without its runtime (container:ID, ps) that is
+// containerd's socket is asked over gRPC first: an HTTP/1 probe of the
+// Docker API there made net/http log the server's HTTP/2 frames to stderr
+// ("Unsolicited response received on idle HTTP channel"), a few times in a
+// hundred. Both the CRI and containerd's API answer there.
+func TestEndpointWithoutRuntimeQuiet(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	for i := 0; i < 300; i++ {
+		rts, err := runtime.Connect(context.Background(), "", runtime.Options{Endpoint: c.Socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, rt := range rts {
+			names = append(names, rt.Name())
+			rt.Close()
+		}
+		if strings.Join(names, ",") != "cri,containerd" {
+			t.Fatalf("Connect at containerd's socket: %v, want cri and containerd", names)
+		}
+	}
+	if logged.Len() > 0 {
+		t.Fatalf("connecting logged: %s", logged.String())
 	}
 }

@@ -215,14 +215,14 @@ func dial(ctx context.Context, ep Endpoint, root string) (Runtime, error) {
 	case "containerd":
 		return dialContainerd(ctx, ep, root)
 	case "":
-		d, err := dialDockerAPI(ctx, ep, root)
-		if err == nil {
-			return d, nil
+		// gRPC first: an HTTP/1 server refuses the HTTP/2 preface
+		// cleanly, while the HTTP/2 frames a gRPC server sends to an
+		// HTTP/1 client make net/http log to stderr.
+		c, err := dialCRI(ctx, ep, root)
+		if err == nil || errors.Is(err, errGRPCNotCRI) {
+			return c, err
 		}
-		if c, cerr := dialCRI(ctx, ep, root); cerr == nil {
-			return c, nil
-		}
-		return nil, err
+		return dialDockerAPI(ctx, ep, root)
 	}
 	return dialDockerAPI(ctx, ep, root)
 }
