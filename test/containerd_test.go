@@ -51,6 +51,11 @@ func TestContainerdCLI(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	out := mustNetobs(t, append([]string{"__complete"}, append(ep, "ns", "id", "")...)...)
+	if !strings.Contains("\n"+out, "\n"+label+"\n") {
+		t.Fatalf("completion of ns id does not offer %s:\n%s", label, out)
+	}
+
 	// A veth from a namespace of the test's own into the container, named
 	// eth0 there, for traffic to capture.
 	peer := nstest.NetNS(t)
@@ -70,7 +75,7 @@ func TestContainerdCLI(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("capture %s -c 6: exit %d: %s", ref, code, p.stderr.String())
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
+	out = nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
 	types := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Split(line, "\t")
@@ -111,6 +116,18 @@ func TestContainerdCLI(t *testing.T) {
 		if found != 1 {
 			t.Fatalf("%s lists the container %d times, want once", args, found)
 		}
+	}
+}
+
+// A container with the host's network (ctr run --net-host) resolves to the
+// host's namespace with a warning.
+func TestContainerdCLIHostNet(t *testing.T) {
+	c := ctrtest.Containerd(t)
+	id := ctrtest.NewID()
+	c.RunPlainHostNet(t, id)
+	res := netobs(t, "--runtime-endpoint", c.Socket, "ns", "id", "containerd:"+id[:12])
+	if res.code != 0 || !strings.Contains(res.stdout, readlink(t, "/proc/self/ns/net")) || !strings.Contains(res.stderr, "warning:") || !strings.Contains(res.stderr, "host's network namespace (its runtime spec has none of its own: --net-host)") {
+		t.Fatalf("ns id of a --net-host container: %+v, want the host's namespace and a warning", res)
 	}
 }
 

@@ -118,6 +118,8 @@ func warnSharedNetns(a *app, ref string, c runtime.Container) {
 	case c.HostNetwork() && c.Runtime == "cri":
 		fmt.Fprintf(w, "netobs: warning: %s: pod %s/%s uses the host's network namespace (hostNetwork: true): this observes the host\n",
 			termsafe.Quote(ref), termsafe.Quote(c.PodNamespace), termsafe.Quote(c.Pod))
+	case c.HostNetwork() && c.Runtime == "containerd":
+		fmt.Fprintf(w, "netobs: warning: %s uses the host's network namespace (its runtime spec has none of its own: --net-host): this observes the host\n", termsafe.Quote(ref))
 	case c.HostNetwork():
 		fmt.Fprintf(w, "netobs: warning: %s uses the host's network namespace (network mode host): this observes the host\n", ref)
 	case c.SharesPod():

@@ -55,7 +55,20 @@ func (c *CRI) plainImage(tb testing.TB) {
 // when the test ends, even on failure.
 func (c *CRI) RunPlain(tb testing.TB, id, name string, command ...string) {
 	tb.Helper()
-	c.makePlain(tb, "run", id, name, command)
+	c.runPlain(tb, "run", id, name, command)
+}
+
+// RunPlainHostNet is RunPlain with the host's network namespace (`ctr run
+// --net-host`, `nerdctl run --network host`): its spec has no network
+// namespace.
+func (c *CRI) RunPlainHostNet(tb testing.TB, id string) {
+	tb.Helper()
+	c.runPlain(tb, "run --net-host", id, "", nil)
+}
+
+func (c *CRI) runPlain(tb testing.TB, verb, id, name string, command []string) {
+	tb.Helper()
+	c.makePlain(tb, verb, id, name, command)
 	for i := 0; c.TaskStatus(tb, id) != "RUNNING"; i++ {
 		if i == 500 {
 			tb.Fatalf("containerd task %s never ran: %s", id, c.TaskStatus(tb, id))
@@ -79,7 +92,7 @@ func (c *CRI) makePlain(tb testing.TB, verb, id, name string, command []string) 
 		command = []string{"/bin/sleep", "3600"}
 	}
 	args := strings.Fields(verb)
-	if verb == "run" {
+	if args[0] == "run" {
 		args = append(args, "-d")
 	}
 	args = append(args, "--snapshotter", "native")
