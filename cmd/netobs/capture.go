@@ -58,8 +58,8 @@ fills, the file is cut back to its last whole packet and a line on stderr
 says how many packets it holds.
 
 Containers and pods are NSREFs too (docker:NAME, pod:NAMESPACE/NAME, cri:ID,
-see netobs ns --help). A pod glob in quotes ('pod:default/web-*') and
--l SELECTOR (label selector on the runtimes' Docker, podman and CRI labels:
+containerd:NAMESPACE/ID, see netobs --help). A pod glob in quotes ('pod:default/web-*') and
+-l SELECTOR (label selector on the runtimes' Docker, podman, CRI and containerd labels:
 app=web,tier!=db) expand to every running match, each its own interfaces in
 the one output; a namespace named twice is captured once.`,
 		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80

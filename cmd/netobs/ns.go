@@ -96,7 +96,8 @@ func newNSLsCmd(a *app) *cobra.Command {
 		Short: "List every namespace on the system, like lsns",
 		Long: `List every namespace on the system, like lsns. For network namespaces the
 CONTAINERS column (JSON: containers) names the running containers of every
-runtime found (docker:NAME, podman:NAME, pod:NAMESPACE/NAME, cri:NAME) whose
+runtime found (docker:NAME, podman:NAME, pod:NAMESPACE/NAME, cri:NAME,
+containerd:NAMESPACE/ID) whose
 namespace it is.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net

@@ -105,7 +105,9 @@ Namespaces are named by NSREF: a path to a namespace file (/proc/PID/ns/net,
 /run/netns/NAME), a PID, an 'ip netns' name, 'self', or a container:
 docker:NAME|ID, podman:NAME|ID, container:ID (any runtime; IDs by unique
 prefix), or a pod through the CRI (containerd, CRI-O): cri:ID (pod sandbox
-or container), pod:[NAMESPACE/]NAME. A reference of digits only is always a PID, even if an 'ip netns'
+or container), pod:[NAMESPACE/]NAME, or containerd's own API:
+containerd:[NAMESPACE/]ID (namespace default, nerdctl's, unless given;
+k8s.io for Kubernetes'). A reference of digits only is always a PID, even if an 'ip netns'
 name of those digits exists: name that one by its path, /run/netns/NAME.
 
 The examples in each command's help use placeholder names (ns1, web, myns,

@@ -18,7 +18,7 @@ import (
 func addRuntimeFlags(root *cobra.Command, a *app) {
 	addHostRootFlag(root, a)
 	root.PersistentFlags().StringVar(&a.runtimeEndpoint, "runtime-endpoint", "",
-		"container runtime API address for docker:, podman:, cri:, pod: and container: references: a Docker/podman API or CRI socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
+		"container runtime API address for docker:, podman:, cri:, containerd:, pod: and container: references: a Docker/podman API, CRI or containerd socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
 }
 
 func addHostRootFlag(root *cobra.Command, a *app) {
@@ -33,7 +33,7 @@ func (a *app) runtimeOptions() runtime.Options {
 
 // openNetNS opens the network namespace an NSREF names. It is the one place
 // the CLI turns an NSREF into a namespace: container references
-// (docker:NAME, podman:ID, cri:ID, pod:NS/NAME, container:ID) are resolved through their runtime
+// (docker:NAME, podman:ID, cri:ID, containerd:NS/ID, pod:NS/NAME, container:ID) are resolved through their runtime
 // here, so nsjoin never learns about runtimes; anything else goes to
 // nsjoin.Open. The container is nil for references that are not one.
 func openNetNS(a *app, ref string) (*nsjoin.NS, *runtime.Container, error) {
@@ -118,6 +118,8 @@ func warnSharedNetns(a *app, ref string, c runtime.Container) {
 	case c.HostNetwork() && c.Runtime == "cri":
 		fmt.Fprintf(w, "netobs: warning: %s: pod %s/%s uses the host's network namespace (hostNetwork: true): this observes the host\n",
 			termsafe.Quote(ref), termsafe.Quote(c.PodNamespace), termsafe.Quote(c.Pod))
+	case c.HostNetwork() && c.Runtime == "containerd":
+		fmt.Fprintf(w, "netobs: warning: %s uses the host's network namespace (its runtime spec has none of its own: --net-host): this observes the host\n", termsafe.Quote(ref))
 	case c.HostNetwork():
 		fmt.Fprintf(w, "netobs: warning: %s uses the host's network namespace (network mode host): this observes the host\n", ref)
 	case c.SharesPod():

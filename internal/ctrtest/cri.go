@@ -42,6 +42,8 @@ type CRI struct {
 	conn    *grpc.ClientConn
 	cmd     *exec.Cmd
 	exited  chan error
+	// plainReady: the image is in PlainNamespace too (guarded by mu).
+	plainReady bool
 }
 
 var criReady *CRI
@@ -306,7 +308,10 @@ func (c *CRI) RunContainer(tb testing.TB, p *Pod, name string, command ...string
 		Image:    &cri.ImageSpec{Image: c.Image},
 		Command:  command,
 		LogPath:  name + ".log",
-		Labels:   map[string]string{"io.kubernetes.container.name": name},
+		// The kubelet's labels: containerd keeps them on its container in
+		// namespace k8s.io too.
+		Labels: map[string]string{"io.kubernetes.container.name": name, "io.kubernetes.pod.name": p.Name,
+			"io.kubernetes.pod.namespace": p.Namespace, "io.kubernetes.pod.uid": p.Config.Metadata.Uid},
 		Linux: &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{
 			Capabilities: &cri.Capability{AddCapabilities: []string{"NET_RAW"}},
 		}},
@@ -365,7 +370,7 @@ func (c *CRI) Exec(tb testing.TB, id string, cmd ...string) string {
 	return string(res.Stdout)
 }
 
-// stop removes every pod, stops containerd by PID, deletes the bridge and
+// stop removes every pod and plain container, stops containerd by PID, deletes the bridge and
 // the directory.
 func (c *CRI) stop() {
 	if c.Runtime != nil {
@@ -374,6 +379,7 @@ func (c *CRI) stop() {
 				c.removePod(p.Id)
 			}
 		}
+		c.removeAllPlain()
 	}
 	if c.conn != nil {
 		c.conn.Close()

@@ -32,6 +32,9 @@ var _ Runtime = (*criAPI)(nil)
 // containerd without its CRI plugin, or another protocol).
 var errNotCRI = errors.New("not a CRI runtime")
 
+// errGRPCNotCRI: a gRPC server answered, without the CRI.
+var errGRPCNotCRI = fmt.Errorf("%w (a containerd without its CRI plugin?)", errNotCRI)
+
 // dialCRI connects to a CRI runtime at ep and checks that it answers.
 func dialCRI(ctx context.Context, ep Endpoint, hostRoot string) (*criAPI, error) {
 	conn, err := grpc.NewClient(ep.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -46,7 +49,7 @@ func dialCRI(ctx context.Context, ep Endpoint, hostRoot string) (*criAPI, error)
 		conn.Close()
 		switch status.Code(err) {
 		case codes.Unimplemented:
-			return nil, fmt.Errorf("%w (a containerd without its CRI plugin?)", errNotCRI)
+			return nil, errGRPCNotCRI
 		case codes.Unavailable, codes.Internal, codes.Unknown:
 			return nil, fmt.Errorf("%w: %s", errNotCRI, status.Convert(err).Message())
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -34,16 +35,9 @@ func parseVerboseInfo(s string) (verboseInfo, error) {
 		return v, nil
 	}
 	var raw struct {
-		PID         int    `json:"pid"`
-		SandboxID   string `json:"sandboxID"`
-		RuntimeSpec *struct {
-			Linux *struct {
-				Namespaces []struct {
-					Type string `json:"type"`
-					Path string `json:"path"`
-				} `json:"namespaces"`
-			} `json:"linux"`
-		} `json:"runtimeSpec"`
+		PID         int      `json:"pid"`
+		SandboxID   string   `json:"sandboxID"`
+		RuntimeSpec *ociSpec `json:"runtimeSpec"`
 	}
 	if err := json.Unmarshal([]byte(s), &raw); err != nil {
 		return v, fmt.Errorf("%w: verbose info: %v", errBadInfo, err)
@@ -56,18 +50,90 @@ func parseVerboseInfo(s string) (verboseInfo, error) {
 		return v, fmt.Errorf("%w: sandbox ID %q is not hexadecimal", errBadInfo, raw.SandboxID)
 	}
 	v.SandboxID = raw.SandboxID
-	if raw.RuntimeSpec != nil && raw.RuntimeSpec.Linux != nil {
-		for _, ns := range raw.RuntimeSpec.Linux.Namespaces {
-			if ns.Type != "network" || ns.Path == "" {
-				continue
-			}
-			if !filepath.IsAbs(ns.Path) || filepath.Clean(ns.Path) != ns.Path || strings.ContainsRune(ns.Path, 0) || len(ns.Path) > 4096 {
-				return v, fmt.Errorf("%w: network namespace path %q is not a clean absolute path", errBadInfo, ns.Path)
-			}
-			v.Netns = ns.Path
+	if raw.RuntimeSpec != nil {
+		n, err := raw.RuntimeSpec.netns()
+		if err != nil {
+			return v, err
 		}
+		v.Netns = n.Path
 	}
 	return v, nil
+}
+
+// ociSpec is the part of an OCI runtime spec (config.json) netobs reads:
+// the namespaces of the container.
+type ociSpec struct {
+	Linux *struct {
+		Namespaces []struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+		} `json:"namespaces"`
+	} `json:"linux"`
+}
+
+// specNetns is where an OCI runtime spec puts the network namespace.
+type specNetns struct {
+	// Own is true if the spec has a network namespace entry: the
+	// container is not in its runtime's (the host's) network namespace.
+	Own bool
+	// Path is the namespace file the entry joins (a pinned netns, as
+	// Kubernetes' pod sandboxes have), "" if the container made its own.
+	Path string
+	// JoinsPID is PID when Path is /proc/PID/ns/net: the namespace of
+	// another process (a pod's sandbox, for its containers), not a pin.
+	JoinsPID int
+}
+
+// netns reads the network namespace entry of the spec. A path that is not
+// a clean absolute path is refused: the runtime is trusted no further than
+// its socket.
+func (s *ociSpec) netns() (specNetns, error) {
+	var n specNetns
+	if s == nil || s.Linux == nil {
+		return n, nil
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type != "network" {
+			continue
+		}
+		n.Own = true
+		if ns.Path == "" {
+			continue
+		}
+		if !filepath.IsAbs(ns.Path) || filepath.Clean(ns.Path) != ns.Path || strings.ContainsRune(ns.Path, 0) || len(ns.Path) > 4096 {
+			return specNetns{}, fmt.Errorf("%w: network namespace path %q is not a clean absolute path", errBadInfo, ns.Path)
+		}
+		n.Path = ns.Path
+		n.JoinsPID = procNetns(ns.Path)
+	}
+	return n, nil
+}
+
+// procNetns returns PID if path is /proc/PID/ns/net, else 0.
+func procNetns(path string) int {
+	rest, ok := strings.CutPrefix(path, "/proc/")
+	if !ok {
+		return 0
+	}
+	digits, ok := strings.CutSuffix(rest, "/ns/net")
+	pid, err := strconv.Atoi(digits)
+	if !ok || err != nil || pid <= 0 || pid >= maxPID || strconv.Itoa(pid) != digits {
+		return 0
+	}
+	return pid
+}
+
+// parseSpec reads the network namespace of an OCI runtime spec in JSON,
+// as containerd keeps it with each container; an empty spec has none.
+func parseSpec(b []byte) (specNetns, error) {
+	if len(b) == 0 {
+		return specNetns{}, nil
+	}
+	var s ociSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return specNetns{}, fmt.Errorf("%w: runtime spec: %v", errBadInfo, err)
+	}
+	return s.netns()
 }
 
 // errBadInfo: a runtime's verbose info netobs cannot use.

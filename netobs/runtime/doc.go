@@ -1,6 +1,6 @@
 // Package runtime resolves container references (docker:NAME, podman:ID,
-// cri:ID, pod:NAMESPACE/NAME, container:ID) to the network namespace of the
-// container or pod, with the labels a user knows it by: runtime, container
+// cri:ID, containerd:NAMESPACE/ID, pod:NAMESPACE/NAME, container:ID) to the
+// network namespace of the container or pod, with the labels a user knows it by: runtime, container
 // ID and name, pod and its namespace, state, the pinned netns path and the
 // PID. Pod globs ([LookupAll]) and label selectors ([Select]) name many.
 //
@@ -18,10 +18,20 @@
 // (PodSandboxStatus verbose info). A pod's containers resolve to their
 // pod's namespace.
 //
+// containerd is also reached through its own gRPC API (the v1 containers,
+// tasks and namespaces services of github.com/containerd/containerd/api,
+// the request's namespace in the containerd-namespace metadata), for
+// containers made without the CRI (nerdctl, ctr: namespace default) and
+// Kubernetes' (k8s.io). A container's network namespace is the file its
+// OCI runtime spec pins, else its task's PID. A container that Docker or
+// the CRI lists too (they are containerd's, in namespaces moby and k8s.io)
+// is theirs in listings of every runtime.
+//
 // # Privileges
 //
 // Talking to a runtime needs access to its socket: root, or membership of
-// the docker group for Docker, or the rootless podman user's own socket.
+// the docker group for Docker, or the rootless podman user's own socket;
+// containerd's and the CRI's sockets are root's.
 // Opening the namespace ([Open]) needs what nsjoin needs to open a
 // namespace file or a process's namespace: root (CAP_SYS_PTRACE over the
 // container's process for the PID fallback).

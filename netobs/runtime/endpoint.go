@@ -67,7 +67,8 @@ type Endpoint struct {
 // /run/docker.sock for Docker; $CONTAINER_HOST, /run/podman/podman.sock and
 // the rootless $XDG_RUNTIME_DIR/podman/podman.sock for podman;
 // $CONTAINER_RUNTIME_ENDPOINT (crictl's), containerd's, CRI-O's, and the
-// containerd sockets of k3s and RKE2, k0s and microk8s for the CRI.
+// containerd sockets of k3s and RKE2, k0s and microk8s for the CRI; the
+// same containerd sockets (ContainerdSockets) for containerd's own API.
 func Endpoints(runtime string) []Endpoint { return endpoints(runtime, "") }
 
 // endpoints is Endpoints with the built-in socket paths under a host root.
@@ -110,17 +111,25 @@ func endpoints(runtime, root string) []Endpoint {
 	for _, s := range CRISockets {
 		add("cri", "unix://"+s)
 	}
+	for _, s := range ContainerdSockets {
+		add("containerd", "unix://"+s)
+	}
 	return eps
 }
 
-// CRISockets are where CRI runtimes listen, most common first.
-var CRISockets = []string{
+// ContainerdSockets are where containerd listens, most common first: its
+// own default (Docker's containerd too), then the distributions that run
+// their own.
+var ContainerdSockets = []string{
 	"/run/containerd/containerd.sock",
-	"/run/crio/crio.sock",
 	"/run/k3s/containerd/containerd.sock", // k3s and RKE2
 	"/run/k0s/containerd.sock",
 	"/var/snap/microk8s/common/run/containerd.sock",
 }
+
+// CRISockets are where CRI runtimes listen, most common first: containerd's
+// (ContainerdSockets) with CRI-O's after the usual one.
+var CRISockets = append([]string{ContainerdSockets[0], "/run/crio/crio.sock"}, ContainerdSockets[1:]...)
 
 // normalize turns a bare socket path into a unix:// address.
 func normalize(addr string) string {
@@ -132,18 +141,28 @@ func normalize(addr string) string {
 
 // Connect returns the runtimes that answer: for a named runtime the first
 // of its endpoints that answers, for "" every runtime that answers (a
-// socket reached by two paths counted once). It fails with an
-// UnreachableError if none answers. The caller closes what it gets.
+// socket reached by two paths counted once per runtime: containerd's
+// socket serves both the CRI and its own API). An explicit endpoint for ""
+// is asked as the Docker API or the CRI, and as containerd's API. It fails
+// with an UnreachableError if none answers. The caller closes what it
+// gets.
 func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) {
 	var eps []Endpoint
 	if addr := o.endpoint(); addr != "" {
 		eps = []Endpoint{{Runtime: runtime, Address: normalize(addr)}}
+		if runtime == "" {
+			eps = append(eps, Endpoint{Runtime: "containerd", Address: normalize(addr)})
+		}
 	} else {
 		eps = endpoints(runtime, o.HostRoot)
 	}
+	type socket struct {
+		runtime string
+		fi      os.FileInfo
+	}
 	var (
 		rts   []Runtime
-		seen  []os.FileInfo
+		seen  []socket
 		tried []string
 	)
 	for _, ep := range eps {
@@ -155,12 +174,12 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 			}
 			dup := false
 			for _, s := range seen {
-				dup = dup || os.SameFile(s, fi)
+				dup = dup || (s.runtime == ep.Runtime && os.SameFile(s.fi, fi))
 			}
 			if dup {
 				continue
 			}
-			seen = append(seen, fi)
+			seen = append(seen, socket{ep.Runtime, fi})
 			// The client library reports a refused connection without
 			// its cause; a plain connect first says why.
 			var d net.Dialer
@@ -193,15 +212,17 @@ func dial(ctx context.Context, ep Endpoint, root string) (Runtime, error) {
 	switch ep.Runtime {
 	case "cri":
 		return dialCRI(ctx, ep, root)
+	case "containerd":
+		return dialContainerd(ctx, ep, root)
 	case "":
-		d, err := dialDockerAPI(ctx, ep, root)
-		if err == nil {
-			return d, nil
+		// gRPC first: an HTTP/1 server refuses the HTTP/2 preface
+		// cleanly, while the HTTP/2 frames a gRPC server sends to an
+		// HTTP/1 client make net/http log to stderr.
+		c, err := dialCRI(ctx, ep, root)
+		if err == nil || errors.Is(err, errGRPCNotCRI) {
+			return c, err
 		}
-		if c, cerr := dialCRI(ctx, ep, root); cerr == nil {
-			return c, nil
-		}
-		return nil, err
+		return dialDockerAPI(ctx, ep, root)
 	}
 	return dialDockerAPI(ctx, ep, root)
 }

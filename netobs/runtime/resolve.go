@@ -35,6 +35,9 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 			c = cs[0]
 		}
 	} else {
+		if ref.Runtime == "containerd" {
+			all = inContainerdNamespace(all, ref.Namespace)
+		}
 		c, err = match(ref.String(), ref.Key, all)
 	}
 	if err != nil {
@@ -50,16 +53,65 @@ func connectAndList(ctx context.Context, ref Ref, o Options) ([]Runtime, []Conta
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	var all []Container
+	listed, err := listAll(ctx, rts)
+	if err != nil {
+		closeRuntimes(rts)
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	all := make([]Container, len(listed))
+	for i, l := range listed {
+		all[i] = l.Container
+	}
+	return rts, all, nil
+}
+
+// listed is a container and the runtime that listed it.
+type listed struct {
+	Container
+	rt Runtime
+}
+
+// listAll lists the containers of every runtime in rts. A container two
+// runtimes list (by its full ID: the CRI's and Docker's containers are
+// also containerd's, in its namespaces k8s.io and moby) is the first
+// runtime's only, so container:ID is not ambiguous between them.
+func listAll(ctx context.Context, rts []Runtime) ([]listed, error) {
+	var all []listed
+	owner := map[string]Runtime{}
 	for _, rt := range rts {
 		cs, err := rt.List(ctx)
 		if err != nil {
-			closeRuntimes(rts)
-			return nil, nil, fmt.Errorf("%s: %w", ref, err)
+			return nil, err
 		}
-		all = append(all, cs...)
+		for _, c := range cs {
+			if o, ok := owner[c.ID]; ok && o != rt {
+				continue
+			}
+			owner[c.ID] = rt
+			all = append(all, listed{c, rt})
+		}
 	}
-	return rts, all, nil
+	return all, nil
+}
+
+// inContainerdNamespace keeps the containerd containers of namespace ns.
+func inContainerdNamespace(cs []Container, ns string) []Container {
+	var out []Container
+	for _, c := range cs {
+		if c.Runtime == "containerd" && c.ContainerdNamespace == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// detail returns the Detailed record of c, a container rt listed: c itself
+// if the listing told everything, else what rt.Inspect says.
+func detail(ctx context.Context, rt Runtime, c Container) (Container, error) {
+	if c.Detailed {
+		return c, nil
+	}
+	return rt.Inspect(ctx, c.ID)
 }
 
 func closeRuntimes(rts []Runtime) {
@@ -71,7 +123,7 @@ func closeRuntimes(rts []Runtime) {
 func inspect(ctx context.Context, rts []Runtime, ref Ref, c Container) (Container, error) {
 	for _, rt := range rts {
 		if rt.Name() == c.Runtime && rt.Endpoint() == c.Endpoint {
-			d, err := rt.Inspect(ctx, c.ID)
+			d, err := detail(ctx, rt, c)
 			if err != nil {
 				return Container{}, fmt.Errorf("%s: %w", ref, err)
 			}
@@ -166,26 +218,27 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 		return nil, err
 	}
 	defer closeRuntimes(rts)
+	cs, err := listAll(ctx, rts)
+	if err != nil {
+		return nil, err
+	}
 	var all []Container
-	for _, rt := range rts {
-		cs, err := rt.List(ctx)
+	for _, c := range cs {
+		d, err := detail(ctx, c.rt, c.Container)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range cs {
-			d, err := rt.Inspect(ctx, c.ID)
-			if errors.Is(err, ErrNotFound) {
-				continue // removed since the listing
-			}
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, d)
-		}
+		all = append(all, d)
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Runtime != all[j].Runtime {
 			return all[i].Runtime < all[j].Runtime
+		}
+		if all[i].ContainerdNamespace != all[j].ContainerdNamespace {
+			return all[i].ContainerdNamespace < all[j].ContainerdNamespace
 		}
 		return all[i].Name < all[j].Name
 	})
@@ -193,7 +246,7 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 }
 
 // Open resolves a container reference (docker:NAME|ID, podman:NAME|ID,
-// cri:ID, pod:[NAMESPACE/]NAME, container:ID) and opens the container's network namespace; see Lookup
+// cri:ID, containerd:[NAMESPACE/]ID, pod:[NAMESPACE/]NAME, container:ID) and opens the container's network namespace; see Lookup
 // and OpenNS. The caller closes the namespace.
 func Open(ctx context.Context, s string, o Options) (*nsjoin.NS, Container, error) {
 	ref, err := ParseRef(s)
@@ -264,19 +317,25 @@ func openTypedFile(path string, t nsjoin.Type) (*nsjoin.NS, error) {
 	return ns, nil
 }
 
-// Refs returns a reference (RUNTIME:NAME, pod:NS/NAME, cri:ID) for every running container of
-// every runtime that answers, for shell completion: one listing request
-// per runtime, no error if none answers.
+// Refs returns a reference (RUNTIME:NAME, pod:NS/NAME, cri:ID,
+// containerd:NS/ID) for every running container of every runtime that
+// answers, for shell completion: one listing request per runtime (per
+// containerd namespace), no error if none answers.
 func Refs(ctx context.Context, o Options) []string {
 	rts, err := Connect(ctx, "", o)
 	if err != nil {
 		return nil
 	}
+	defer closeRuntimes(rts)
 	var refs []string
+	seen := map[string]bool{} // as listAll: a container is its first runtime's
 	for _, rt := range rts {
 		cs, _ := rt.List(ctx)
 		for _, c := range cs {
+			dup := seen[c.ID]
+			seen[c.ID] = true
 			switch {
+			case dup:
 			case !c.Running || c.Name == "":
 			case c.Runtime == "cri" && c.Kind != KindPod:
 				// Container names repeat across pods; the ID is the key.
@@ -285,7 +344,6 @@ func Refs(ctx context.Context, o Options) []string {
 				refs = append(refs, c.Label())
 			}
 		}
-		rt.Close()
 	}
 	sort.Strings(refs)
 	return refs

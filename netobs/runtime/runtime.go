@@ -13,8 +13,8 @@ import (
 
 // Container is what a runtime says about one container.
 type Container struct {
-	// Runtime is the runtime's name in references: "docker", "podman" or
-	// "cri" (containerd's CRI plugin, CRI-O).
+	// Runtime is the runtime's name in references: "docker", "podman",
+	// "cri" (containerd's CRI plugin, CRI-O) or "containerd" (its own API).
 	Runtime string `json:"runtime"`
 	// Kind is "pod" for a CRI pod sandbox, "" for a container.
 	Kind string `json:"kind,omitempty"`
@@ -22,8 +22,12 @@ type Container struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// ID is the full container ID.
 	ID string `json:"container_id"`
-	// Name is the container's name, without Docker's leading '/'.
+	// Name is the container's name, without Docker's leading '/'; for
+	// containerd, nerdctl's name label if there is one, else the ID.
 	Name string `json:"container"`
+	// ContainerdNamespace is the containerd namespace (default, k8s.io,
+	// moby...) of a containerd container; its ID is unique only there.
+	ContainerdNamespace string `json:"containerd_namespace,omitempty"`
 	// Pod and PodNamespace name the pod the container belongs to, if any.
 	Pod          string `json:"pod,omitempty"`
 	PodNamespace string `json:"pod_namespace,omitempty"`
@@ -37,7 +41,8 @@ type Container struct {
 	// Running is true if the container has a process, so a namespace.
 	Running bool `json:"running"`
 	// Netns is the pinned network namespace file (Docker's SandboxKey,
-	// a CRI sandbox's runtime spec), empty if the runtime reports none;
+	// a CRI sandbox's or containerd container's runtime spec), empty if
+	// the runtime reports none;
 	// under Options.HostRoot if one was given.
 	Netns string `json:"netns,omitempty"`
 	// PID is the container's init process, 0 if it is not running.
@@ -47,9 +52,13 @@ type Container struct {
 	NetworkMode string `json:"network_mode,omitempty"`
 	// Addresses are the container's addresses on the runtime's networks.
 	Addresses []netip.Prefix `json:"addresses,omitempty"`
-	// Detailed is true when the runtime was asked about this container
-	// alone (Netns and PID are known), false for a listing's summary.
+	// Detailed is true when Netns and PID are known: the runtime was
+	// asked about this container alone, or its listing tells them
+	// (containerd); false for a listing's summary.
 	Detailed bool `json:"-"`
+	// joinsPID is the process whose network namespace a containerd
+	// container's spec joins (/proc/PID/ns/net), 0 if none.
+	joinsPID int
 	// hostRoot is Options.HostRoot of the lookup: Netns is already under
 	// it, the PID is read under its /proc.
 	hostRoot string
@@ -73,11 +82,15 @@ func (c Container) SharesWith() string {
 // namespace of its own but its pod sandbox's.
 func (c Container) SharesPod() bool { return c.Kind == "" && c.PodSandboxID != "" }
 
-// Label is how outputs name the container: RUNTIME:NAME, or
-// pod:NAMESPACE/NAME for a pod sandbox.
+// Label is how outputs name the container: RUNTIME:NAME,
+// pod:NAMESPACE/NAME for a pod sandbox, containerd:NAMESPACE/SHORTID for a
+// containerd container.
 func (c Container) Label() string {
-	if c.Kind == KindPod {
+	switch {
+	case c.Kind == KindPod:
 		return "pod:" + c.PodNamespace + "/" + c.Pod
+	case c.Runtime == "containerd":
+		return "containerd:" + c.ContainerdNamespace + "/" + shortID(c.ID)
 	}
 	return c.Runtime + ":" + c.Name
 }
@@ -135,7 +148,11 @@ func (e *AmbiguousError) Error() string {
 		return fmt.Sprintf("%q matches %d pods: %s; name one as pod:NAMESPACE/NAME", e.Ref, len(e.Matches), strings.Join(m, ", "))
 	}
 	for _, c := range e.Matches {
-		m = append(m, fmt.Sprintf("%s:%s (%s)", c.Runtime, shortID(c.ID), c.Name))
+		id := c.Runtime + ":" + shortID(c.ID)
+		if c.Runtime == "containerd" {
+			id = c.Label()
+		}
+		m = append(m, fmt.Sprintf("%s (%s)", id, c.Name))
 	}
 	return fmt.Sprintf("%q matches %d containers: %s; give more of the ID or the name", e.Ref, len(e.Matches), strings.Join(m, ", "))
 }
@@ -154,7 +171,7 @@ func (e *UnreachableError) Error() string {
 	what := e.Runtime
 	switch what {
 	case "":
-		what = "container runtime (docker, podman, CRI)"
+		what = "container runtime (docker, podman, CRI, containerd)"
 	case "cri":
 		what = "CRI runtime (containerd, CRI-O)"
 	}
@@ -167,13 +184,15 @@ func (e *UnreachableError) Error() string {
 func (e *UnreachableError) Is(target error) bool { return target == ErrNoRuntime }
 
 // Runtimes names the runtimes a reference can name, in the order
-// container:ID tries them.
-var Runtimes = []string{"docker", "podman", "cri"}
+// container:ID tries them. A container that two of them list (Docker's
+// and the CRI's containers are containerd's too, in its namespaces moby
+// and k8s.io) is the first one's.
+var Runtimes = []string{"docker", "podman", "cri", "containerd"}
 
 // Ref is a parsed container reference.
 type Ref struct {
-	// Runtime is "docker", "podman" or "cri"; "" for container:ID (any
-	// runtime).
+	// Runtime is "docker", "podman", "cri" or "containerd"; "" for
+	// container:ID (any runtime).
 	Runtime string
 	// Key is the name or ID (prefix) to look up; for a pod, the pod's
 	// name, which may be a glob (path.Match syntax).
@@ -181,7 +200,9 @@ type Ref struct {
 	// Pod is true for pod:[NAMESPACE/]NAME, a CRI pod sandbox named by its
 	// io.kubernetes.pod.name and io.kubernetes.pod.namespace labels.
 	Pod bool
-	// Namespace is the pod's Kubernetes namespace, "" for any.
+	// Namespace is the pod's Kubernetes namespace, "" for any; for
+	// containerd:[NAMESPACE/]ID the containerd namespace, "default" if
+	// none is given.
 	Namespace string
 }
 
@@ -193,6 +214,8 @@ func (r Ref) String() string {
 		return "pod:" + r.Key
 	case r.Runtime == "":
 		return "container:" + r.Key
+	case r.Runtime == "containerd":
+		return "containerd:" + r.Namespace + "/" + r.Key
 	}
 	return r.Runtime + ":" + r.Key
 }
@@ -225,20 +248,27 @@ func knownRuntime(name string) bool {
 	return false
 }
 
-// ParseRef parses docker:NAME|ID, podman:NAME|ID and container:ID. A key is
+// ParseRef parses docker:NAME|ID, podman:NAME|ID, cri:ID and container:ID. A key is
 // a container name or a hexadecimal ID prefix: one to 255 bytes of
 // letters, digits, '_', '.' and '-' (Docker's name alphabet); Docker's
 // leading '/' of names is accepted and dropped.
 //
 // pod:[NAMESPACE/]NAME names a CRI pod sandbox; NAME and NAMESPACE may be
 // globs ('*', '?', '[...]'), and may then name many (see LookupAll).
+//
+// containerd:[NAMESPACE/]ID names a container through containerd's own
+// API in a containerd namespace, "default" (nerdctl's) if none is given;
+// NAMESPACE is a containerd identifier (letters, digits, '.', '_', '-').
 func ParseRef(s string) (Ref, error) {
 	if rest, ok := strings.CutPrefix(s, "pod:"); ok {
 		return parsePodRef(s, rest)
 	}
+	if rest, ok := strings.CutPrefix(s, "containerd:"); ok {
+		return parseContainerdRef(s, rest)
+	}
 	prefix, key, ok := strings.Cut(s, ":")
 	if !ok || !(prefix == "container" || knownRuntime(prefix)) {
-		return Ref{}, fmt.Errorf("%w %q: want docker:NAME|ID, podman:NAME|ID, cri:ID, pod:[NAMESPACE/]NAME or container:ID", ErrBadRef, s)
+		return Ref{}, fmt.Errorf("%w %q: want docker:NAME|ID, podman:NAME|ID, cri:ID, containerd:[NAMESPACE/]ID, pod:[NAMESPACE/]NAME or container:ID", ErrBadRef, s)
 	}
 	r := Ref{Key: strings.TrimPrefix(key, "/")}
 	if prefix != "container" {
@@ -250,10 +280,43 @@ func ParseRef(s string) (Ref, error) {
 	if len(r.Key) > 255 {
 		return Ref{}, fmt.Errorf("%w: %d bytes after %q, the limit is 255", ErrBadRef, len(r.Key), prefix+":")
 	}
-	for _, c := range r.Key {
+	if !validKey(r.Key) {
+		return Ref{}, fmt.Errorf("%w %q: a container name or ID has only letters, digits, '_', '.' and '-'", ErrBadRef, s)
+	}
+	return r, nil
+}
+
+// validKey reports whether s has only Docker's name alphabet: ASCII
+// letters, digits, '_', '.' and '-'.
+func validKey(s string) bool {
+	for _, c := range s {
 		if c > unicode.MaxASCII || !(c == '_' || c == '.' || c == '-' || unicode.IsLetter(c) || unicode.IsDigit(c)) {
-			return Ref{}, fmt.Errorf("%w %q: a container name or ID has only letters, digits, '_', '.' and '-'", ErrBadRef, s)
+			return false
 		}
+	}
+	return true
+}
+
+// maxContainerdID is containerd's limit on identifiers (namespaces,
+// container IDs).
+const maxContainerdID = 76
+
+func parseContainerdRef(s, rest string) (Ref, error) {
+	r := Ref{Runtime: "containerd", Namespace: "default", Key: rest}
+	if ns, id, ok := strings.Cut(rest, "/"); ok {
+		r.Namespace, r.Key = ns, id
+		if ns == "" || strings.Contains(id, "/") {
+			return Ref{}, fmt.Errorf("%w %q: want containerd:NAMESPACE/ID or containerd:ID", ErrBadRef, s)
+		}
+	}
+	if r.Key == "" {
+		return Ref{}, fmt.Errorf("%w %q: name a container after \"containerd:\" (containerd:NAMESPACE/ID or containerd:ID)", ErrBadRef, s)
+	}
+	if len(r.Namespace) > maxContainerdID || len(r.Key) > 255 {
+		return Ref{}, fmt.Errorf("%w: %d bytes after \"containerd:\", the limits are %d for the namespace and 255 for the ID", ErrBadRef, len(rest), maxContainerdID)
+	}
+	if !validKey(r.Namespace) || !validKey(r.Key) {
+		return Ref{}, fmt.Errorf("%w %q: a containerd namespace or container ID has only letters, digits, '_', '.' and '-'", ErrBadRef, s)
 	}
 	return r, nil
 }

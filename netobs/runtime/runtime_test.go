@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,17 @@ func TestParseRef(t *testing.T) {
 		{"pod:a[", Ref{}, ErrBadRef},
 		{"pod:a\x1b", Ref{}, ErrBadRef},
 		{"pod:" + strings.Repeat("a", 400), Ref{}, ErrBadRef},
+		{"containerd:0eab", Ref{Runtime: "containerd", Namespace: "default", Key: "0eab"}, nil},
+		{"containerd:k8s.io/0eab", Ref{Runtime: "containerd", Namespace: "k8s.io", Key: "0eab"}, nil},
+		{"containerd:default/my-web_1", Ref{Runtime: "containerd", Namespace: "default", Key: "my-web_1"}, nil},
+		{"containerd:", Ref{}, ErrBadRef},
+		{"containerd:a/", Ref{}, ErrBadRef},
+		{"containerd:/x", Ref{}, ErrBadRef},
+		{"containerd:a/b/c", Ref{}, ErrBadRef},
+		{"containerd:a b/x", Ref{}, ErrBadRef},
+		{"containerd:k8s.io/x\x1b[31m", Ref{}, ErrBadRef},
+		{"containerd:" + strings.Repeat("n", 77) + "/x", Ref{}, ErrBadRef},
+		{"containerd:" + strings.Repeat("a", 256), Ref{}, ErrBadRef},
 	} {
 		got, err := ParseRef(tc.in)
 		if !errors.Is(err, tc.err) || got != tc.want {
@@ -46,7 +58,7 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("ParseRef(%q) error %q is not one clean line", tc.in, err)
 		}
 	}
-	for in, want := range map[string]bool{"docker:x": true, "podman:": true, "container:1": true, "lxc:x": false, "web": false, "/run/netns/docker:x": false, "pod:x": true, "cri:x": true, "1234": false} {
+	for in, want := range map[string]bool{"docker:x": true, "podman:": true, "container:1": true, "lxc:x": false, "web": false, "/run/netns/docker:x": false, "pod:x": true, "cri:x": true, "containerd:x": true, "containerd": false, "1234": false} {
 		if IsRef(in) != want {
 			t.Errorf("IsRef(%q) = %v, want %v", in, !want, want)
 		}
@@ -94,8 +106,36 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// A containerd reference names an ID within one containerd namespace: the
+// same prefix elsewhere does not make it ambiguous, two in the namespace
+// do, and the error names both with their namespace.
+func TestMatchContainerdNamespace(t *testing.T) {
+	cs := []Container{
+		{Runtime: "containerd", ContainerdNamespace: "default", ID: "aa11", Name: "aa11"},
+		{Runtime: "containerd", ContainerdNamespace: "default", ID: "aa22", Name: "web"},
+		{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: "ab33", Name: "ab33"},
+		{Runtime: "cri", ID: "ab44", Name: "main"},
+	}
+	ref, _ := ParseRef("containerd:ab")
+	if _, err := match(ref.String(), ref.Key, inContainerdNamespace(cs, ref.Namespace)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("containerd:ab in default: %v, want ErrNotFound (ab33 is k8s.io's)", err)
+	}
+	ref, _ = ParseRef("containerd:k8s.io/ab")
+	if c, err := match(ref.String(), ref.Key, inContainerdNamespace(cs, ref.Namespace)); err != nil || c.ID != "ab33" {
+		t.Fatalf("containerd:k8s.io/ab: %+v, %v", c, err)
+	}
+	ref, _ = ParseRef("containerd:a")
+	_, err := match(ref.String(), ref.Key, inContainerdNamespace(cs, ref.Namespace))
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "containerd:default/aa11 (aa11)") || !strings.Contains(err.Error(), "containerd:default/aa22 (web)") || strings.Contains(err.Error(), "ab33") {
+		t.Fatalf("containerd:a: %v, want both default containers listed", err)
+	}
+	if got := cs[1].Label(); got != "containerd:default/aa22" {
+		t.Fatalf("Label = %q", got)
+	}
+}
+
 func FuzzParseRef(f *testing.F) {
-	for _, s := range []string{"docker:web", "podman:0eab", "container:a", "docker:", "docker:/x", "pod:a/b/c", "docker:a\x00"} {
+	for _, s := range []string{"docker:web", "podman:0eab", "container:a", "docker:", "docker:/x", "pod:a/b/c", "docker:a\x00", "containerd:k8s.io/0eab", "containerd:/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -195,6 +235,56 @@ func FuzzParseVerboseInfo(f *testing.F) {
 		}
 		if v.Netns != "" && (!strings.HasPrefix(v.Netns, "/") || strings.Contains(v.Netns, "/../")) {
 			t.Fatalf("netns path %q accepted", v.Netns)
+		}
+	})
+}
+
+// containerd keeps each container's OCI runtime spec: a network entry with
+// a path is the pinned netns it joins, one without a path a namespace the
+// container made, none at all the host's.
+func TestParseSpec(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want specNetns
+	}{
+		{`{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/var/run/netns/cni-1"}]}}`, specNetns{Own: true, Path: "/var/run/netns/cni-1"}},
+		{`{"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]}}`, specNetns{Own: true}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/4242/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/4242/ns/net", JoinsPID: 4242}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/04242/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/04242/ns/net"}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/99999999/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/99999999/ns/net"}},
+		{`{"linux":{"namespaces":[{"type":"network","path":"/proc/42/task/42/ns/net"}]}}`, specNetns{Own: true, Path: "/proc/42/task/42/ns/net"}},
+		{`{"linux":{"namespaces":[{"type":"mount"}]}}`, specNetns{}},
+		{`{"process":{"args":["sh"]}}`, specNetns{}},
+		{``, specNetns{}},
+	} {
+		got, err := parseSpec([]byte(tc.spec))
+		if err != nil || got != tc.want {
+			t.Errorf("parseSpec(%s) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{`{`, `[1]`, `{"linux":{"namespaces":[{"type":"network","path":"netns/x"}]}}`,
+		`{"linux":{"namespaces":[{"type":"network","path":"/run//netns/x"}]}}`, `{"linux":{"namespaces":"x"}}`} {
+		if _, err := parseSpec([]byte(bad)); !errors.Is(err, errBadInfo) {
+			t.Errorf("parseSpec(%s): %v, want errBadInfo", bad, err)
+		}
+	}
+}
+
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(`{"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/cni-1"}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := parseSpec(b)
+		if err != nil {
+			if !errors.Is(err, errBadInfo) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("parseSpec(%q): error %v", b, err)
+			}
+			return
+		}
+		if n.JoinsPID != 0 && (n.JoinsPID < 0 || n.JoinsPID >= 1<<22 || n.Path != "/proc/"+strconv.Itoa(n.JoinsPID)+"/ns/net") {
+			t.Fatalf("parseSpec(%q) = %+v: a PID not from its path", b, n)
+		}
+		if n.Path != "" && (!n.Own || !strings.HasPrefix(n.Path, "/") || strings.Contains(n.Path, "/../") || strings.Contains(n.Path, "//") || strings.ContainsRune(n.Path, 0)) {
+			t.Fatalf("parseSpec(%q) = %+v accepted a bad path", b, n)
 		}
 	})
 }

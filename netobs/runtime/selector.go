@@ -119,7 +119,7 @@ func (s Selector) Matches(labels map[string]string) bool {
 
 // Select returns every running container and CRI pod sandbox, of every
 // runtime that answers, whose runtime labels (Docker and podman labels,
-// CRI pod and container labels) match sel, each Detailed, in the order of
+// CRI pod and container labels, containerd labels) match sel, each Detailed, in the order of
 // List. None matching is ErrNotFound.
 func Select(ctx context.Context, sel Selector, o Options) ([]Container, error) {
 	rts, err := Connect(ctx, "", o)
@@ -127,25 +127,23 @@ func Select(ctx context.Context, sel Selector, o Options) ([]Container, error) {
 		return nil, fmt.Errorf("-l %s: %w", sel, err)
 	}
 	defer closeRuntimes(rts)
+	cs, err := listAll(ctx, rts)
+	if err != nil {
+		return nil, fmt.Errorf("-l %s: %w", sel, err)
+	}
 	var out []Container
-	for _, rt := range rts {
-		cs, err := rt.List(ctx)
+	for _, c := range cs {
+		if !c.Running || !sel.Matches(c.Labels) {
+			continue
+		}
+		d, err := detail(ctx, c.rt, c.Container)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("-l %s: %w", sel, err)
 		}
-		for _, c := range cs {
-			if !c.Running || !sel.Matches(c.Labels) {
-				continue
-			}
-			d, err := rt.Inspect(ctx, c.ID)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("-l %s: %w", sel, err)
-			}
-			out = append(out, d)
-		}
+		out = append(out, d)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no running container or pod has labels %s", ErrNotFound, sel)
