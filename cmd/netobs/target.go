@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -43,6 +44,11 @@ func openNetNS(a *app, ref string) (*nsjoin.NS, *runtime.Container, error) {
 // openNS is openNetNS for a namespace of any type; t == 0 means a path
 // opens as whatever namespace it is, anything else as a network namespace.
 func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, error) {
+	if ref == "" {
+		// An unset shell variable, most likely; under --host-root it would
+		// otherwise read as a PID of no digits.
+		return nil, nil, usageError{errEmptyRef}
+	}
 	if !runtime.IsRef(ref) {
 		var ns *nsjoin.NS
 		var err error
@@ -86,6 +92,8 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	}
 	return ns, &c, nil
 }
+
+var errEmptyRef = errors.New("empty NSREF: give a path, a PID, an ip netns name, self, or a container (docker:NAME, pod:NAMESPACE/NAME)")
 
 // underHostRoot maps a PID or an ip netns name to its file under
 // --host-root: the host's PIDs are not this process's when netobs runs in
