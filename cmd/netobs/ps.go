@@ -32,7 +32,8 @@ func newPSCmd(a *app) *cobra.Command {
 		Use:   "ps [--runtime docker|podman|cri] [--json]",
 		Short: "List the containers and pods on this host with their network namespaces",
 		Long: `List the containers of every runtime found on this host (Docker, podman
-through its API socket, CRI runtimes: containerd, CRI-O) with runtime, ID,
+through its API socket or its own command line, CRI runtimes: containerd,
+CRI-O) with runtime, ID,
 name, pod, state, network namespace and addresses. CRI pod sandboxes are
 listed with kind "pod". Any of them can then be named as an NSREF:
 docker:NAME, podman:ID, cri:ID, pod:NAMESPACE/NAME, container:ID (a unique

@@ -133,7 +133,9 @@ func normalize(addr string) string {
 // Connect returns the runtimes that answer: for a named runtime the first
 // of its endpoints that answers, for "" every runtime that answers (a
 // socket reached by two paths counted once). It fails with an
-// UnreachableError if none answers. The caller closes what it gets.
+// UnreachableError if none answers. Without an explicit endpoint, podman
+// (asked for by name or as any runtime) is reached through its own command
+// line when no podman API socket answers. The caller closes what it gets.
 func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) {
 	var eps []Endpoint
 	if addr := o.endpoint(); addr != "" {
@@ -179,6 +181,13 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		rts = append(rts, rt)
 		if runtime != "" {
 			break
+		}
+	}
+	if wantPodmanCLI(runtime, o, rts) {
+		if bin, err := lookPodman(o); err == nil {
+			rts = append(rts, &podmanCLI{bin: bin})
+		} else if runtime == "podman" {
+			tried = append(tried, "podman command: "+reason(err))
 		}
 	}
 	if len(rts) == 0 {

@@ -172,6 +172,18 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p, ok := rt.(*podmanCLI); ok && len(cs) > 0 {
+			// One podman command for them all, not one each.
+			ds, err := p.inspectAll(ctx, ids(cs))
+			if err == nil {
+				all = append(all, ds...)
+				continue
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			// One went away since the listing: each alone, below.
+		}
 		for _, c := range cs {
 			d, err := rt.Inspect(ctx, c.ID)
 			if errors.Is(err, ErrNotFound) {
@@ -190,6 +202,14 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 		return all[i].Name < all[j].Name
 	})
 	return all, nil
+}
+
+func ids(cs []Container) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID
+	}
+	return out
 }
 
 // Open resolves a container reference (docker:NAME|ID, podman:NAME|ID,
