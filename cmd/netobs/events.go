@@ -104,7 +104,7 @@ it gives up on the output, prints the totals and exits 1.`,
 					owners[[2]uint64{ns.ID().Dev, ns.ID().Inode}] = ctr
 				}
 			}
-			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf})
+			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf, HostRoot: a.hostRoot})
 			if errors.Is(err, syscall.EMFILE) {
 				return fmt.Errorf("%w: each namespace takes 2 file descriptors; raise the hard open-files limit (ulimit -Hn) above twice the namespaces to watch", err)
 			}

@@ -67,7 +67,7 @@ func addTypeFlag(c *cobra.Command, typ *string, usage string) {
 // containers (docker:NAME, podman:NAME) for NSREF arguments.
 func completeNSRef(a *app) cobra.CompletionFunc {
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		names, _ := nsjoin.Names()
+		names, _ := nsjoin.NamesUnder(a.hostRoot)
 		names = append(names, "self")
 		names = append(names, runtime.Refs(a.ctx, a.runtimeOptions())...)
 		return names, cobra.ShellCompDirectiveDefault

@@ -22,9 +22,17 @@ func addRuntimeFlags(root *cobra.Command, a *app) {
 		"container runtime API address for docker:, podman:, cri:, pod: and container: references: a Docker/podman API or CRI socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
 }
 
+// envHostRoot names the environment variable that, like --host-root, says
+// where the host's / is mounted; the flag wins.
+const envHostRoot = "NETOBS_HOST_ROOT"
+
 func addHostRootFlag(root *cobra.Command, a *app) {
-	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", "/",
-		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths are looked up there")
+	def := os.Getenv(envHostRoot)
+	if def == "" {
+		def = "/"
+	}
+	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", def,
+		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths, and the namespaces ns ls, topo, events --all, serve and completion list are looked up there; $"+envHostRoot+" sets it when the flag is not given")
 }
 
 // runtimeOptions is how container references reach their runtime.

@@ -61,7 +61,7 @@ other users' processes and their TUN/TAP descriptors).`,
 			if all && len(args) > 0 {
 				return usageErrorf("topo: --all draws every namespace; give it no NSREF (got %s)", termsafe.Quote(strings.Join(args, " ")))
 			}
-			opts := topo.Options{All: len(args) == 0}
+			opts := topo.Options{All: len(args) == 0, HostRoot: a.hostRoot}
 			defer func() {
 				for _, ns := range opts.Namespaces {
 					ns.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -21,8 +22,14 @@ var tunDev = unix.Mkdev(10, 200)
 
 // findOwners adds the processes holding the graph's TUN/TAP devices, and
 // their Owner edges. A device name is matched only after the kernel said
-// which namespace the descriptor's device is in.
-func findOwners(g *Graph) error {
+// which namespace the descriptor's device is in. Under a host root the
+// processes are those of root/proc, looked at only if that /proc is of
+// netobs's own PID namespace (its PIDs can then be opened as pidfds).
+func findOwners(g *Graph, root string) error {
+	proc := filepath.Join(root, "/proc")
+	if self, err := os.Readlink(proc + "/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return nil
+	}
 	byName := map[string][]*Interface{}
 	inode := map[string]uint64{}
 	for _, n := range g.Namespaces {
@@ -36,7 +43,7 @@ func findOwners(g *Graph) error {
 	if len(byName) == 0 {
 		return nil
 	}
-	fds, err := scanTunFDs()
+	fds, err := scanTunFDs(proc)
 	if err != nil {
 		return err
 	}
@@ -57,7 +64,7 @@ func findOwners(g *Graph) error {
 			}
 			p := procs[t.pid]
 			if p == nil {
-				p = &Process{ID: "pid:" + strconv.Itoa(t.pid), PID: t.pid, Comm: comm(t.pid)}
+				p = &Process{ID: "pid:" + strconv.Itoa(t.pid), PID: t.pid, Comm: comm(proc, t.pid)}
 				procs[t.pid] = p
 				g.Processes = append(g.Processes, p)
 			}
@@ -73,8 +80,8 @@ func findOwners(g *Graph) error {
 
 // scanTunFDs finds every open /dev/net/tun descriptor attached to a
 // device. Processes and descriptors that go away meanwhile are skipped.
-func scanTunFDs() ([]tunFD, error) {
-	procs, err := os.ReadDir("/proc")
+func scanTunFDs(proc string) ([]tunFD, error) {
+	procs, err := os.ReadDir(proc)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +91,7 @@ func scanTunFDs() ([]tunFD, error) {
 		if err != nil {
 			continue
 		}
-		dir := "/proc/" + p.Name() + "/fd/"
+		dir := proc + "/" + p.Name() + "/fd/"
 		fds, err := os.ReadDir(dir)
 		if err != nil {
 			continue
@@ -94,7 +101,7 @@ func scanTunFDs() ([]tunFD, error) {
 			if unix.Stat(dir+f.Name(), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != tunDev {
 				continue
 			}
-			b, err := os.ReadFile("/proc/" + p.Name() + "/fdinfo/" + f.Name())
+			b, err := os.ReadFile(proc + "/" + p.Name() + "/fdinfo/" + f.Name())
 			if err != nil {
 				continue
 			}
@@ -140,8 +147,8 @@ func tunNetns(pid, fd int) (uint64, error) {
 }
 
 // comm returns a process's name, or "?" if it is gone.
-func comm(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+func comm(proc string, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", proc, pid))
 	if err != nil {
 		return "?"
 	}
