@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -271,5 +272,52 @@ func TestCRIContainerRestartMidCapture(t *testing.T) {
 	}
 	if n := strings.Count(p.stdout.String(), "ICMP echo request"); n != 4 {
 		t.Fatalf("%d echo requests captured, want 2 from each container: %s", n, p.stdout.String())
+	}
+}
+
+// NETOBS_RUNTIME_ENDPOINT names the CRI socket as --runtime-endpoint does,
+// and the flag wins over it. A user who may not use the socket is told
+// so in one line naming it, exit 1.
+func TestCRIEndpointEnvAndPermission(t *testing.T) {
+	nstest.RequireTools(t, "setpriv")
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	want := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr))+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	missing := filepath.Join(t.TempDir(), "missing.sock")
+	for _, tc := range []struct {
+		env  string
+		args []string
+	}{
+		{c.Socket, []string{"ns", "id", ref}},
+		{missing, []string{"--runtime-endpoint", c.Socket, "ns", "id", ref}},
+		{"unix://" + c.Socket, []string{"ns", "id", ref}},
+	} {
+		cmd := exec.Command(netobsBin, tc.args...)
+		cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+tc.env)
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("NETOBS_RUNTIME_ENDPOINT=%s netobs %s: %q %v, want %s", tc.env, strings.Join(tc.args, " "), out, err, want)
+		}
+	}
+	cmd := exec.Command(netobsBin, "ns", "id", ref)
+	cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+missing)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), missing+": no such socket") {
+		t.Fatalf("NETOBS_RUNTIME_ENDPOINT=%s: %q %v, want an error naming it", missing, out, err)
+	}
+
+	// As nobody, whether the socket is given by the flag or the variable.
+	for _, args := range [][]string{{"--runtime-endpoint", c.Socket, "ns", "id", ref}, {"ns", "id", ref}, {"sockets", "pod:" + name}} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netobsBin}, args...)...)
+		cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+c.Socket)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		msg := stderr.String()
+		if cmd.ProcessState.ExitCode() != 1 || stdout.Len() != 0 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, c.Socket+": permission denied") {
+			t.Errorf("as nobody, netobs %s: exit %d, %q; want exit 1 and one line saying %s: permission denied", strings.Join(args, " "), cmd.ProcessState.ExitCode(), msg, c.Socket)
+		}
 	}
 }
