@@ -502,3 +502,38 @@ func TestPodmanWithoutAPIService(t *testing.T) {
 		}
 	}
 }
+
+// A Docker container restarted mid-capture gets a new network namespace:
+// the capture keeps what it saw before, ends that part with one line that
+// says the container was restarted and to capture it again (exit 1: every
+// part ended), and the reference then resolves to the new namespace.
+func TestContainerRestartMidCapture(t *testing.T) {
+	r := ctrtest.Docker(t)
+	name := r.Run(t, nil)
+	ref := "docker:" + name
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	before := netnsOf(t, r, name)
+	file := filepath.Join(t.TempDir(), "restart.pcapng")
+	p := startNetobs(t, "capture", ref, "-i", "eth0", "-w", file, "--", "icmp[icmptype] = icmp-echo")
+	p.waitStderr(t, "capturing on")
+	r.Cmd(t, "exec", name, "ping", "-c", "2", "-W", "5", gw)
+	r.Cmd(t, "restart", "-t", "0", name)
+	p.waitStderr(t, `docker container `+name+` was stopped or restarted; .* capture `+ref+` again`)
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("capture across a restart: exit %d, want 1 (its only part ended): %s", code, p.stderr.String())
+	}
+	if n := strings.Count(p.stderr.String(), "was stopped or restarted"); n != 1 {
+		t.Fatalf("the restart reported %d times: %s", n, p.stderr.String())
+	}
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "icmp.type")
+	if strings.Fields(out) == nil || len(strings.Fields(out)) != 2 {
+		t.Fatalf("tshark read %q from the capture, want the 2 echo requests from before the restart", out)
+	}
+	after := netnsOf(t, r, name)
+	if after == before {
+		t.Fatalf("docker restart kept the namespace %s; the test assumes a new one", before)
+	}
+	if got := mustNetobs(t, "ns", "id", ref); !strings.HasPrefix(got, ref+" "+after) {
+		t.Fatalf("ns id %s after the restart: %q, want %s", ref, got, after)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,5 +320,90 @@ func TestCRIEndpointEnvAndPermission(t *testing.T) {
 		if cmd.ProcessState.ExitCode() != 1 || stdout.Len() != 0 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, c.Socket+": permission denied") {
 			t.Errorf("as nobody, netobs %s: exit %d, %q; want exit 1 and one line saying %s: permission denied", strings.Join(args, " "), cmd.ProcessState.ExitCode(), msg, c.Socket)
 		}
+	}
+}
+
+// events and attach take a pod: events sees an address added in the pod's
+// namespace, and attach's TAP device in it gets the pod container's
+// traffic (its ARP for an address on the device's subnet); both label
+// their output with the pod.
+func TestCRIPodAttachAndEvents(t *testing.T) {
+	nstest.RequireTools(t, "nsenter", "ip")
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	pid := strconv.Itoa(c.PID(t, ctr))
+	want := readlink(t, "/proc/"+pid+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	type owner struct {
+		Runtime, Pod string
+		ID           string `json:"container_id"`
+		PodNS        string `json:"pod_namespace"`
+	}
+	wantOwner := owner{Runtime: "cri", Pod: name, ID: pod.ID, PodNS: ns}
+
+	ev := startNetobs(t, "--runtime-endpoint", c.Socket, "events", ref, "--kinds", "addr", "-c", "1", "--json")
+	ev.waitStderr(t, "watching 1 namespaces")
+	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.1/32", "dev", "lo")
+	if code := ev.wait(t); code != 0 {
+		t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
+	}
+	var e struct {
+		NS struct {
+			Inode uint64
+			Label string
+			owner
+		}
+		Action, Text string
+	}
+	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
+		e.NS.Label != ref || e.NS.owner != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
+		t.Fatalf("events %s: %s (%v); want the add of 10.79.0.1/32 in %s labelled %s, %+v", ref, ev.stdout.String(), err, want, ref, wantOwner)
+	}
+
+	dev := nstest.UniqueName("tap")
+	at := startNetobs(t, "--runtime-endpoint", c.Socket, "attach", ref, "--tap", "--name", dev, "--addr", "10.79.1.1/24", "--json",
+		"--events", "--event-kinds", "addr")
+	at.waitStderr(t, "netobs: attached")
+	// No one has 10.79.1.2: the container's ARP requests for it go out
+	// of the device netobs reads.
+	c.Exec(t, ctr, "sh", "-c", "ping -c 2 -W 1 10.79.1.2 || true")
+	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.2/32", "dev", "lo")
+	var frame, event string
+	for i := 0; frame == "" || event == ""; i++ {
+		for _, l := range strings.Split(at.stdout.String(), "\n") {
+			switch {
+			case strings.Contains(l, "10.79.0.2/32"):
+				event = l
+			case strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "):
+				frame = l
+			}
+		}
+		if i == 1000 {
+			t.Fatalf("attach %s never showed the container's ARP for 10.79.1.2 and the event: %s", ref, at.stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := at.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
+	}
+	var fr struct {
+		Interface string
+		owner
+	}
+	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.owner != wantOwner {
+		t.Fatalf("attach frame %s (%v): want it from %s labelled %+v", frame, err, dev, wantOwner)
+	}
+	var ae struct {
+		Event struct {
+			NS struct {
+				Label string
+				owner
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(event), &ae); err != nil || ae.Event.NS.Label != ref || ae.Event.NS.owner != wantOwner {
+		t.Fatalf("attach --events line %s (%v): want it labelled %s, %+v", event, err, ref, wantOwner)
 	}
 }

@@ -375,7 +375,18 @@ func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
 	if h.ended < h.parts {
 		rest = ", the others go on"
 	}
-	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s\n", ifc.Name, reason, rest)
+	hint := ""
+	if errors.Is(reason, capture.ErrNamespaceGone) {
+		for _, t := range h.targets {
+			if o := t.Owner; o != nil && o.Runtime != "cri" && t.NS.String() == ifc.Namespace {
+				// Docker and podman make a new network namespace when a
+				// container starts again; a pod's outlives its containers.
+				hint = fmt.Sprintf(" (%s container %s was stopped or restarted; a restarted container has a new network namespace: capture %s again)",
+					o.Runtime, termsafe.Quote(o.Container), termsafe.Quote(t.Label))
+			}
+		}
+	}
+	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s%s\n", ifc.Name, reason, rest, hint)
 	if errors.Is(reason, capture.ErrNamespaceGone) {
 		// Holding the handle would keep the namespace, and the devices
 		// in it, alive until netobs exits.
