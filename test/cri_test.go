@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -405,5 +406,108 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(event), &ae); err != nil || ae.Event.NS.Label != ref || ae.Event.NS.owner != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, %+v", event, err, ref, wantOwner)
+	}
+}
+
+// Pod globs and label selectors expand outside capture too: events,
+// sockets and topo take every running match; a command that takes one
+// namespace refuses a glob that matches two, listing them (usage, exit 2).
+func TestCRIPodGlobsEverywhere(t *testing.T) {
+	nstest.RequireTools(t, "nsenter", "ip")
+	c := ctrtest.Containerd(t)
+	ep := []string{"--runtime-endpoint", c.Socket}
+	ns, base, app := nstest.UniqueName("ns"), nstest.UniqueName("web"), nstest.UniqueName("app")
+	var pids, inodes, pods []string
+	for i, port := range []string{"7701", "7702"} {
+		pod := c.RunPod(t, ns, base+"-"+strconv.Itoa(i), map[string]string{"app": app}, false)
+		ctr := c.RunContainer(t, pod, "main", "/bin/sh", "-c", "exec nc -l -p "+port)
+		pid := strconv.Itoa(c.PID(t, ctr))
+		pids = append(pids, pid)
+		inodes = append(inodes, inodeOf(t, "/proc/"+pid+"/ns/net"))
+		pods = append(pods, "pod:"+ns+"/"+base+"-"+strconv.Itoa(i))
+	}
+	glob := "pod:" + ns + "/" + base + "-*"
+	sort.Strings(inodes)
+	sel := [][]string{{glob}, {"-l", "app=" + app}}
+
+	for i, s := range sel {
+		ev := startNetobs(t, append(append(append([]string{}, ep...), "events", "--kinds", "addr", "-c", "2", "--json"), s...)...)
+		ev.waitStderr(t, "watching 2 namespaces")
+		for j, pid := range pids {
+			nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.80."+strconv.Itoa(i)+"."+strconv.Itoa(j+1)+"/32", "dev", "lo")
+		}
+		if code := ev.wait(t); code != 0 {
+			t.Fatalf("events %s: exit %d: %s", s, code, ev.stderr.String())
+		}
+		got := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSpace(ev.stdout.String()), "\n") {
+			var e struct{ NS struct{ Label, Pod string } }
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("events %s: line %q: %v", s, l, err)
+			}
+			got[e.NS.Label] = true
+		}
+		if !got[pods[0]] || !got[pods[1]] || len(got) != 2 {
+			t.Fatalf("events %s: events labelled %v, want one from each of %v", s, got, pods)
+		}
+
+		if got := topoInodes(t, []byte(mustNetobs(t, append(append(append([]string{}, ep...), "topo", "--format", "json"), s...)...))); strings.Join(got, " ") != strings.Join(inodes, " ") {
+			t.Fatalf("topo %s: namespaces %v, want %v", s, got, inodes)
+		}
+	}
+
+	// nc may take a moment to listen.
+	for _, s := range [][]string{{glob}, {"--selector", "app=" + app}} {
+		args := append(append(append([]string{}, ep...), "sockets", "-tl"), s...)
+		var out string
+		for i := 0; !strings.Contains(out, ":7701 ") || !strings.Contains(out, ":7702 "); i++ {
+			if i == 500 {
+				t.Fatalf("sockets %s never showed both listeners: %s", s, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+			out = mustNetobs(t, args...)
+		}
+		// Each listener under its pod's first line.
+		var cur string
+		under := map[string]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "pod:") {
+				cur = f[1]
+			}
+			for _, port := range []string{"7701", "7702"} {
+				if strings.Contains(l, ":"+port+" ") {
+					under[port] = cur
+				}
+			}
+		}
+		if under["7701"] != pods[0] || under["7702"] != pods[1] {
+			t.Fatalf("sockets %s:\n%s\nwant 7701 under %s and 7702 under %s", s, out, pods[0], pods[1])
+		}
+	}
+	var byPod = map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)), "\n") {
+		var s struct {
+			LocalPort uint16 `json:"local_port"`
+			Pod       string
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatal(err)
+		}
+		byPod[strconv.Itoa(int(s.LocalPort))] = s.Pod
+	}
+	if byPod["7701"] != base+"-0" || byPod["7702"] != base+"-1" {
+		t.Fatalf("sockets --json %s: pods by port %v", glob, byPod)
+	}
+
+	// One namespace wanted, two matched.
+	for _, args := range [][]string{{"ns", "id", glob}, {"ns", "exec", "--net", glob, "true"}, {"attach", glob, "--tap"}, {"forward", glob, "0", "80"}} {
+		res := netobs(t, append(ep, args...)...)
+		if res.code != 2 || res.stdout != "" || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, pods[0]) || !strings.Contains(res.stderr, pods[1]) {
+			t.Errorf("netobs %s: %+v; want exit 2 and one line listing %v", strings.Join(args, " "), res, pods)
+		}
+	}
+	// A glob that matches one is that one.
+	if out := mustNetobs(t, append(ep, "ns", "id", "pod:"+ns+"/"+base+"-0*")...); !strings.Contains(out, inodeOf(t, "/proc/"+pids[0]+"/ns/net")) {
+		t.Fatalf("ns id of a glob matching one pod: %q", out)
 	}
 }

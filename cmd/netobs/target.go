@@ -85,6 +85,11 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 		return nil, nil, usageError{err}
 	}
 	c, err := runtime.Lookup(a.ctx, r, a.runtimeOptions())
+	if r.IsGlob() && errors.Is(err, runtime.ErrAmbiguous) {
+		// A glob where one namespace is taken: the matches are listed,
+		// the fix is in how netobs was called.
+		return nil, nil, usageError{err}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,6 +193,43 @@ func openNetNSAll(a *app, ref string) ([]*nsjoin.NS, []*runtime.Container, error
 		return nil, nil, err
 	}
 	return []*nsjoin.NS{ns}, []*runtime.Container{c}, nil
+}
+
+// openNetNSMany opens the network namespaces of a command that takes many:
+// every NSREF of refs (a pod glob expands to every match) and every
+// running container and pod a -l selector matches, if it is not empty.
+// On error nothing stays open.
+func openNetNSMany(a *app, refs []string, selector string) ([]*nsjoin.NS, []*runtime.Container, error) {
+	var nss []*nsjoin.NS
+	var ctrs []*runtime.Container
+	add := func(n []*nsjoin.NS, c []*runtime.Container, err error) error {
+		if err != nil {
+			for _, ns := range nss {
+				ns.Close()
+			}
+			nss, ctrs = nil, nil
+			return err
+		}
+		nss, ctrs = append(nss, n...), append(ctrs, c...)
+		return nil
+	}
+	for _, ref := range refs {
+		if err := add(openNetNSAll(a, ref)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if selector != "" {
+		if err := add(openSelected(a, selector)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nss, ctrs, nil
+}
+
+// addSelectorFlag adds --selector (-l where short is "l") to a command
+// that takes many namespaces, as capture has it.
+func addSelectorFlag(c *cobra.Command, selector *string, short, what string) {
+	c.Flags().StringVarP(selector, "selector", short, "", what+" every running container and pod whose runtime labels match (KEY=VALUE,KEY!=VALUE,KEY,!KEY)")
 }
 
 // openSelected opens the network namespace of every running container
