@@ -62,12 +62,12 @@ see netobs ns --help). A pod glob in quotes ('pod:default/web-*') and
 -l SELECTOR (label selector on the runtimes' Docker, podman and CRI labels:
 app=web,tier!=db) expand to every running match, each its own interfaces in
 the one output; a namespace named twice is captured once.`,
-		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80
-  netobs capture ns1 ns2 1234 -w all.pcapng           # -i any in each
-  netobs capture ns1 -i eth0 -w - --immediate | tshark -r -
-  netobs capture /proc/42/ns/net -c 10 --json -- icmp
-  netobs capture 'pod:default/web-*' -w web.pcapng
-  netobs capture -l app=web -w web.pcapng -- tcp port 80`,
+		Example: `  netobs capture lab1 -i veth1 -w lab1.pcapng -- tcp port 80
+  netobs capture lab1 lab2 $PID -w all.pcapng           # -i any in each
+  netobs capture lab1 -i veth1 -w - --immediate | tshark -r -
+  netobs capture /proc/$PID/ns/net -c 10 --json -- icmp
+  netobs capture 'pod:default/web-*' -w web.pcapng      # pods web-0, web-1... of namespace default
+  netobs capture -l app=web -w web.pcapng -- tcp port 80  # containers and pods labelled app=web`,
 		Args: func(c *cobra.Command, args []string) error {
 			if f.selector != "" {
 				return nil

@@ -67,10 +67,11 @@ dropped and counted in the totals printed at the end ("forged").
 SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
 stderr (exit 0); if nothing reads standard output for 2s after the signal,
 it gives up on the output, prints the totals and exits 1.`,
-		Example: `  netobs events ns1 ns2
+		Example: `  netobs events lab1 lab2
   netobs events --all --kinds link,addr
-  netobs events --initial --json 1234
-  netobs events --count 1 ns1   # wait for one change`,
+  netobs events --initial --json $PID
+  netobs events --count 1 lab1   # wait for one change
+  netobs events -l app=web       # every container and pod labelled app=web`,
 		RunE: func(c *cobra.Command, args []string) error {
 			ks, err := events.ParseKinds(kinds)
 			if err != nil {

@@ -38,11 +38,11 @@ SELECTOR (labels of the runtimes' containers and pods: app=web; -l is
 
 The listing comes from a sock_diag netlink socket created inside the
 namespace; nothing is run there. Addresses are never resolved to names.`,
-		Example: `  netobs sockets web           # every TCP and UDP socket of netns web
-  netobs sockets 4242 -tl      # listening TCP sockets in the netns of PID 4242
-  netobs sockets web --json    # one JSON object per socket
-  netobs sockets 'pod:default/web-*' -tl
-  netobs sockets --selector app=web --json`,
+		Example: `  netobs sockets lab1          # every TCP and UDP socket of netns lab1
+  netobs sockets $PID -tl      # listening TCP sockets in the netns of process $PID
+  netobs sockets lab1 --json   # one JSON object per socket
+  netobs sockets 'pod:default/web-*' -tl    # pods web-0, web-1... of namespace default
+  netobs sockets --selector app=web --json  # containers and pods labelled app=web`,
 		Args: func(c *cobra.Command, args []string) error {
 			if selector != "" && len(args) <= 1 {
 				return nil

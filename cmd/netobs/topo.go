@@ -52,7 +52,7 @@ terminal in text, and quoted so that Graphviz shows them as text in dot and
 svg. Needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to see
 other users' processes and their TUN/TAP descriptors).`,
 		Example: `  netobs topo
-  netobs topo ns1 ns2
+  netobs topo lab1 lab2
   netobs topo --all --format json
   netobs topo --format svg -o topo.svg
   netobs topo 'pod:default/web-*' -l app=db`,
