@@ -187,7 +187,7 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		if bin, err := lookPodman(o); err == nil {
 			rts = append(rts, &podmanCLI{bin: bin})
 		} else if runtime == "podman" {
-			tried = append(tried, "podman command: "+reason(err))
+			tried = append(tried, "podman command: "+err.Error())
 		}
 	}
 	if len(rts) == 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,13 +31,32 @@ const maxCLIOutput = 64 << 20
 var ErrBadPodmanOutput = errors.New("unexpected podman output")
 
 // lookPodman finds the podman command. It is only used for the host
-// netobs runs on: under a host root the host's podman binary, libraries
-// and state are not this system's.
+// netobs runs on (under a host root the host's podman binary, libraries
+// and state are not this system's), and only where podman keeps state for
+// this user, so that asking it has nothing to create: root's
+// /var/lib/containers/storage, a rootless user's
+// $XDG_DATA_HOME/containers/storage (~/.local/share by default).
 func lookPodman(o Options) (string, error) {
 	if o.HostRoot != "" && o.HostRoot != "/" {
 		return "", errors.New("not used under a host root")
 	}
+	if _, err := os.Stat(podmanStorage()); err != nil {
+		return "", fmt.Errorf("no podman state: %w", err)
+	}
 	return exec.LookPath("podman")
+}
+
+// podmanStorage is podman's default storage directory for this user.
+func podmanStorage() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/containers/storage"
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, _ := os.UserHomeDir()
+		data = filepath.Join(home, ".local/share")
+	}
+	return filepath.Join(data, "containers/storage")
 }
 
 // wantPodmanCLI reports whether Connect falls back to podman's command
