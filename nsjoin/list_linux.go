@@ -43,6 +43,13 @@ func Scan(types ...Type) ([]Info, error) {
 	return infos, wrap("scan", "namespaces", err)
 }
 
+// ScanUnder is Scan of the system whose /proc and /run are mounted under
+// root, as ListUnder is List's.
+func ScanUnder(root string, types ...Type) ([]Info, error) {
+	infos, err := list(root, types, false)
+	return infos, wrap("scan", "namespaces under "+root, err)
+}
+
 func list(root string, types []Type, details bool) ([]Info, error) {
 	procDir := filepath.Join(root, "proc")
 	if len(types) == 0 {

@@ -15,6 +15,10 @@ import (
 // way `ip netns list` finds them.
 func Names() ([]string, error) { return namesIn(NetnsRunDir) }
 
+// NamesUnder is Names of the system whose /run is mounted under root
+// (root/run/netns).
+func NamesUnder(root string) ([]string, error) { return namesIn(filepath.Join(root, NetnsRunDir)) }
+
 func namesIn(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {

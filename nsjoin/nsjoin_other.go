@@ -48,6 +48,11 @@ func Scan(types ...Type) ([]Info, error) { return nil, wrap("scan", "namespaces"
 func KernelHas(t Type) bool              { return false }
 func SecureExec() bool                   { return false }
 
+func ScanUnder(root string, types ...Type) ([]Info, error) {
+	return nil, wrap("scan", "namespaces", errGOOS)
+}
+func NamesUnder(root string) ([]string, error) { return nil, wrap("list", NetnsRunDir, errGOOS) }
+
 func ListUnder(root string, types ...Type) ([]Info, error) {
 	return nil, wrap("list", "namespaces", errGOOS)
 }

@@ -1,7 +1,6 @@
 package nsjoin
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -26,7 +25,7 @@ const (
 func parseRef(ref string) (refKind, int, error) {
 	switch {
 	case ref == "":
-		return 0, 0, errors.New("empty namespace reference")
+		return 0, 0, fmt.Errorf("%w: empty namespace reference", ErrInvalidName)
 	case strings.ContainsRune(ref, '/'):
 		return refPath, 0, nil
 	case ref == "self":

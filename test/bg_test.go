@@ -44,11 +44,17 @@ type bgNetobs struct {
 // if still running.
 func startNetobs(tb testing.TB, args ...string) *bgNetobs {
 	tb.Helper()
-	p := &bgNetobs{done: make(chan struct{})}
-	p.cmd = exec.Command(netobsBin, args...)
+	return startCmd(tb, exec.Command(netobsBin, args...))
+}
+
+// startCmd is startNetobs of a command prepared by the caller (netobs
+// under a wrapper, in another environment).
+func startCmd(tb testing.TB, cmd *exec.Cmd) *bgNetobs {
+	tb.Helper()
+	p := &bgNetobs{done: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("start netobs %s: %v", strings.Join(args, " "), err)
+		tb.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	go func() {
 		p.cmd.Wait()

@@ -214,3 +214,25 @@ func TestVersionMatchesBuildInfo(t *testing.T) {
 		t.Errorf("--version: %q is not one line", out)
 	}
 }
+
+// TestEmptyNSRefIsUsage: an empty NSREF (a shell variable that was not
+// set) is a mistake in how netobs was called, wherever an NSREF goes:
+// exit 2 and one line, also under --host-root, where it must not be read
+// as a PID.
+func TestEmptyNSRefIsUsage(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, args := range [][]string{
+		{"ns", "id", ""},
+		{"--host-root", "/", "ns", "id", ""},
+		{"--host-root", t.TempDir(), "ns", "id", ""},
+		{"sockets", ""},
+		{"events", "self", ""},
+		{"ns", "same", "self", ""},
+	} {
+		r := netobs(t, args...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "empty NSREF") {
+			t.Errorf("netobs %q: exit %d, stdout %q, stderr %q; want exit 2 and a line saying the NSREF is empty", args, r.code, r.stdout, r.stderr)
+		}
+		oneCleanLine(t, strings.Join(args, " "), r.stderr)
+	}
+}

@@ -410,3 +410,130 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 		t.Fatalf("sockets --json: %d listeners on 7788, want 1 (ss saw it)", found)
 	}
 }
+
+// podman with no API service answering (none started, and the socket's
+// directory hidden from netobs): netobs reads podman's own state through
+// its command line. ns id agrees with the kernel's name of the namespace
+// nsenter enters, ps says the podman command answered, a capture holds
+// the container's pings, and a stopped container or an unknown name fail
+// with one line.
+func TestPodmanWithoutAPIService(t *testing.T) {
+	nstest.RequireTools(t, "nsenter")
+	r := ctrtest.PodmanCLI(t)
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// podman drops CAP_NET_RAW, which busybox ping needs.
+	name := r.Run(t, []string{"--cap-add", "NET_RAW"})
+	stopped := r.Create(t, nil)
+	id := r.Inspect(t, name, "{{.Id}}")
+	pid := r.Inspect(t, name, "{{.State.Pid}}")
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	want := strings.TrimSpace(nstest.Run(t, "nsenter", "-t", pid, "-n", "readlink", "/proc/self/ns/net"))
+	hidden := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(netobsBin, args...)
+		r.WithoutAPI(t, cmd)
+		return cmd
+	}
+	run := func(args ...string) result {
+		var stdout, stderr strings.Builder
+		cmd := hidden(args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+	}
+
+	// Nothing answers on the socket: ps reports the command as the
+	// endpoint, and an explicit socket endpoint does not fall back.
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(run("ps", "--runtime", "podman", "--json").stdout), "\n") {
+		var c struct {
+			Endpoint, Container, State string
+			NetnsID                    string `json:"netns_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("ps --json line %q: %v", l, err)
+		}
+		if c.Container == name {
+			found = true
+			if c.Endpoint != podman || c.NetnsID != want || c.State != "running" {
+				t.Fatalf("ps --json: %s; want endpoint %s, netns %s, running", l, podman, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ps --runtime podman without the API does not list %s", name)
+	}
+	if res := run("--runtime-endpoint", r.Socket, "ns", "id", "podman:"+name); res.code != 1 || !strings.Contains(res.stderr, r.Socket+": no such socket") {
+		t.Fatalf("with the socket hidden, --runtime-endpoint %s: %+v; want exit 1 and no such socket", r.Socket, res)
+	}
+
+	for _, ref := range []string{"podman:" + name, "podman:" + id[:10], "container:" + id[:12]} {
+		if res := run("ns", "id", ref); res.code != 0 || !strings.HasPrefix(res.stdout, ref+" "+want) {
+			t.Fatalf("ns id %s without the API: %+v, want %s", ref, res, want)
+		}
+	}
+
+	p := startCmd(t, hidden("capture", "podman:"+name, "--json", "-c", "2", "icmp[icmptype] = icmp-echo"))
+	p.waitStderr(t, "capturing on")
+	r.Cmd(t, "exec", name, "ping", "-c", "2", "-W", "5", gw)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("capture exited %d: %s", code, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
+	for _, l := range lines {
+		var s struct {
+			Runtime, Container string
+			ID                 string `json:"container_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.Runtime != "podman" || s.Container != name || s.ID != id {
+			t.Fatalf("capture line %s (%v): want podman container %s", l, err, name)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d packets captured, want the 2 echo requests: %s", len(lines), p.stdout.String())
+	}
+
+	for ref, w := range map[string]string{"podman:" + stopped: "not running", "podman:" + nstest.UniqueName("none"): "no such container"} {
+		res := run("ns", "id", ref)
+		if res.code != 1 || res.stdout != "" || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, w) {
+			t.Errorf("ns id %s without the API: %+v; want exit 1 and one line saying %s", ref, res, w)
+		}
+	}
+}
+
+// A Docker container restarted mid-capture gets a new network namespace:
+// the capture keeps what it saw before, ends that part with one line that
+// says the container was restarted and to capture it again (exit 1: every
+// part ended), and the reference then resolves to the new namespace.
+func TestContainerRestartMidCapture(t *testing.T) {
+	r := ctrtest.Docker(t)
+	name := r.Run(t, nil)
+	ref := "docker:" + name
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	before := netnsOf(t, r, name)
+	file := filepath.Join(t.TempDir(), "restart.pcapng")
+	p := startNetobs(t, "capture", ref, "-i", "eth0", "-w", file, "--", "icmp[icmptype] = icmp-echo")
+	p.waitStderr(t, "capturing on")
+	r.Cmd(t, "exec", name, "ping", "-c", "2", "-W", "5", gw)
+	r.Cmd(t, "restart", "-t", "0", name)
+	p.waitStderr(t, `docker container `+name+` was stopped or restarted; .* capture `+ref+` again`)
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("capture across a restart: exit %d, want 1 (its only part ended): %s", code, p.stderr.String())
+	}
+	if n := strings.Count(p.stderr.String(), "was stopped or restarted"); n != 1 {
+		t.Fatalf("the restart reported %d times: %s", n, p.stderr.String())
+	}
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "icmp.type")
+	if strings.Fields(out) == nil || len(strings.Fields(out)) != 2 {
+		t.Fatalf("tshark read %q from the capture, want the 2 echo requests from before the restart", out)
+	}
+	after := netnsOf(t, r, name)
+	if after == before {
+		t.Fatalf("docker restart kept the namespace %s; the test assumes a new one", before)
+	}
+	if got := mustNetobs(t, "ns", "id", ref); !strings.HasPrefix(got, ref+" "+after) {
+		t.Fatalf("ns id %s after the restart: %q, want %s", ref, got, after)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +274,240 @@ func TestCRIContainerRestartMidCapture(t *testing.T) {
 	}
 	if n := strings.Count(p.stdout.String(), "ICMP echo request"); n != 4 {
 		t.Fatalf("%d echo requests captured, want 2 from each container: %s", n, p.stdout.String())
+	}
+}
+
+// NETOBS_RUNTIME_ENDPOINT names the CRI socket as --runtime-endpoint does,
+// and the flag wins over it. A user who may not use the socket is told
+// so in one line naming it, exit 1.
+func TestCRIEndpointEnvAndPermission(t *testing.T) {
+	nstest.RequireTools(t, "setpriv")
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	want := readlink(t, "/proc/"+strconv.Itoa(c.PID(t, ctr))+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	missing := filepath.Join(t.TempDir(), "missing.sock")
+	for _, tc := range []struct {
+		env  string
+		args []string
+	}{
+		{c.Socket, []string{"ns", "id", ref}},
+		{missing, []string{"--runtime-endpoint", c.Socket, "ns", "id", ref}},
+		{"unix://" + c.Socket, []string{"ns", "id", ref}},
+	} {
+		cmd := exec.Command(netobsBin, tc.args...)
+		cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+tc.env)
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("NETOBS_RUNTIME_ENDPOINT=%s netobs %s: %q %v, want %s", tc.env, strings.Join(tc.args, " "), out, err, want)
+		}
+	}
+	cmd := exec.Command(netobsBin, "ns", "id", ref)
+	cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+missing)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), missing+": no such socket") {
+		t.Fatalf("NETOBS_RUNTIME_ENDPOINT=%s: %q %v, want an error naming it", missing, out, err)
+	}
+
+	// As nobody, whether the socket is given by the flag or the variable.
+	for _, args := range [][]string{{"--runtime-endpoint", c.Socket, "ns", "id", ref}, {"ns", "id", ref}, {"sockets", "pod:" + name}} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netobsBin}, args...)...)
+		cmd.Env = append(os.Environ(), "NETOBS_RUNTIME_ENDPOINT="+c.Socket)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		msg := stderr.String()
+		if cmd.ProcessState.ExitCode() != 1 || stdout.Len() != 0 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, c.Socket+": permission denied") {
+			t.Errorf("as nobody, netobs %s: exit %d, %q; want exit 1 and one line saying %s: permission denied", strings.Join(args, " "), cmd.ProcessState.ExitCode(), msg, c.Socket)
+		}
+	}
+}
+
+// events and attach take a pod: events sees an address added in the pod's
+// namespace, and attach's TAP device in it gets the pod container's
+// traffic (its ARP for an address on the device's subnet); both label
+// their output with the pod.
+func TestCRIPodAttachAndEvents(t *testing.T) {
+	nstest.RequireTools(t, "nsenter", "ip")
+	c := ctrtest.Containerd(t)
+	ns, name := nstest.UniqueName("ns"), nstest.UniqueName("web")
+	pod := c.RunPod(t, ns, name, nil, false)
+	ctr := c.RunContainer(t, pod, "main")
+	pid := strconv.Itoa(c.PID(t, ctr))
+	want := readlink(t, "/proc/"+pid+"/ns/net")
+	ref := "pod:" + ns + "/" + name
+	type owner struct {
+		Runtime, Pod string
+		ID           string `json:"container_id"`
+		PodNS        string `json:"pod_namespace"`
+	}
+	wantOwner := owner{Runtime: "cri", Pod: name, ID: pod.ID, PodNS: ns}
+
+	ev := startNetobs(t, "--runtime-endpoint", c.Socket, "events", ref, "--kinds", "addr", "-c", "1", "--json")
+	ev.waitStderr(t, "watching 1 namespaces")
+	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.1/32", "dev", "lo")
+	if code := ev.wait(t); code != 0 {
+		t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
+	}
+	var e struct {
+		NS struct {
+			Inode uint64
+			Label string
+			owner
+		}
+		Action, Text string
+	}
+	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
+		e.NS.Label != ref || e.NS.owner != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
+		t.Fatalf("events %s: %s (%v); want the add of 10.79.0.1/32 in %s labelled %s, %+v", ref, ev.stdout.String(), err, want, ref, wantOwner)
+	}
+
+	dev := nstest.UniqueName("tap")
+	at := startNetobs(t, "--runtime-endpoint", c.Socket, "attach", ref, "--tap", "--name", dev, "--addr", "10.79.1.1/24", "--json",
+		"--events", "--event-kinds", "addr")
+	at.waitStderr(t, "netobs: attached")
+	// No one has 10.79.1.2: the container's ARP requests for it go out
+	// of the device netobs reads.
+	c.Exec(t, ctr, "sh", "-c", "ping -c 2 -W 1 10.79.1.2 || true")
+	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.2/32", "dev", "lo")
+	var frame, event string
+	for i := 0; frame == "" || event == ""; i++ {
+		for _, l := range strings.Split(at.stdout.String(), "\n") {
+			switch {
+			case strings.Contains(l, "10.79.0.2/32"):
+				event = l
+			case strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "):
+				frame = l
+			}
+		}
+		if i == 1000 {
+			t.Fatalf("attach %s never showed the container's ARP for 10.79.1.2 and the event: %s", ref, at.stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := at.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
+	}
+	var fr struct {
+		Interface string
+		owner
+	}
+	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.owner != wantOwner {
+		t.Fatalf("attach frame %s (%v): want it from %s labelled %+v", frame, err, dev, wantOwner)
+	}
+	var ae struct {
+		Event struct {
+			NS struct {
+				Label string
+				owner
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(event), &ae); err != nil || ae.Event.NS.Label != ref || ae.Event.NS.owner != wantOwner {
+		t.Fatalf("attach --events line %s (%v): want it labelled %s, %+v", event, err, ref, wantOwner)
+	}
+}
+
+// Pod globs and label selectors expand outside capture too: events,
+// sockets and topo take every running match; a command that takes one
+// namespace refuses a glob that matches two, listing them (usage, exit 2).
+func TestCRIPodGlobsEverywhere(t *testing.T) {
+	nstest.RequireTools(t, "nsenter", "ip")
+	c := ctrtest.Containerd(t)
+	ep := []string{"--runtime-endpoint", c.Socket}
+	ns, base, app := nstest.UniqueName("ns"), nstest.UniqueName("web"), nstest.UniqueName("app")
+	var pids, inodes, pods []string
+	for i, port := range []string{"7701", "7702"} {
+		pod := c.RunPod(t, ns, base+"-"+strconv.Itoa(i), map[string]string{"app": app}, false)
+		ctr := c.RunContainer(t, pod, "main", "/bin/sh", "-c", "exec nc -l -p "+port)
+		pid := strconv.Itoa(c.PID(t, ctr))
+		pids = append(pids, pid)
+		inodes = append(inodes, inodeOf(t, "/proc/"+pid+"/ns/net"))
+		pods = append(pods, "pod:"+ns+"/"+base+"-"+strconv.Itoa(i))
+	}
+	glob := "pod:" + ns + "/" + base + "-*"
+	sort.Strings(inodes)
+	sel := [][]string{{glob}, {"-l", "app=" + app}}
+
+	for i, s := range sel {
+		ev := startNetobs(t, append(append(append([]string{}, ep...), "events", "--kinds", "addr", "-c", "2", "--json"), s...)...)
+		ev.waitStderr(t, "watching 2 namespaces")
+		for j, pid := range pids {
+			nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.80."+strconv.Itoa(i)+"."+strconv.Itoa(j+1)+"/32", "dev", "lo")
+		}
+		if code := ev.wait(t); code != 0 {
+			t.Fatalf("events %s: exit %d: %s", s, code, ev.stderr.String())
+		}
+		got := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSpace(ev.stdout.String()), "\n") {
+			var e struct{ NS struct{ Label, Pod string } }
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("events %s: line %q: %v", s, l, err)
+			}
+			got[e.NS.Label] = true
+		}
+		if !got[pods[0]] || !got[pods[1]] || len(got) != 2 {
+			t.Fatalf("events %s: events labelled %v, want one from each of %v", s, got, pods)
+		}
+
+		if got := topoInodes(t, []byte(mustNetobs(t, append(append(append([]string{}, ep...), "topo", "--format", "json"), s...)...))); strings.Join(got, " ") != strings.Join(inodes, " ") {
+			t.Fatalf("topo %s: namespaces %v, want %v", s, got, inodes)
+		}
+	}
+
+	// nc may take a moment to listen.
+	for _, s := range [][]string{{glob}, {"--selector", "app=" + app}} {
+		args := append(append(append([]string{}, ep...), "sockets", "-tl"), s...)
+		var out string
+		for i := 0; !strings.Contains(out, ":7701 ") || !strings.Contains(out, ":7702 "); i++ {
+			if i == 500 {
+				t.Fatalf("sockets %s never showed both listeners: %s", s, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+			out = mustNetobs(t, args...)
+		}
+		// Each listener under its pod's first line.
+		var cur string
+		under := map[string]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "pod:") {
+				cur = f[1]
+			}
+			for _, port := range []string{"7701", "7702"} {
+				if strings.Contains(l, ":"+port+" ") {
+					under[port] = cur
+				}
+			}
+		}
+		if under["7701"] != pods[0] || under["7702"] != pods[1] {
+			t.Fatalf("sockets %s:\n%s\nwant 7701 under %s and 7702 under %s", s, out, pods[0], pods[1])
+		}
+	}
+	var byPod = map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)), "\n") {
+		var s struct {
+			LocalPort uint16 `json:"local_port"`
+			Pod       string
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatal(err)
+		}
+		byPod[strconv.Itoa(int(s.LocalPort))] = s.Pod
+	}
+	if byPod["7701"] != base+"-0" || byPod["7702"] != base+"-1" {
+		t.Fatalf("sockets --json %s: pods by port %v", glob, byPod)
+	}
+
+	// One namespace wanted, two matched.
+	for _, args := range [][]string{{"ns", "id", glob}, {"ns", "exec", "--net", glob, "true"}, {"attach", glob, "--tap"}, {"forward", glob, "0", "80"}} {
+		res := netobs(t, append(ep, args...)...)
+		if res.code != 2 || res.stdout != "" || strings.Count(res.stderr, "\n") != 1 || !strings.Contains(res.stderr, pods[0]) || !strings.Contains(res.stderr, pods[1]) {
+			t.Errorf("netobs %s: %+v; want exit 2 and one line listing %v", strings.Join(args, " "), res, pods)
+		}
+	}
+	// A glob that matches one is that one.
+	if out := mustNetobs(t, append(ep, "ns", "id", "pod:"+ns+"/"+base+"-0*")...); !strings.Contains(out, inodeOf(t, "/proc/"+pids[0]+"/ns/net")) {
+		t.Fatalf("ns id of a glob matching one pod: %q", out)
 	}
 }

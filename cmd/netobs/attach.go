@@ -69,12 +69,12 @@ closed output pipe;
 1 error; 2 usage; 3 the namespace, the device or the mirrored interface
 went away; 128+N when signal N interrupts the start-up (a FIFO given to -w
 or --inject that has no other end yet).`,
-		Example: `  netobs attach 1234 --tap --addr 10.0.0.1/24
-  netobs attach /proc/1234/ns/net --tap --mirror eth0 -w eth0.pcap
-  netobs attach myns --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
-  netobs attach myns --tap --addr 10.0.0.1/24 --inject replay.pcap --inject-only
-  netobs attach myns --tap --addr 10.0.0.1/24 --events
-  netobs attach myns --cleanup      # after a netobs --mirror was killed with SIGKILL`,
+		Example: `  netobs attach $PID --tap --addr 10.9.0.1/24
+  netobs attach lab1 --tap --mirror veth1 -w veth1.pcap
+  netobs attach /proc/$PID/ns/net --tun --addr 10.9.0.1/24 --route 10.99.0.0/16 --json
+  netobs attach lab2 --tap --addr 10.9.0.1/24 --inject veth1.pcap --inject-only
+  netobs attach lab1 --tap --addr 10.9.0.1/24 --events
+  netobs attach lab1 --cleanup      # after a netobs --mirror was killed with SIGKILL`,
 		Args: exactArgs(1, "a namespace reference (NSREF)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cleanup {

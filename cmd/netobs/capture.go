@@ -62,12 +62,12 @@ containerd:NAMESPACE/ID, see netobs --help). A pod glob in quotes ('pod:default/
 -l SELECTOR (label selector on the runtimes' Docker, podman, CRI and containerd labels:
 app=web,tier!=db) expand to every running match, each its own interfaces in
 the one output; a namespace named twice is captured once.`,
-		Example: `  netobs capture ns1 -i eth0 -w ns1.pcapng -- tcp port 80
-  netobs capture ns1 ns2 1234 -w all.pcapng           # -i any in each
-  netobs capture ns1 -i eth0 -w - --immediate | tshark -r -
-  netobs capture /proc/42/ns/net -c 10 --json -- icmp
-  netobs capture 'pod:default/web-*' -w web.pcapng
-  netobs capture -l app=web -w web.pcapng -- tcp port 80`,
+		Example: `  netobs capture lab1 -i veth1 -w lab1.pcapng -- tcp port 80
+  netobs capture lab1 lab2 $PID -w all.pcapng           # -i any in each
+  netobs capture lab1 -i veth1 -w - --immediate | tshark -r -
+  netobs capture /proc/$PID/ns/net -c 10 --json -- icmp
+  netobs capture 'pod:default/web-*' -w web.pcapng      # pods web-0, web-1... of namespace default
+  netobs capture -l app=web -w web.pcapng -- tcp port 80  # containers and pods labelled app=web`,
 		Args: func(c *cobra.Command, args []string) error {
 			if f.selector != "" {
 				return nil
@@ -375,7 +375,18 @@ func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
 	if h.ended < h.parts {
 		rest = ", the others go on"
 	}
-	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s\n", ifc.Name, reason, rest)
+	hint := ""
+	if errors.Is(reason, capture.ErrNamespaceGone) {
+		for _, t := range h.targets {
+			if o := t.Owner; o != nil && o.Runtime != "cri" && t.NS.String() == ifc.Namespace {
+				// Docker and podman make a new network namespace when a
+				// container starts again; a pod's outlives its containers.
+				hint = fmt.Sprintf(" (%s container %s was stopped or restarted; a restarted container has a new network namespace: capture %s again)",
+					o.Runtime, termsafe.Quote(o.Container), termsafe.Quote(t.Label))
+			}
+		}
+	}
+	fmt.Fprintf(h.stderr, "netobs: capture %s: %v; its part of the capture ended%s%s\n", ifc.Name, reason, rest, hint)
 	if errors.Is(reason, capture.ErrNamespaceGone) {
 		// Holding the handle would keep the namespace, and the devices
 		// in it, alive until netobs exits.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
@@ -21,16 +22,17 @@ func init() { register(newEventsCmd) }
 
 func newEventsCmd(a *app) *cobra.Command {
 	var (
-		kinds   string
-		jsonOut bool
-		initial bool
-		all     bool
-		count   int
-		rescan  time.Duration
-		rcvbuf  int
+		kinds    string
+		jsonOut  bool
+		initial  bool
+		all      bool
+		count    int
+		rescan   time.Duration
+		rcvbuf   int
+		selector string
 	)
 	cmd := &cobra.Command{
-		Use:   "events [NSREF...|--all]",
+		Use:   "events [NSREF...] [-l SELECTOR] | --all",
 		Short: "Stream link, address, route, neighbour, rule and nsid changes from network namespaces",
 		Long: `events prints routing-netlink changes the way 'ip monitor' does, from one,
 many or all network namespaces at once, each line labelled with the namespace
@@ -39,7 +41,9 @@ container named by NSREF the container: docker:web, pod:default/web; --json
 then carries runtime, container_id, container, pod and pod_namespace in
 "ns", as capture does).
 
-Without NSREF it watches netobs's own namespace. With --all it watches every
+A pod glob in quotes ('pod:default/web-*') and -l SELECTOR (labels of the
+runtimes' containers and pods: app=web) expand to every running match.
+Without NSREF or -l it watches netobs's own namespace. With --all it watches every
 network namespace on the system, picks up new ones (named ones at once,
 process ones within --rescan) and reports those that go away. A namespace
 found after the start is reported as appeared, followed by its state as
@@ -63,17 +67,18 @@ dropped and counted in the totals printed at the end ("forged").
 SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
 stderr (exit 0); if nothing reads standard output for 2s after the signal,
 it gives up on the output, prints the totals and exits 1.`,
-		Example: `  netobs events ns1 ns2
+		Example: `  netobs events lab1 lab2
   netobs events --all --kinds link,addr
-  netobs events --initial --json 1234
-  netobs events --count 1 ns1   # wait for one change`,
+  netobs events --initial --json $PID
+  netobs events --count 1 lab1   # wait for one change
+  netobs events -l app=web       # every container and pod labelled app=web`,
 		RunE: func(c *cobra.Command, args []string) error {
 			ks, err := events.ParseKinds(kinds)
 			if err != nil {
 				return usageErrorf("events: --kinds: %v", err)
 			}
-			if all && len(args) > 0 {
-				return usageErrorf("events: --all watches every namespace; give it no NSREF (got %s)", strings.Join(args, " "))
+			if all && (len(args) > 0 || selector != "") {
+				return usageErrorf("events: --all watches every namespace; give it no NSREF or -l (got %s)", termsafe.Quote(strings.TrimSpace(strings.Join(args, " ")+" "+selector)))
 			}
 			if count < 0 {
 				return usageErrorf("events: --count must be 0 (no limit) or more, not %d", count)
@@ -81,7 +86,7 @@ it gives up on the output, prints the totals and exits 1.`,
 			if rescan < events.MinRescan || rescan > events.MaxRescan {
 				return usageErrorf("events: --rescan %q out of range: give a duration from %v to %v", c.Flags().Lookup("rescan").Value.String(), events.MinRescan, events.MaxRescan)
 			}
-			if !all && len(args) == 0 {
+			if !all && len(args) == 0 && selector == "" {
 				args = []string{"self"}
 			}
 			raiseFDLimit()
@@ -94,17 +99,17 @@ it gives up on the output, prints the totals and exits 1.`,
 			// Events from a container's namespace are labelled with the
 			// container (docker:web), as capture labels its packets.
 			owners := map[[2]uint64]*runtime.Container{}
-			for _, ref := range args {
-				ns, ctr, err := openNetNS(a, ref)
-				if err != nil {
-					return fmt.Errorf("events: %w", err)
-				}
-				nss = append(nss, ns)
-				if ctr != nil {
-					owners[[2]uint64{ns.ID().Dev, ns.ID().Inode}] = ctr
+			opened, ctrs, err := openNetNSMany(a, args, selector)
+			if err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			nss = opened
+			for i, ns := range nss {
+				if ctrs[i] != nil {
+					owners[[2]uint64{ns.ID().Dev, ns.ID().Inode}] = ctrs[i]
 				}
 			}
-			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf})
+			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf, HostRoot: a.hostRoot})
 			if errors.Is(err, syscall.EMFILE) {
 				return fmt.Errorf("%w: each namespace takes 2 file descriptors; raise the hard open-files limit (ulimit -Hn) above twice the namespaces to watch", err)
 			}
@@ -153,6 +158,7 @@ it gives up on the output, prints the totals and exits 1.`,
 	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces (10ms to 1h); a process's namespace that lives less is missed")
 	f.IntVar(&rcvbuf, "rcvbuf", events.DefaultRcvBuf, "receive buffer per namespace in `bytes` (tiny values provoke overflow, for testing)")
 	f.MarkHidden("rcvbuf")
+	addSelectorFlag(cmd, &selector, "l", "also watch")
 	return cmd
 }
 

@@ -53,9 +53,9 @@ without traffic. Failures to reach the target are reported on stderr, one
 line each, and the client's connection is closed; forward goes on serving.
 It stops on SIGINT, SIGTERM, SIGHUP or SIGQUIT, and with an error when the namespace goes
 away (its process exits or its name is deleted).`,
-		Example: `  netobs forward web 8080 80                 # host 127.0.0.1:8080 -> 127.0.0.1:80 in netns web
-  netobs forward 4242 0.0.0.0:5353 53 --udp    # UDP into the netns of PID 4242
-  netobs forward web --reverse 3128 10.0.0.1:3128  # inside web 127.0.0.1:3128 -> host proxy`,
+		Example: `  netobs forward lab1 8080 80                 # host 127.0.0.1:8080 -> 127.0.0.1:80 in netns lab1
+  netobs forward $PID 0.0.0.0:5353 53 --udp     # UDP into the netns of process $PID
+  netobs forward lab1 --reverse 3128 127.0.0.1:3128  # inside lab1 127.0.0.1:3128 -> the host's proxy`,
 		Args: exactArgs(3, "NSREF, LISTEN and TARGET"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runForward(a, args[0], args[1], args[2], o)

@@ -67,7 +67,7 @@ func addTypeFlag(c *cobra.Command, typ *string, usage string) {
 // containers (docker:NAME, podman:NAME) for NSREF arguments.
 func completeNSRef(a *app) cobra.CompletionFunc {
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		names, _ := nsjoin.Names()
+		names, _ := nsjoin.NamesUnder(a.hostRoot)
 		names = append(names, "self")
 		names = append(names, runtime.Refs(a.ctx, a.runtimeOptions())...)
 		return names, cobra.ShellCompDirectiveDefault
@@ -239,9 +239,9 @@ func newNSIDCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "id NSREF...",
 		Short: "Print the identity of namespaces (what readlink /proc/PID/ns/TYPE prints)",
-		Example: `  netobs ns id /proc/1234/ns/net      # type read from the file
-  netobs ns id 1234 --type uts          # a PID: net unless --type says otherwise
-  netobs ns id mynetns self`,
+		Example: `  netobs ns id /proc/$PID/ns/net      # type read from the file
+  netobs ns id $PID --type uts          # a PID: net unless --type says otherwise
+  netobs ns id lab1 self`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("%sneeds at least one NSREF (a path, PID, ip netns name or self)", where(c))
@@ -292,8 +292,8 @@ func newNSSameCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "same NSREF NSREF",
 		Short: "Exit 0 if two references name the same namespace, 1 if not (2 on error)",
-		Example: `  netobs ns same 1234 mynetns && echo "PID 1234 lives in mynetns"
-  netobs ns same --type uts 1234 self`,
+		Example: `  netobs ns same $PID lab1 || echo "process $PID is not in lab1"
+  netobs ns same --type uts $PID self`,
 		Args:              exactArgs(2, "two NSREFs"),
 		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -335,9 +335,9 @@ Entering a user namespace makes CMD root there. CMD's exit status is
 netobs's; 127 if CMD was not found, 126 if it could not be executed.
 Ctrl-C reaches CMD once, from the terminal (netobs ignores SIGINT and
 SIGQUIT while CMD runs); SIGTERM and SIGHUP sent to netobs are passed on.`,
-		Example: `  netobs ns exec --net mynetns -- ip addr
-  netobs ns exec -t 1234 -- sh              # all namespaces of PID 1234
-  netobs ns exec --net 1234 --uts 1234 -- hostname`,
+		Example: `  netobs ns exec --net lab1 -- ip addr
+  netobs ns exec -t $PID -- sh              # all namespaces of process $PID
+  netobs ns exec --net $PID --uts $PID -- hostname`,
 		ValidArgsFunction: completeNSRef(a),
 		RunE: func(c *cobra.Command, argv []string) error {
 			if len(argv) == 0 {
@@ -529,7 +529,7 @@ func newNSAddCmd(a *app) *cobra.Command {
 		Long: `Create a named network namespace, as ip netns add does. NAME must be one
 an NSREF can name: not all digits (a PID), not "self", no '/', spaces or
 control characters.`,
-		Example: "  netobs ns add lab1 && ip netns exec lab1 ip link",
+		Example: "  netobs ns add lab3 && ip netns exec lab3 ip link",
 		Args:    exactArgs(1, "a NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := nsjoin.ValidateNewName(args[0]); err != nil {

@@ -32,14 +32,14 @@ func newPSCmd(a *app) *cobra.Command {
 		Use:   "ps [--runtime docker|podman|cri|containerd] [--json]",
 		Short: "List the containers and pods on this host with their network namespaces",
 		Long: `List the containers of every runtime found on this host (Docker, podman
-through its API socket, CRI runtimes: containerd, CRI-O, and containerd
-through its own API, every containerd namespace) with runtime, ID, name,
-pod, state, network namespace and addresses. CRI pod sandboxes are listed
-with kind "pod". A container that Docker or the CRI lists is not listed
-again as containerd's (--runtime containerd lists them all). Any of them
-can then be named as an NSREF: docker:NAME, podman:ID, cri:ID,
-containerd:NAMESPACE/ID, pod:NAMESPACE/NAME, container:ID (a unique ID
-prefix is enough).
+through its API socket or its own command line, CRI runtimes: containerd,
+CRI-O, and containerd through its own API, every containerd namespace) with
+runtime, ID, name, pod, state, network namespace and addresses. CRI pod
+sandboxes are listed with kind "pod". A container that Docker or the CRI
+lists is not listed again as containerd's (--runtime containerd lists them
+all). Any of them can then be named as an NSREF: docker:NAME, podman:ID,
+cri:ID, containerd:NAMESPACE/ID, pod:NAMESPACE/NAME, container:ID (a unique
+ID prefix is enough).
 
 NETNS is the kernel's name of the container's network namespace, the same
 for containers that share one; "host" marks the host's own namespace. The

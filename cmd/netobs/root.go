@@ -110,9 +110,10 @@ containerd:[NAMESPACE/]ID (namespace default, nerdctl's, unless given;
 k8s.io for Kubernetes'). A reference of digits only is always a PID, even if an 'ip netns'
 name of those digits exists: name that one by its path, /run/netns/NAME.
 
-The examples in each command's help use placeholder names (ns1, web, myns,
-1234): replace them with yours. README.md builds a small lab (two named
-namespaces and a process) in which its own examples run as written.`,
+The examples in each command's help run as written in the small lab
+README.md builds: named namespaces lab1 and lab2 joined by veth1/veth2, and
+a process $PID alone in namespaces of its own. Those that name containers
+(docker:web, pod:default/web-*, -l app=web) need such containers.`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,

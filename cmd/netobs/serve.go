@@ -74,7 +74,7 @@ Needs root, like topo and events --all. Stops on SIGINT or SIGTERM.`,
 			}
 			// The host as given (Go reports 0.0.0.0 as [::]), the port as bound.
 			addr := net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
-			s, err := web.New(web.Options{Addr: addr, Token: token})
+			s, err := web.New(web.Options{Addr: addr, Token: token, HostRoot: a.hostRoot})
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("serve: %w", err)

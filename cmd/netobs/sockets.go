@@ -17,11 +17,12 @@ func init() { register(newSocketsCmd) }
 
 func newSocketsCmd(a *app) *cobra.Command {
 	var (
-		o    sockdiag.Options
-		asJS bool
+		o        sockdiag.Options
+		asJS     bool
+		selector string
 	)
 	c := &cobra.Command{
-		Use:   "sockets NSREF",
+		Use:   "sockets NSREF | --selector SELECTOR",
 		Short: "List the TCP and UDP sockets of a network namespace (like ss -tuna inside it)",
 		Long: `sockets lists the TCP and UDP sockets of the network namespace NSREF, as
 'ss -tuna' run inside it would: protocol, state, receive and send queues,
@@ -31,33 +32,58 @@ in /proc, so also processes in other PID namespaces, shown by host PID).
 For a container (docker:web, pod:default/web) a first line names it with
 its namespace (net:[INODE] docker:web), and --json adds runtime,
 container_id, container, pod and pod_namespace to every socket, as capture
-and events do.
+and events do. A pod glob in quotes ('pod:default/web-*') and --selector
+SELECTOR (labels of the runtimes' containers and pods: app=web; -l is
+--listening, as in ss) list every running match, each under its first line.
 
 The listing comes from a sock_diag netlink socket created inside the
 namespace; nothing is run there. Addresses are never resolved to names.`,
-		Example: `  netobs sockets web           # every TCP and UDP socket of netns web
-  netobs sockets 4242 -tl      # listening TCP sockets in the netns of PID 4242
-  netobs sockets web --json    # one JSON object per socket`,
-		Args: exactArgs(1, "NSREF"),
+		Example: `  netobs sockets lab1          # every TCP and UDP socket of netns lab1
+  netobs sockets $PID -tl      # listening TCP sockets in the netns of process $PID
+  netobs sockets lab1 --json   # one JSON object per socket
+  netobs sockets 'pod:default/web-*' -tl    # pods web-0, web-1... of namespace default
+  netobs sockets --selector app=web --json  # containers and pods labelled app=web`,
+		Args: func(c *cobra.Command, args []string) error {
+			if selector != "" && len(args) <= 1 {
+				return nil
+			}
+			return exactArgs(1, "NSREF or --selector")(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
-			ns, ctr, err := openNetNS(a, args[0])
+			nss, ctrs, err := openNetNSMany(a, args, selector)
 			if err != nil {
 				return fmt.Errorf("sockets: %w", err)
 			}
-			defer ns.Close()
-			socks, err := sockdiag.List(ns, o)
-			if err != nil {
-				return fmt.Errorf("sockets: %w", err)
+			defer func() {
+				for _, ns := range nss {
+					ns.Close()
+				}
+			}()
+			for i, ns := range nss {
+				socks, err := sockdiag.List(ns, o)
+				if err != nil {
+					return fmt.Errorf("sockets: %s: %w", termsafe.Quote(ns.Ref()), err)
+				}
+				if asJS {
+					if err := writeSocketsJSON(a, socks, containerOwner(ctrs[i])); err != nil {
+						return err
+					}
+					continue
+				}
+				if ctrs[i] != nil || len(nss) > 1 {
+					// Whose sockets these are, as events labels its
+					// lines: net:[INODE] docker:web.
+					label := ns.Ref()
+					if ctrs[i] != nil {
+						label = ctrs[i].Label()
+					}
+					fmt.Fprintf(a.stdout, "%s %s\n", ns.ID().Format(nsjoin.Net), termsafe.Escape(label))
+				}
+				if err := writeSocketsText(a, socks); err != nil {
+					return err
+				}
 			}
-			if asJS {
-				return writeSocketsJSON(a, socks, containerOwner(ctr))
-			}
-			if ctr != nil {
-				// Which container's sockets these are, as events labels
-				// its lines: net:[INODE] docker:web.
-				fmt.Fprintf(a.stdout, "%s %s\n", ns.ID().Format(nsjoin.Net), termsafe.Escape(ctr.Label()))
-			}
-			return writeSocketsText(a, socks)
+			return nil
 		},
 	}
 	f := c.Flags()
@@ -65,6 +91,7 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
 	f.BoolVarP(&o.UDP, "udp", "u", false, "UDP sockets (default: TCP and UDP)")
 	f.BoolVarP(&o.Listening, "listening", "l", false, "only listening TCP and unconnected UDP sockets")
 	f.BoolVar(&asJS, "json", false, "one JSON object per socket")
+	addSelectorFlag(c, &selector, "", "list the sockets of")
 	// ss habits: -a (every state) is the default and -n (numeric) is
 	// how addresses are always shown; accept both so `-tuna` works.
 	var all, numeric bool

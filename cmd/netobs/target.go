@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -21,9 +22,17 @@ func addRuntimeFlags(root *cobra.Command, a *app) {
 		"container runtime API address for docker:, podman:, cri:, containerd:, pod: and container: references: a Docker/podman API, CRI or containerd socket (unix:///PATH or PATH; default $"+runtime.EnvEndpoint+", else the usual sockets)")
 }
 
+// envHostRoot names the environment variable that, like --host-root, says
+// where the host's / is mounted; the flag wins.
+const envHostRoot = "NETOBS_HOST_ROOT"
+
 func addHostRootFlag(root *cobra.Command, a *app) {
-	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", "/",
-		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths are looked up there")
+	def := os.Getenv(envHostRoot)
+	if def == "" {
+		def = "/"
+	}
+	root.PersistentFlags().StringVar(&a.hostRoot, "host-root", def,
+		"where the host's / is mounted when netobs runs in a container (the host's /proc and /run under it): PIDs, ip netns names, runtime sockets and their netns paths, and the namespaces ns ls, topo, events --all, serve and completion list are looked up there; $"+envHostRoot+" sets it when the flag is not given")
 }
 
 // runtimeOptions is how container references reach their runtime.
@@ -43,6 +52,11 @@ func openNetNS(a *app, ref string) (*nsjoin.NS, *runtime.Container, error) {
 // openNS is openNetNS for a namespace of any type; t == 0 means a path
 // opens as whatever namespace it is, anything else as a network namespace.
 func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, error) {
+	if ref == "" {
+		// An unset shell variable, most likely; under --host-root it would
+		// otherwise read as a PID of no digits.
+		return nil, nil, usageError{errEmptyRef}
+	}
 	if !runtime.IsRef(ref) {
 		var ns *nsjoin.NS
 		var err error
@@ -71,6 +85,11 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 		return nil, nil, usageError{err}
 	}
 	c, err := runtime.Lookup(a.ctx, r, a.runtimeOptions())
+	if r.IsGlob() && errors.Is(err, runtime.ErrAmbiguous) {
+		// A glob where one namespace is taken: the matches are listed,
+		// the fix is in how netobs was called.
+		return nil, nil, usageError{err}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -86,6 +105,8 @@ func openNS(a *app, ref string, t nsjoin.Type) (*nsjoin.NS, *runtime.Container, 
 	}
 	return ns, &c, nil
 }
+
+var errEmptyRef = errors.New("empty NSREF: give a path, a PID, an ip netns name, self, or a container (docker:NAME, pod:NAMESPACE/NAME)")
 
 // underHostRoot maps a PID or an ip netns name to its file under
 // --host-root: the host's PIDs are not this process's when netobs runs in
@@ -174,6 +195,43 @@ func openNetNSAll(a *app, ref string) ([]*nsjoin.NS, []*runtime.Container, error
 		return nil, nil, err
 	}
 	return []*nsjoin.NS{ns}, []*runtime.Container{c}, nil
+}
+
+// openNetNSMany opens the network namespaces of a command that takes many:
+// every NSREF of refs (a pod glob expands to every match) and every
+// running container and pod a -l selector matches, if it is not empty.
+// On error nothing stays open.
+func openNetNSMany(a *app, refs []string, selector string) ([]*nsjoin.NS, []*runtime.Container, error) {
+	var nss []*nsjoin.NS
+	var ctrs []*runtime.Container
+	add := func(n []*nsjoin.NS, c []*runtime.Container, err error) error {
+		if err != nil {
+			for _, ns := range nss {
+				ns.Close()
+			}
+			nss, ctrs = nil, nil
+			return err
+		}
+		nss, ctrs = append(nss, n...), append(ctrs, c...)
+		return nil
+	}
+	for _, ref := range refs {
+		if err := add(openNetNSAll(a, ref)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if selector != "" {
+		if err := add(openSelected(a, selector)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nss, ctrs, nil
+}
+
+// addSelectorFlag adds --selector (-l where short is "l") to a command
+// that takes many namespaces, as capture has it.
+func addSelectorFlag(c *cobra.Command, selector *string, short, what string) {
+	c.Flags().StringVarP(selector, "selector", short, "", what+" every running container and pod whose runtime labels match (KEY=VALUE,KEY!=VALUE,KEY,!KEY)")
 }
 
 // openSelected opens the network namespace of every running container

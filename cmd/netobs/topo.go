@@ -16,12 +16,13 @@ func init() { register(newTopoCmd) }
 
 func newTopoCmd(a *app) *cobra.Command {
 	var (
-		all     bool
-		format  string
-		outFile string
+		all      bool
+		format   string
+		outFile  string
+		selector string
 	)
 	cmd := &cobra.Command{
-		Use:   "topo [NSREF...|--all]",
+		Use:   "topo [NSREF...] [-l SELECTOR] | --all",
 		Short: "Draw network namespaces, their interfaces and the links between them",
 		Long: `topo shows the namespace graph: every network namespace (with its ip-netns
 names, or a process in it), its interfaces (kind, state, MTU, MAC, addresses,
@@ -29,8 +30,10 @@ master, physical device), and what joins them: veth pairs (across namespaces),
 bridge and bond ports, VLAN/macvlan/ipvlan devices on their parents, and the
 processes holding TUN/TAP devices open.
 
-With NSREFs it draws those namespaces; without, or with --all, every network
-namespace on the system. A peer in a namespace that is not drawn is named
+With NSREFs it draws those namespaces (a pod glob in quotes,
+'pod:default/web-*', and -l SELECTOR on the runtimes' labels expand to every
+running match); without, or with --all, every network namespace on the
+system. A peer in a namespace that is not drawn is named
 (eth0@lab2) but gets no edge.
 
 Formats (--format):
@@ -49,31 +52,30 @@ terminal in text, and quoted so that Graphviz shows them as text in dot and
 svg. Needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to see
 other users' processes and their TUN/TAP descriptors).`,
 		Example: `  netobs topo
-  netobs topo ns1 ns2
+  netobs topo lab1 lab2
   netobs topo --all --format json
-  netobs topo --format svg -o topo.svg`,
+  netobs topo --format svg -o topo.svg
+  netobs topo 'pod:default/web-*' -l app=db`,
 		ValidArgsFunction: completeNSRefs(a, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			f, err := topo.ParseFormat(format)
 			if err != nil {
 				return usageErrorf("topo: --format: %v", err)
 			}
-			if all && len(args) > 0 {
-				return usageErrorf("topo: --all draws every namespace; give it no NSREF (got %s)", termsafe.Quote(strings.Join(args, " ")))
+			if all && (len(args) > 0 || selector != "") {
+				return usageErrorf("topo: --all draws every namespace; give it no NSREF or -l (got %s)", termsafe.Quote(strings.TrimSpace(strings.Join(args, " ")+" "+selector)))
 			}
-			opts := topo.Options{All: len(args) == 0}
+			opts := topo.Options{All: len(args) == 0 && selector == "", HostRoot: a.hostRoot}
 			defer func() {
 				for _, ns := range opts.Namespaces {
 					ns.Close()
 				}
 			}()
-			for _, ref := range args {
-				ns, _, err := openNetNS(a, ref)
-				if err != nil {
-					return fmt.Errorf("topo: %w", err)
-				}
-				opts.Namespaces = append(opts.Namespaces, ns)
+			nss, _, err := openNetNSMany(a, args, selector)
+			if err != nil {
+				return fmt.Errorf("topo: %w", err)
 			}
+			opts.Namespaces = nss
 			g, err := topo.Build(opts)
 			if err != nil {
 				return fmt.Errorf("topo: %w", err)
@@ -100,6 +102,7 @@ other users' processes and their TUN/TAP descriptors).`,
 	fl.BoolVar(&all, "all", false, "draw every network namespace on the system (the default without NSREF)")
 	fl.StringVar(&format, "format", "text", "output format: text, json, dot or svg")
 	fl.StringVarP(&outFile, "output", "o", "", `write to FILE instead of standard output ("-" for standard output)`)
+	addSelectorFlag(cmd, &selector, "l", "draw")
 	cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var names []string
 		for _, f := range topo.Formats {

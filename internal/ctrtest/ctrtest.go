@@ -64,13 +64,55 @@ func Docker(tb testing.TB) *Runtime {
 // /run/podman/podman.sock if nothing answers there.
 func Podman(tb testing.TB) *Runtime {
 	tb.Helper()
-	return get(tb, "podman", func() *Runtime {
-		return &Runtime{Name: "podman", Socket: "/run/podman/podman.sock", bin: "podman",
-			runArgs: []string{"--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"},
-			rmArgs:  []string{"--time", "0"}}
-	}, []string{"podman", "runc", "busybox"}, func(sock, log string) *exec.Cmd {
+	return get(tb, "podman", newPodman, []string{"podman", "runc", "busybox"}, func(sock, log string) *exec.Cmd {
 		return exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
 	})
+}
+
+// PodmanCLI returns podman for a test of netobs without podman's API
+// service: the service is not started for it (one started for another
+// test may still run; WithoutAPI hides it from a command).
+func PodmanCLI(tb testing.TB) *Runtime {
+	tb.Helper()
+	nstest.RequireTools(tb, "unshare", "mount")
+	return get(tb, "podman-cli", newPodman, []string{"podman", "runc", "busybox"}, nil)
+}
+
+func newPodman() *Runtime {
+	return &Runtime{Name: "podman", Socket: "/run/podman/podman.sock", bin: "podman",
+		runArgs: []string{"--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"},
+		rmArgs:  []string{"--time", "0"}}
+}
+
+// WithoutAPI makes cmd run with the runtime's API socket hidden: in a
+// mount namespace of its own (unshare -m) where an empty tmpfs covers the
+// socket's directory, and without the environment variables that name
+// another socket. The runtime's state is untouched, so its own command
+// line still works, while nothing answers on its socket for cmd and its
+// children, whether or not a service runs for other tests.
+func (r *Runtime) WithoutAPI(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	dir := filepath.Dir(r.Socket)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = nil
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != "CONTAINER_HOST" && k != "XDG_RUNTIME_DIR" && k != "DOCKER_HOST" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Args = append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs -o size=64k,mode=0755 netobs-test-hidden "$0" && exec "$@"`, dir, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = unshare
 }
 
 func get(tb testing.TB, name string, mk func() *Runtime, tools []string, daemon func(sock, log string) *exec.Cmd) *Runtime {
@@ -86,7 +128,7 @@ func get(tb testing.TB, name string, mk func() *Runtime, tools []string, daemon 
 		tb.Fatal(err)
 	}
 	r := mk()
-	if !answers(r.Socket) {
+	if daemon != nil && !answers(r.Socket) {
 		if err := os.MkdirAll(filepath.Dir(r.Socket), 0o755); err != nil {
 			tb.Fatal(err)
 		}

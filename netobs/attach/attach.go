@@ -90,7 +90,9 @@ type Options struct {
 	Events events.Kinds
 	// Label and Owner, if set, name the namespace in those events as
 	// events.Namespace's fields of the same names do (a container's
-	// docker:web, and its runtime, ID and pod).
+	// docker:web, and its runtime, ID and pod); Owner also goes into
+	// every JSON frame (runtime, container_id, container, pod,
+	// pod_namespace) and the pcapng interface description.
 	Label string
 	Owner *pktout.Owner
 }
@@ -298,13 +300,19 @@ type sink interface {
 	flush(final bool, st *Result) error
 }
 
-func newSink(w io.Writer, f Format, dev string, k tapdev.Kind, ns string) (sink, error) {
+// newSink makes the sink of the device dev in namespace ns; owner, if not
+// nil, is the container the namespace belongs to, named in every frame
+// (--json) and in the interface description.
+func newSink(w io.Writer, f Format, dev string, k tapdev.Kind, ns string, owner *pktout.Owner) (sink, error) {
 	if w == nil {
 		return discard{}, nil
 	}
-	ifc := &pktout.Interface{Name: dev, Device: dev, Namespace: ns,
+	ifc := &pktout.Interface{Name: dev, Device: dev, Namespace: ns, Owner: owner,
 		Description: "netobs attach, " + k.String() + " device in " + ns,
 		LinkType:    pktout.LinkEthernet, Snaplen: snapLen}
+	if owner != nil {
+		ifc.Description += ", " + owner.Describe()
+	}
 	if k == tapdev.TUN {
 		ifc.LinkType = pktout.LinkRaw
 	}

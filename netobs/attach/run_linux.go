@@ -100,7 +100,7 @@ func run(ctx context.Context, o Options) (Result, error) {
 	defer dev.Close()
 	r := &runner{o: o, dev: dev, stopped: make(chan struct{})}
 	r.res.Device, r.res.Namespace = dev.Name(), dev.Namespace()
-	if r.sink, err = newSink(o.Output, o.Format, dev.Name(), dev.Kind(), dev.Namespace()); err != nil {
+	if r.sink, err = newSink(o.Output, o.Format, dev.Name(), dev.Kind(), dev.Namespace(), o.Owner); err != nil {
 		return r.res, fmt.Errorf("write %v header: %w", o.Format, err)
 	}
 	before, err := dev.Stats()

@@ -76,7 +76,7 @@ func TestTextSummaries(t *testing.T) {
 			w *bytes.Buffer
 			f Format
 		}{{&text, Text}, {&js, JSON}} {
-			s, err := newSink(out.w, out.f, "dev0", c.kind, "net:[1]")
+			s, err := newSink(out.w, out.f, "dev0", c.kind, "net:[1]", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +225,7 @@ func TestFileSinkNanosecondsAndStats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := newSink(file, f, "tap0", tapdev.TAP, "net:[4026531840]")
+		s, err := newSink(file, f, "tap0", tapdev.TAP, "net:[4026531840]", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

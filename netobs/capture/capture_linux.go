@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,15 +107,8 @@ func describe(t Target) (label, desc string) {
 		label = strconv.FormatUint(id.Inode, 10)
 	}
 	var parts []string
-	if o := t.Owner; o != nil {
-		id := o.ContainerID
-		if len(id) > 12 {
-			id = id[:12]
-		}
-		parts = append(parts, fmt.Sprintf("%s container %q (ID %s)", o.Runtime, o.Container, id))
-		if o.Pod != "" {
-			parts = append(parts, fmt.Sprintf("pod %s/%s", o.PodNamespace, o.Pod))
-		}
+	if t.Owner != nil {
+		parts = append(parts, t.Owner.Describe())
 	}
 	parts = append(parts, "network namespace "+ns.String())
 	if name != "" {

@@ -34,16 +34,22 @@ type sighting struct {
 }
 
 // scanSystem finds every network namespace reachable by a name under
-// /run/netns or by a process, keyed by identity (nsjoin.Scan). Processes
-// and names that vanish during the scan are skipped.
-func scanSystem() map[nsKey]*sighting {
-	infos, _ := nsjoin.Scan(nsjoin.Net)
+// /run/netns or by a process, keyed by identity (nsjoin.Scan), on the
+// system whose / is root (Options.HostRoot; "" for netobs's own).
+// Processes and names that vanish during the scan are skipped.
+func scanSystem(root string) map[nsKey]*sighting {
+	var infos []nsjoin.Info
+	if root == "" || root == "/" {
+		infos, _ = nsjoin.Scan(nsjoin.Net)
+	} else {
+		infos, _ = nsjoin.ScanUnder(root, nsjoin.Net)
+	}
 	seen := make(map[nsKey]*sighting, len(infos))
 	for _, in := range infos {
-		s := &sighting{pid: in.PID, path: fmt.Sprintf("/proc/%d/ns/net", in.PID)}
+		s := &sighting{pid: in.PID, path: filepath.Join(root, fmt.Sprintf("/proc/%d/ns/net", in.PID))}
 		if len(in.Names) > 0 { // sorted: the first name wins
 			s.name = in.Names[0]
-			s.path = filepath.Join(nsjoin.NetnsRunDir, s.name)
+			s.path = filepath.Join(root, nsjoin.NetnsRunDir, s.name)
 		}
 		seen[nsKey{in.ID.Dev, in.ID.Inode}] = s
 	}
@@ -53,6 +59,7 @@ func scanSystem() map[nsKey]*sighting {
 // discovery is what Options.All adds to a watcher. Only the poller
 // goroutine touches it.
 type discovery struct {
+	root     string // Options.HostRoot
 	inofd    int
 	watching bool // /run/netns is watched
 	pending  map[string]time.Time
@@ -89,13 +96,13 @@ func (w *Watcher) startDiscovery() (*discovery, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)
 	}
-	d := &discovery{inofd: fd, pending: map[string]time.Time{}, failed: map[nsKey]bool{}}
+	d := &discovery{root: w.opts.HostRoot, inofd: fd, pending: map[string]time.Time{}, failed: map[nsKey]bool{}}
 	w.disc = d // so that release closes it if what follows fails
 	if err := w.poll(fd); err != nil {
 		return nil, err
 	}
 	d.ensureWatch()
-	if err := d.addNew(w, scanSystem()); err != nil {
+	if err := d.addNew(w, scanSystem(d.root)); err != nil {
 		return nil, err
 	}
 	d.started = true
@@ -115,7 +122,7 @@ func (d *discovery) ensureWatch() {
 	if d.watching {
 		return
 	}
-	_, err := unix.InotifyAddWatch(d.inofd, nsjoin.NetnsRunDir,
+	_, err := unix.InotifyAddWatch(d.inofd, filepath.Join(d.root, nsjoin.NetnsRunDir),
 		unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_ONLYDIR)
 	d.watching = err == nil
 }
@@ -166,7 +173,7 @@ func (d *discovery) retryPending(w *Watcher) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		path := filepath.Join(nsjoin.NetnsRunDir, name)
+		path := filepath.Join(d.root, nsjoin.NetnsRunDir, name)
 		var st unix.Stat_t
 		if unix.Stat(path, &st) != nil || st.Dev != w.nsfsDev {
 			if now.After(d.pending[name]) {

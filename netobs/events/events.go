@@ -195,6 +195,11 @@ type Options struct {
 	// All: watch every network namespace on the system, including ones
 	// that appear later.
 	All bool
+	// HostRoot is where the host's / is mounted when the caller runs in a
+	// container with the host's /proc and /run under it: All scans
+	// HostRoot/proc and HostRoot/run/netns, and names and PIDs are the
+	// host's. "" or "/" means the caller's own /proc and /run.
+	HostRoot string
 	// RcvBuf is the receive buffer asked for each socket, in bytes; zero
 	// means DefaultRcvBuf. Small values are for tests that want overflow.
 	RcvBuf int

@@ -157,7 +157,7 @@ func newWatcher(ctx context.Context, nss []*nsjoin.NS, opts Options) (*Watcher, 
 	if len(nss) > 0 {
 		// One look at /run/netns and /proc gives the names and PIDs the
 		// namespaces are labelled with.
-		labels = scanSystem()
+		labels = scanSystem(opts.HostRoot)
 	}
 	for _, ns := range nss {
 		if w.closing() {
@@ -905,7 +905,7 @@ func (w *Watcher) tick() error {
 	if w.disc != nil {
 		w.disc.scanNow = false
 		w.disc.ensureWatch()
-		seen = scanSystem()
+		seen = scanSystem(w.opts.HostRoot)
 	}
 	for _, n := range w.sorted() {
 		reason := ""

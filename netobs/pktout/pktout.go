@@ -66,6 +66,20 @@ type Owner struct {
 	PodNamespace string `json:"pod_namespace,omitempty"`
 }
 
+// Describe is how interface descriptions name the owner: docker container
+// "web" (ID 0123456789ab), and the pod if any: pod default/web-0.
+func (o *Owner) Describe() string {
+	id := o.ContainerID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	s := fmt.Sprintf("%s container %q (ID %s)", o.Runtime, o.Container, id)
+	if o.Pod != "" {
+		s += fmt.Sprintf(", pod %s/%s", o.PodNamespace, o.Pod)
+	}
+	return s
+}
+
 // Packet is one packet. Its byte slices are valid only during the call
 // that receives it.
 type Packet struct {

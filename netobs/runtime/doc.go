@@ -8,7 +8,11 @@
 // each runtime has one implementation. Docker and podman are both reached
 // through the Docker Engine API (podman serves a compatible one) with the
 // moby client library; their unix sockets are found without configuration
-// (see [Endpoints]) and an explicit endpoint overrides them.
+// (see [Endpoints]) and an explicit endpoint overrides them. Where no
+// podman socket answers (podman has no daemon; its API service is often
+// off), podman's own command line is run instead: `podman ps --all
+// --format json` and `podman container inspect`, bounded by a timeout,
+// whose JSON is parsed as the runtime's answer.
 //
 // CRI runtimes (containerd's CRI plugin, CRI-O) are reached through the
 // Kubernetes CRI (k8s.io/cri-api over gRPC on their unix socket), which

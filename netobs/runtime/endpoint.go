@@ -143,9 +143,11 @@ func normalize(addr string) string {
 // of its endpoints that answers, for "" every runtime that answers (a
 // socket reached by two paths counted once per runtime: containerd's
 // socket serves both the CRI and its own API). An explicit endpoint for ""
-// is asked as the Docker API or the CRI, and as containerd's API. It fails
-// with an UnreachableError if none answers. The caller closes what it
-// gets.
+// is asked as the Docker API or the CRI, and as containerd's API. Without
+// an explicit endpoint, podman (asked for by name or as any runtime) is
+// reached through its own command line when no podman API socket answers.
+// It fails with an UnreachableError if none answers. The caller closes
+// what it gets.
 func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) {
 	var eps []Endpoint
 	if addr := o.endpoint(); addr != "" {
@@ -198,6 +200,13 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		rts = append(rts, rt)
 		if runtime != "" {
 			break
+		}
+	}
+	if wantPodmanCLI(runtime, o, rts) {
+		if bin, err := lookPodman(o); err == nil {
+			rts = append(rts, &podmanCLI{bin: bin})
+		} else if runtime == "podman" {
+			tried = append(tried, "podman command: "+err.Error())
 		}
 	}
 	if len(rts) == 0 {

@@ -223,7 +223,35 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 		return nil, err
 	}
 	var all []Container
+	// podman's command line inspects them all in one run, not one each;
+	// if one went away since the listing, each is asked alone below.
+	batched := map[Runtime]bool{}
+	for _, rt := range rts {
+		p, ok := rt.(*podmanCLI)
+		if !ok {
+			continue
+		}
+		var ids []string
+		for _, c := range cs {
+			if c.rt == rt {
+				ids = append(ids, c.ID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		ds, err := p.inspectAll(ctx, ids)
+		if err == nil {
+			all = append(all, ds...)
+			batched[rt] = true
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
 	for _, c := range cs {
+		if batched[c.rt] {
+			continue
+		}
 		d, err := detail(ctx, c.rt, c.Container)
 		if errors.Is(err, ErrNotFound) {
 			continue // removed since the listing

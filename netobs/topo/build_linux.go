@@ -66,11 +66,11 @@ func build(opts Options) (*Graph, error) {
 			return nil, fmt.Errorf("%s: %w", ns.Ref(), &nsjoin.WrongTypeError{Got: ns.Type(), Want: nsjoin.Net})
 		}
 	}
-	infos, err := nsjoin.List(nsjoin.Net)
+	infos, err := listNet(opts.HostRoot)
 	if err != nil {
 		return nil, err
 	}
-	host := hostID()
+	host := hostID(opts.HostRoot)
 	b := &builder{nsidOf: kernelNSID, load: loadEntry}
 	defer b.close()
 	byID := map[[2]uint64]*entry{}
@@ -90,7 +90,7 @@ func build(opts Options) (*Graph, error) {
 		e := byID[k]
 		if e == nil {
 			e = &entry{shown: opts.All, node: &Namespace{ID: NodeID(in.ID.Inode), Inode: in.ID.Inode}}
-			e.ns, e.loadErr = openInfo(in)
+			e.ns, e.loadErr = openInfo(opts.HostRoot, in)
 			e.own = e.ns != nil
 			if e.ns == nil && errors.Is(e.loadErr, fs.ErrNotExist) {
 				continue // gone since the scan
@@ -107,20 +107,29 @@ func build(opts Options) (*Graph, error) {
 		}
 	}
 	g := b.assemble()
-	if err := findOwners(g); err != nil {
+	if err := findOwners(g, opts.HostRoot); err != nil {
 		return nil, err
 	}
 	g.sortGraph()
 	return g, nil
 }
 
+// listNet lists the network namespaces of the system whose / is root.
+func listNet(root string) ([]nsjoin.Info, error) {
+	if root == "" || root == "/" {
+		return nsjoin.List(nsjoin.Net)
+	}
+	return nsjoin.ListUnder(root, nsjoin.Net)
+}
+
 // hostID returns the identity of the initial network namespace: PID 1's,
 // or, where PID 1 cannot be looked at (a sandbox), kthreadd's: kernel
 // threads always live in the initial namespaces.
-func hostID() nsjoin.ID {
-	paths := []string{"/proc/1/ns/net"}
-	if b, err := os.ReadFile("/proc/2/comm"); err == nil && string(b) == "kthreadd\n" {
-		paths = append(paths, "/proc/2/ns/net")
+func hostID(root string) nsjoin.ID {
+	proc := filepath.Join(root, "/proc")
+	paths := []string{proc + "/1/ns/net"}
+	if b, err := os.ReadFile(proc + "/2/comm"); err == nil && string(b) == "kthreadd\n" {
+		paths = append(paths, proc+"/2/ns/net")
 	}
 	for _, p := range paths {
 		if ns, err := nsjoin.OpenFile(p); err == nil {
@@ -136,14 +145,18 @@ func hostID() nsjoin.ID {
 // name first, else through a process in it. It fails with fs.ErrNotExist
 // when no such namespace exists now. The caller closes the handle. Needs
 // the privilege to open other processes' namespaces (CAP_SYS_PTRACE).
-func OpenNamespace(id string) (*nsjoin.NS, error) {
-	infos, err := nsjoin.List(nsjoin.Net)
+func OpenNamespace(id string) (*nsjoin.NS, error) { return OpenNamespaceUnder("", id) }
+
+// OpenNamespaceUnder is OpenNamespace on the system whose / is mounted at
+// root (Options.HostRoot).
+func OpenNamespaceUnder(root, id string) (*nsjoin.NS, error) {
+	infos, err := listNet(root)
 	if err != nil {
 		return nil, &Error{Op: "open namespace " + id, Err: err}
 	}
 	for i := range infos {
 		if NodeID(infos[i].ID.Inode) == id {
-			ns, err := openInfo(&infos[i])
+			ns, err := openInfo(root, &infos[i])
 			if err != nil {
 				return nil, &Error{Op: "open namespace " + id, Err: err}
 			}
@@ -155,10 +168,10 @@ func OpenNamespace(id string) (*nsjoin.NS, error) {
 
 // openInfo opens a namespace List found, by name first (a name outlives
 // processes), and checks that it is still the namespace List saw.
-func openInfo(in *nsjoin.Info) (*nsjoin.NS, error) {
-	path := fmt.Sprintf("/proc/%d/ns/net", in.PID)
+func openInfo(root string, in *nsjoin.Info) (*nsjoin.NS, error) {
+	path := filepath.Join(root, fmt.Sprintf("/proc/%d/ns/net", in.PID))
 	if len(in.Names) > 0 {
-		path = filepath.Join(nsjoin.NetnsRunDir, in.Names[0])
+		path = filepath.Join(root, nsjoin.NetnsRunDir, in.Names[0])
 	}
 	ns, err := nsjoin.OpenFile(path)
 	if err != nil {

@@ -18,3 +18,6 @@ func Build(opts Options) (*Graph, error) {
 func OpenNamespace(id string) (*nsjoin.NS, error) {
 	return nil, &Error{Op: "open namespace " + id, Err: fmt.Errorf("not supported on %s", runtime.GOOS)}
 }
+
+// OpenNamespaceUnder fails: network namespaces are Linux only.
+func OpenNamespaceUnder(root, id string) (*nsjoin.NS, error) { return OpenNamespace(id) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -22,8 +23,14 @@ var tunDev = unix.Mkdev(10, 200)
 
 // findOwners adds the processes holding the graph's TUN/TAP devices, and
 // their Owner edges. A device name is matched only after the kernel said
-// which namespace the descriptor's device is in.
-func findOwners(g *Graph) error {
+// which namespace the descriptor's device is in. Under a host root the
+// processes are those of root/proc, looked at only if that /proc is of
+// netobs's own PID namespace (its PIDs can then be opened as pidfds).
+func findOwners(g *Graph, root string) error {
+	proc := filepath.Join(root, "/proc")
+	if self, err := os.Readlink(proc + "/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return nil
+	}
 	byName := map[string][]*Interface{}
 	inode := map[string]uint64{}
 	for _, n := range g.Namespaces {
@@ -37,7 +44,7 @@ func findOwners(g *Graph) error {
 	if len(byName) == 0 {
 		return nil
 	}
-	fds, err := scanTunFDs()
+	fds, err := scanTunFDs(proc)
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func findOwners(g *Graph) error {
 			}
 			p := procs[t.pid]
 			if p == nil {
-				p = &Process{ID: "pid:" + strconv.Itoa(t.pid), PID: t.pid, Comm: comm(t.pid)}
+				p = &Process{ID: "pid:" + strconv.Itoa(t.pid), PID: t.pid, Comm: comm(proc, t.pid)}
 				procs[t.pid] = p
 				g.Processes = append(g.Processes, p)
 			}
@@ -74,14 +81,14 @@ func findOwners(g *Graph) error {
 
 // scanTunFDs finds every open /dev/net/tun descriptor attached to a
 // device. Processes and descriptors that go away meanwhile are skipped.
-func scanTunFDs() ([]tunFD, error) {
+func scanTunFDs(proc string) ([]tunFD, error) {
 	var out []tunFD
-	err := procfd.Each("/proc", func(pid, fd int, path string) bool {
+	err := procfd.Each(proc, func(pid, fd int, path string) bool {
 		var st unix.Stat_t
 		if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != tunDev {
 			return true
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/fdinfo/" + strconv.Itoa(fd))
+		b, err := os.ReadFile(proc + "/" + strconv.Itoa(pid) + "/fdinfo/" + strconv.Itoa(fd))
 		if err != nil {
 			return true
 		}
@@ -124,8 +131,8 @@ func tunNetns(pid, fd int) (uint64, error) {
 }
 
 // comm returns a process's name, or "?" if it is gone.
-func comm(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+func comm(proc string, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", proc, pid))
 	if err != nil {
 		return "?"
 	}

@@ -129,6 +129,11 @@ type Options struct {
 	// All draws every network namespace on the system (nsjoin.List):
 	// those of processes and those named under /run/netns.
 	All bool
+	// HostRoot is where the host's / is mounted when the caller runs in a
+	// container with the host's /proc and /run under it: namespaces,
+	// names, PIDs and commands are read from HostRoot/proc and
+	// HostRoot/run/netns. "" or "/" means the caller's own.
+	HostRoot string
 }
 
 // ErrNoNamespaces: Build was given no namespace and not All.

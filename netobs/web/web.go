@@ -42,6 +42,10 @@ type Options struct {
 	// Heartbeat is how often an idle event stream gets a comment line,
 	// so proxies and browsers keep it open; zero means 15 seconds.
 	Heartbeat time.Duration
+	// HostRoot is where the host's / is mounted when the server runs in a
+	// container with the host's /proc and /run under it (see
+	// topo.Options.HostRoot); "" or "/" means its own.
+	HostRoot string
 }
 
 // Server serves the page and its API. Create it with New.
@@ -157,7 +161,7 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
-	g, err := topo.Build(topo.Options{All: true})
+	g, err := topo.Build(topo.Options{All: true, HostRoot: s.opts.HostRoot})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -168,8 +172,8 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 
 // openNamespace opens the namespace with topo's node ID nsID, or answers
 // 404 (no such namespace) or 500 and reports false.
-func openNamespace(w http.ResponseWriter, nsID string) (*nsjoin.NS, bool) {
-	ns, err := topo.OpenNamespace(nsID)
+func (s *Server) openNamespace(w http.ResponseWriter, nsID string) (*nsjoin.NS, bool) {
+	ns, err := topo.OpenNamespaceUnder(s.opts.HostRoot, nsID)
 	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, fmt.Sprintf("no namespace %q", nsID), http.StatusNotFound)
 		return nil, false
@@ -189,7 +193,7 @@ func (s *Server) sockets(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want an ns parameter", http.StatusBadRequest)
 		return
 	}
-	ns, ok := openNamespace(w, nsID)
+	ns, ok := s.openNamespace(w, nsID)
 	if !ok {
 		return
 	}
@@ -217,7 +221,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	kinds, _ := events.ParseKinds("link,addr,nsid")
-	wt, err := events.New(ctx, nil, events.Options{All: true, Kinds: kinds})
+	wt, err := events.New(ctx, nil, events.Options{All: true, Kinds: kinds, HostRoot: s.opts.HostRoot})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -299,7 +303,7 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want ns and iface parameters", http.StatusBadRequest)
 		return
 	}
-	ns, ok := openNamespace(w, nsID)
+	ns, ok := s.openNamespace(w, nsID)
 	if !ok {
 		return
 	}
