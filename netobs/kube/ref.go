@@ -78,3 +78,10 @@ func ParseRef(s string) (Ref, error) {
 	}
 	return Ref{Kind: k, Name: name}, nil
 }
+
+// IsKind tells whether s is a kind ParseRef knows ("pod", "deploy", ...),
+// so that a command line can tell references from a filter expression.
+func IsKind(s string) bool {
+	_, ok := kinds[strings.ToLower(s)]
+	return ok
+}
