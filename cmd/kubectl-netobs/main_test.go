@@ -234,8 +234,10 @@ func TestHostNetworkWarns(t *testing.T) {
 func TestNoAgentClient(t *testing.T) {
 	cs := fake.NewClientset(objects()...)
 	e := &env{
-		connect: func(clientcmd.ClientConfig, bool) (kubernetes.Interface, kube.PodDialer, error) { return cs, dialer{}, nil },
-		agents:  kube.NoAgentClient{},
+		connect: func(clientcmd.ClientConfig, bool) (kubernetes.Interface, kube.PodDialer, error) {
+			return cs, dialer{}, nil
+		},
+		agents: kube.NoAgentClient{},
 	}
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"--kubeconfig", kubeconfig(t), "capture", "-n", "default", "pod/a"}, &out, &errb, e)
