@@ -149,6 +149,9 @@ func (a *app) psCmd() *cobra.Command {
 					return usageErrorf("ps: %s: ps takes nodes; for a pod's containers use `kubectl get pod`", r)
 				}
 			}
+			if a.selector != "" {
+				return usageErrorf("ps: -l does not apply: ps lists what the agents of whole nodes see")
+			}
 			var targets []kube.Target
 			if len(refs) == 0 {
 				r, _, _, err := a.resolver()
@@ -162,10 +165,7 @@ func (a *app) psCmd() *cobra.Command {
 				a.report(res)
 				targets = res.Targets
 			} else {
-				sel := a.selector
-				a.selector = ""
 				targets, err = a.resolve(c.Context(), refs, true)
-				a.selector = sel
 				if err != nil {
 					return err
 				}

@@ -197,10 +197,15 @@ func TestErrors(t *testing.T) {
 		{"forbidden", forbidPods, []string{"capture", "pod/a"}, 1, `forbidden: RBAC does not let you get pods a in namespace default`},
 		{"not found", nil, []string{"capture", "pod/zz"}, 1, `pod zz not found in namespace default`},
 		{"bad ref", nil, []string{"capture", "pod/Not_A_Name"}, 2, `bad reference pod/Not_A_Name`},
+		{"unknown kind", nil, []string{"capture", "svc/web", "port", "80"}, 2, `bad reference svc/web: unknown kind svc`},
+		{"CIDR filter is a filter", nil, []string{"capture", "-l", "app=none", "net", "10.0.0.0/8"}, 1, `no pods: nothing running matches -l app=none`},
 		{"bad selector", nil, []string{"capture", "-l", "a in ("}, 2, `bad label selector`},
 		{"nothing named", nil, []string{"capture"}, 2, `name what to observe`},
 		{"unknown flag", nil, []string{"capture", "--bogus", "pod/a"}, 2, `unknown flag: --bogus`},
 		{"ps of a pod", nil, []string{"ps", "pod/a"}, 2, `ps takes nodes`},
+		{"ps -l", nil, []string{"ps", "-l", "app=x"}, 2, `ps: -l does not apply`},
+		{"-l with pod/", nil, []string{"capture", "-l", "app=x", "pod/a"}, 2, `it does not apply to pod/a`},
+		{"-A with pod/", nil, []string{"capture", "-A", "pod/a"}, 2, `-A applies to -l and node/NAME, not to pod/a`},
 		{"two missing agents", nil, []string{"capture", "pod/far", "pod/stuck"}, 1, `no netobs agent on node n3`},
 	} {
 		r := plugin(t, tc.setup, tc.args...)

@@ -163,11 +163,19 @@ func (a *app) resolver() (*kube.Resolver, string, bool, error) {
 // splitArgs takes the leading arguments that name a kind (pod/, deploy/,
 // node/, ...) as references and the rest as a filter expression, as
 // tcpdump takes everything after its options.
+//
+// A first argument that looks like KIND/NAME with a kind it does not know
+// (svc/web) is reported as such rather than taken for a filter: no filter
+// expression starts with a word and a slash.
 func splitArgs(args []string) ([]kube.Ref, []string, error) {
 	var refs []kube.Ref
 	for i, s := range args {
 		kind, _, ok := strings.Cut(s, "/")
 		if !ok || !kube.IsKind(kind) {
+			if i == 0 && ok && isWord(kind) {
+				_, err := kube.ParseRef(s)
+				return nil, nil, err
+			}
 			return refs, args[i:], nil
 		}
 		r, err := kube.ParseRef(s)
@@ -179,11 +187,30 @@ func splitArgs(args []string) ([]kube.Ref, []string, error) {
 	return refs, nil, nil
 }
 
+func isWord(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // resolve finds the targets of refs with the shared flags, and prints the
 // warnings and what goes where on stderr.
 func (a *app) resolve(ctx context.Context, refs []kube.Ref, nodeNetns bool) ([]kube.Target, error) {
 	if len(refs) == 0 && a.selector == "" {
 		return nil, usageErrorf("name what to observe: pod/NAME, deploy/NAME, node/NAME or -l SELECTOR")
+	}
+	if a.selector != "" {
+		for _, ref := range refs {
+			if ref.Kind == kube.KindPod {
+				return nil, usageErrorf("-l narrows deploy/NAME and node/NAME or selects pods alone; it does not apply to %s", ref)
+			}
+		}
 	}
 	if a.allNamespaces && len(refs) > 0 {
 		for _, ref := range refs {
