@@ -13,6 +13,8 @@
 #   KIND=kind KUBECTL=kubectl PODMAN=podman IMAGE=localhost/netobs:dev
 #   CLEANUP=pod|all   what to remove at the end (default pod)
 #
+# The plugin must be built with the agent client (netobs/agent) wired into
+# kube.Agents; a build without it stops after resolving, saying so.
 # Needs: kind, kubectl, podman (or DOCKER=1 to load from docker), make, go,
 # gcc, libpcap-dev, libdbus-1-dev. The cluster must exist: kind create cluster.
 set -euo pipefail
