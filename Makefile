@@ -40,3 +40,23 @@ bench: deps build
 
 clean:
 	rm -rf bin
+
+# Kubernetes (issue 13): the kubectl plugin, a fully static netobs and the
+# FROM scratch image the agent DaemonSet runs (deploy/kubernetes).
+.PHONY: plugin static image
+IMAGE   ?= localhost/netobs:dev
+PODMAN  ?= podman
+STATIC_TAGS := netgo,osusergo,netobs_static
+STATIC_DIR ?= bin/static
+
+plugin:
+	$(GO) build -o bin/kubectl-netobs ./cmd/kubectl-netobs
+
+# cgo stays on (libpcap filters, the nsjoin exec hook); everything is linked
+# statically. Needs libpcap-dev and libdbus-1-dev (make deps).
+static:
+	CGO_ENABLED=1 $(GO) build -tags $(STATIC_TAGS) \
+	  -ldflags '-linkmode external -extldflags "-static"' -o $(STATIC_DIR)/netobs ./cmd/netobs
+
+image: static
+	$(PODMAN) build -f Containerfile -t $(IMAGE) $(STATIC_DIR)
