@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/kube"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -325,23 +323,4 @@ func has(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// TestKustomizeBuilds has kubectl's own kustomize build the directory, as
-// `kubectl apply -k deploy/kubernetes` will.
-func TestKustomizeBuilds(t *testing.T) {
-	nstest.RequireTools(t, "kubectl")
-	out, err := exec.Command("kubectl", "kustomize", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
-	}
-	docs := splitDocs(out)
-	if len(docs) != 7 {
-		t.Errorf("kustomize built %d objects, want 7", len(docs))
-	}
-	for i, d := range docs {
-		if _, err := decode(d); err != nil {
-			t.Errorf("kustomize output %d: %v", i+1, err)
-		}
-	}
 }
