@@ -3,7 +3,7 @@
 # and benchmarks run against, if any is missing.
 set -euo pipefail
 packages=(iproute2 util-linux procps iputils-ping arping tcpdump tshark iperf3 socat
-          netsniff-ng tcpreplay libpcap-dev gcc time graphviz chromium
+          netsniff-ng tcpreplay libpcap-dev libdbus-1-dev gcc time graphviz chromium
           docker.io podman runc busybox-static containerd containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
