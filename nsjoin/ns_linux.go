@@ -344,6 +344,16 @@ func (ns *NS) Gone() (bool, string) {
 			return true, fmt.Sprintf("process %d exited", ns.pid)
 		}
 		if !still {
+			// A dying process releases its namespaces before its pidfd
+			// turns readable: /proc/PID/ns/TYPE then names nothing.
+			// Only a link to another namespace means it left.
+			var st unix.Stat_t
+			switch err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", ns.pid, ns.typ), &st); {
+			case err != nil:
+				return true, fmt.Sprintf("process %d exited", ns.pid)
+			case st.Dev == ns.id.Dev && st.Ino == ns.id.Inode:
+				return false, ""
+			}
 			return true, fmt.Sprintf("process %d left it", ns.pid)
 		}
 		return false, ""

@@ -109,3 +109,32 @@ func TestAfterClose(t *testing.T) {
 		t.Errorf("OwnerUID after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestGoneWhileExiting: a process killed is reported as exited, never as
+// having left its namespace, even when Gone looks while it is dying (its
+// namespaces already released, its pidfd not yet readable).
+func TestGoneWhileExiting(t *testing.T) {
+	nstest.RequireRoot(t)
+	for i := 0; i < 200; i++ {
+		c := exec.Command("sleep", "3600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := OpenType(strconv.Itoa(c.Process.Pid), Net)
+		if err != nil {
+			c.Process.Kill()
+			c.Wait()
+			t.Fatal(err)
+		}
+		c.Process.Kill()
+		gone, why := false, ""
+		for !gone {
+			gone, why = ns.Gone()
+		}
+		ns.Close()
+		c.Wait()
+		if want := "process " + strconv.Itoa(c.Process.Pid) + " exited"; why != want {
+			t.Fatalf("run %d: Gone said %q, want %q", i, why, want)
+		}
+	}
+}
