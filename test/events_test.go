@@ -675,7 +675,7 @@ func writingPipe(pid int) bool {
 	return false
 }
 
-// TestEventsRaisesFDLimit: netobs holds two fds per watched namespace, so
+// TestEventsRaisesFDLimit: netobs holds an fd per watched namespace, so
 // --all over 10,000 namespaces needs more than the usual soft limit of
 // 1,024; started with a soft limit of 64, `events` runs with its soft
 // RLIMIT_NOFILE raised to the hard one (Go's os package does this at start
@@ -726,5 +726,78 @@ func TestEventsOutOfFDs(t *testing.T) {
 	msg := strings.TrimSpace(stderr.String())
 	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "ulimit -Hn") || !strings.Contains(msg, "too many open files") {
 		t.Errorf("stderr %q: want one line naming the open-files limit to raise", msg)
+	}
+}
+
+// TestEventsOneFDPerNamespace: --all holds one file descriptor per watched
+// namespace, its netlink socket, and no namespace file: 10,000 namespaces
+// must fit under a hard open-files limit of 20,000. With 200 namespaces of
+// its own (and whatever else the machine has), netobs's fds are its
+// sockets plus a constant few; holding each namespace too would add one
+// nsfs fd per namespace.
+func TestEventsOneFDPerNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip")
+	const n = 200
+	base := nstest.UniqueName("fd")
+	var add, del strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&add, "netns add %s_%d\n", base, i)
+		fmt.Fprintf(&del, "netns del %s_%d\n", base, i)
+	}
+	dir := t.TempDir()
+	addFile, delFile := filepath.Join(dir, "add"), filepath.Join(dir, "del")
+	os.WriteFile(addFile, []byte(add.String()), 0o644)
+	os.WriteFile(delFile, []byte(del.String()), 0o644)
+	t.Cleanup(func() { exec.Command("ip", "-force", "-batch", delFile).Run() })
+	if out, err := exec.Command("ip", "-force", "-batch", addFile).CombinedOutput(); err != nil {
+		t.Fatalf("ip -batch netns add: %v: %s", err, out)
+	}
+	p := startEvents(t, "--all", "--kinds", "link")
+	var watched int
+	for _, l := range strings.Split(p.errText(), "\n") {
+		if _, err := fmt.Sscanf(l, "events: watching %d namespaces", &watched); err == nil {
+			break
+		}
+	}
+	if watched < n {
+		t.Fatalf("watching %d namespaces, want at least the %d made here: %s", watched, n, p.errText())
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A namespace file reads as /run/netns/NAME or net:[INODE]; what it
+	// is shows in its device, nsfs's.
+	var self syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/net", &self); err != nil {
+		t.Fatal(err)
+	}
+	var sockets, nsfs int
+	for _, e := range ents {
+		path := filepath.Join(fdDir, e.Name())
+		target, err := os.Readlink(path)
+		var st syscall.Stat_t
+		switch {
+		case err != nil: // closed meanwhile
+		case strings.HasPrefix(target, "socket:"):
+			sockets++
+		case syscall.Stat(path, &st) == nil && st.Dev == self.Dev:
+			nsfs++
+		}
+	}
+	// A constant few namespace files: nsjoin's way home (net, uts, ipc),
+	// and one found meanwhile, open for a moment while its socket is made.
+	// A constant few others: epoll, eventfd, inotify, standard streams,
+	// the runtime's.
+	const fewNS, fewOthers = 8, 32
+	if sockets < n || nsfs > fewNS || len(ents)-sockets > fewOthers {
+		t.Errorf("watching %d namespaces, netobs holds %d fds: %d sockets, %d namespace files, %d others; want a socket per namespace (at least %d), at most %d namespace files, at most %d fds besides sockets",
+			watched, len(ents), sockets, nsfs, len(ents)-sockets-nsfs, n, fewNS, fewOthers)
+	}
+	t.Logf("watching %d namespaces with %d fds (%d sockets, %d namespace files)", watched, len(ents), sockets, nsfs)
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d after SIGINT: %s", code, p.errText())
 	}
 }

@@ -69,6 +69,17 @@ func fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
+// command is exec.Command for a child that dies with the bench: killed
+// (SIGKILL) when the thread that started it ends, which is the main
+// thread (locked in init), so when the bench ends in any way. An `ip
+// monitor` or netobs left running would hold its namespace after the
+// script has deleted the name.
+func command(name string, args ...string) *exec.Cmd {
+	c := exec.Command(name, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return c
+}
+
 func ipBatch(lines []string) error {
 	f, err := os.CreateTemp("", "eventsbench")
 	if err != nil {
@@ -77,7 +88,7 @@ func ipBatch(lines []string) error {
 	defer os.Remove(f.Name())
 	f.WriteString(strings.Join(lines, "\n") + "\n")
 	f.Close()
-	out, err := exec.Command("ip", "-force", "-batch", f.Name()).CombinedOutput()
+	out, err := command("ip", "-force", "-batch", f.Name()).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip -batch: %v: %s", err, out)
 	}
@@ -108,7 +119,7 @@ type watcher struct {
 
 func startWatcher() (*watcher, error) {
 	w := &watcher{seen: map[string]time.Time{}, stamp: map[string]time.Time{}, ready: make(chan int, 1), done: make(chan struct{})}
-	w.cmd = exec.Command(*netobsBin, "events", "--all", "--json", "--kinds", "link,addr,route")
+	w.cmd = command(*netobsBin, "events", "--all", "--json", "--kinds", "link,addr,route")
 	stdout, _ := w.cmd.StdoutPipe()
 	stderr, _ := w.cmd.StderrPipe()
 	if err := w.cmd.Start(); err != nil {
@@ -280,7 +291,7 @@ func runOne(n int) error {
 		if err != nil {
 			return err
 		}
-		c := exec.Command("ip", "-ts", "-n", name, "monitor", "link", "address", "route")
+		c := command("ip", "-ts", "-n", name, "monitor", "link", "address", "route")
 		c.Stdout = out
 		if err := c.Start(); err != nil {
 			return err
@@ -307,7 +318,7 @@ func runOne(n int) error {
 		ns := names[i%n]
 		addr := fmt.Sprintf("10.200.%d.%d/32", i/250, i%250+1)
 		t0 := time.Now()
-		if out, err := exec.Command("ip", "-n", ns, "addr", "add", addr, "dev", "lo").CombinedOutput(); err != nil {
+		if out, err := command("ip", "-n", ns, "addr", "add", addr, "dev", "lo").CombinedOutput(); err != nil {
 			return fmt.Errorf("ip addr add: %v: %s", err, out)
 		}
 		made = append(made, change{ns, addr, t0})
@@ -367,7 +378,7 @@ func runOne(n int) error {
 	w.mu.Lock()
 	resyncsBefore := w.resyncs
 	w.mu.Unlock()
-	if out, err := exec.Command("ip", "-n", bns, "-batch", f.Name()).CombinedOutput(); err != nil {
+	if out, err := command("ip", "-n", bns, "-batch", f.Name()).CombinedOutput(); err != nil {
 		return fmt.Errorf("burst: %v: %s", err, out)
 	}
 	var got int

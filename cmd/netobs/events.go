@@ -52,9 +52,10 @@ A namespace that lives only briefly may be missed: a named one that is
 gone within about 10ms of its creation, a process one that lives less than
 --rescan (default 1s, at least 10ms, at most 1h).
 
-Each watched namespace takes two file descriptors (the namespace and its
-netlink socket); events raises its soft open-files limit to the hard one at
-start, so watching N namespaces needs a hard limit (ulimit -Hn) above 2N.
+Each namespace found with --all takes one file descriptor, its netlink
+socket (one named by NSREF also keeps the namespace open); events raises
+its soft open-files limit to the hard one at start, so watching N
+namespaces needs a hard limit (ulimit -Hn) a little above N.
 
 If the kernel drops events because they arrive faster than they are read
 (ENOBUFS), events reads the namespace's state again and prints a RESYNC
@@ -111,7 +112,7 @@ it gives up on the output, prints the totals and exits 1.`,
 			}
 			w, err := events.New(a.ctx, nss, events.Options{Kinds: ks, Initial: initial, All: all, Rescan: rescan, RcvBuf: rcvbuf, HostRoot: a.hostRoot})
 			if errors.Is(err, syscall.EMFILE) {
-				return fmt.Errorf("%w: each namespace takes 2 file descriptors; raise the hard open-files limit (ulimit -Hn) above twice the namespaces to watch", err)
+				return fmt.Errorf("%w: each namespace takes a file descriptor; raise the hard open-files limit (ulimit -Hn) above the number of namespaces to watch", err)
 			}
 			if err != nil {
 				return err

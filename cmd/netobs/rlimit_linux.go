@@ -3,8 +3,8 @@ package main
 import "syscall"
 
 // raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit, as many
-// servers do: events --all holds two fds per namespace (the namespace and
-// its netlink socket), so 10,000 namespaces need more than the usual 1,024.
+// servers do: events --all holds an fd per namespace (its netlink socket),
+// so 10,000 namespaces need more than the usual 1,024.
 // Go's own start-up raise stops one short of the hard limit. Best effort:
 // a limit that cannot be raised leaves the one there is, and a namespace
 // that then cannot be opened is reported like any other failure.

@@ -68,13 +68,18 @@ type discovery struct {
 	started  bool           // namespaces found from now on are reported as Appeared
 }
 
-// capSysAdmin is CAP_SYS_ADMIN's bit in /proc/self/status's CapEff.
-const capSysAdmin = 21
+// Capability bits in /proc/self/status's CapEff.
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+)
 
-// hasCapSysAdmin reports whether the process may enter other namespaces.
-// Without it, All would quietly watch nothing but the process's own
-// namespace, since /proc hides the others' namespace files.
-func hasCapSysAdmin() bool {
+// hasCaps reports whether the process has every capability of bits in
+// effect. All needs CAP_SYS_ADMIN to enter other namespaces (without it,
+// All would quietly watch nothing but the process's own namespace, since
+// /proc hides the others' namespace files) and CAP_NET_ADMIN to get a
+// namespace back from its socket (socketNS).
+func hasCaps(bits ...int) bool {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return false
@@ -82,15 +87,23 @@ func hasCapSysAdmin() bool {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
 			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<capSysAdmin) != 0
+			if err != nil {
+				return false
+			}
+			for _, bit := range bits {
+				if caps&(1<<bit) == 0 {
+					return false
+				}
+			}
+			return true
 		}
 	}
 	return false
 }
 
 func (w *Watcher) startDiscovery() (*discovery, error) {
-	if !hasCapSysAdmin() {
-		return nil, fmt.Errorf("all namespaces: %w (needs root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)", fs.ErrPermission)
+	if !hasCaps(capSysAdmin, capNetAdmin) {
+		return nil, fmt.Errorf("all namespaces: %w (needs root, or CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SYS_PTRACE)", fs.ErrPermission)
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -236,9 +249,12 @@ func (d *discovery) add(w *Watcher, k nsKey, s *sighting) error {
 		ns.Close() // the PID was reused by a process elsewhere; next scan
 		return nil
 	}
-	n := &nsw{ns: ns, key: k, pidfd: -1, fd: -1, announce: d.started,
+	// The handle is needed only to make the socket: from then on the
+	// socket holds the namespace, and gives it back when a dump needs it.
+	defer ns.Close()
+	n := &nsw{key: k, pidfd: -1, fd: -1, announce: d.started,
 		info: Namespace{Dev: k.dev, Inode: k.ino, Name: s.name, PID: s.pid}}
-	if err := w.open(n); err != nil {
+	if err := w.open(n, ns); err != nil {
 		n.close()
 		return d.addFailed(w, k, s, err)
 	}

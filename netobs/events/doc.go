@@ -11,8 +11,13 @@
 // sockets are read by one goroutine through one epoll instance, with one
 // shared receive buffer, so watching a thousand namespaces costs a thousand
 // file descriptors and a few kilobytes of state each, not a thread or a
-// goroutine each. Sockets created in the caller's own namespace are made
-// without entering it, so watching "self" needs no privilege.
+// goroutine each. A namespace found with Options.All keeps nothing but its
+// socket (which keeps the namespace alive): when it must be dumped again,
+// the namespace is got back from the socket (ioctl SIOCGSKNS) and closed
+// after, so N namespaces take N file descriptors, not 2N. A namespace
+// named by the caller also keeps its own handle (and a PID reference its
+// pidfd). Sockets created in the caller's own namespace are made without
+// entering it, so watching "self" needs no privilege.
 //
 // # Never silent
 //
@@ -57,5 +62,6 @@
 // Entering another namespace needs CAP_SYS_ADMIN; a large receive buffer
 // needs CAP_NET_ADMIN (without it the buffer is capped by
 // net.core.rmem_max); listing other users' processes' namespaces needs
-// CAP_SYS_PTRACE.
+// CAP_SYS_PTRACE. Options.All needs CAP_SYS_ADMIN and CAP_NET_ADMIN (the
+// latter to get a namespace back from its socket).
 package events

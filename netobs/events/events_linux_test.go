@@ -257,27 +257,64 @@ func TestNoNamespace(t *testing.T) {
 
 // TestOverflowResync: while nobody reads, a burst overflows a minimal
 // receive buffer; the watcher reports a Resync whose changes, applied to
-// what it reported before, give the namespace's addresses exactly.
+// what it reported before, give the namespace's addresses exactly. Both
+// for a namespace named by the caller (dumped through the caller's
+// handle) and for one found with All (which keeps only its socket, and
+// gets the namespace back from it for the dump).
 func TestOverflowResync(t *testing.T) {
 	nstest.RequireRoot(t)
-	name := nstest.NetNS(t)
-	w, err := New(context.Background(), []*nsjoin.NS{nsopen.Open(t, name)}, Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	model := map[string]string{}
-	apply := func(a Action, key, text string) {
-		if a == Deleted {
-			delete(model, key)
-		} else {
-			model[key] = text
+	opts := Options{Kinds: 1 << Addr, Initial: true, RcvBuf: 1}
+	t.Run("named", func(t *testing.T) {
+		name := nstest.NetNS(t)
+		ns := nsopen.Open(t, name)
+		w, err := New(context.Background(), []*nsjoin.NS{ns}, opts)
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer w.Close()
+		overflowAndCheck(t, w, name, ns.ID().Inode)
+	})
+	t.Run("discovered", func(t *testing.T) {
+		name := nstest.NetNS(t)
+		var st unix.Stat_t
+		if err := unix.Stat("/run/netns/"+name, &st); err != nil {
+			t.Fatal(err)
+		}
+		all := opts
+		all.All = true
+		w, err := New(context.Background(), nil, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		overflowAndCheck(t, w, name, st.Ino)
+	})
+}
+
+// overflowAndCheck overflows the socket of namespace name (inode) in w and
+// checks the state built from w's events, Resync included, against the
+// addresses made. Other namespaces' events are skipped.
+func overflowAndCheck(t *testing.T, w *Watcher, name string, inode uint64) {
+	t.Helper()
+	model := map[string]string{}
+	resynced := false
+	apply := func(ev Event) {
+		if ev.NS.Inode != inode {
+			return
+		}
+		if ev.Action == Resync {
+			resynced = true
+			for _, c := range ev.Changes {
+				apply1(model, c.Action, c.Key, c.Text)
+			}
+			return
+		}
+		apply1(model, ev.Action, ev.Key, ev.Text)
 	}
-	for len(model) < 2 { // 127.0.0.1/8 and ::1/128
-		ev := <-w.Events()
-		apply(ev.Action, ev.Key, ev.Text)
-	}
+	waitEvent(t, w.Events(), "initial addresses of "+name, func(ev Event) bool {
+		apply(ev)
+		return len(model) == 2 // 127.0.0.1/8 and ::1/128
+	})
 	// Not reading now: the watcher blocks delivering, the kernel queue fills.
 	var batch strings.Builder
 	for i := 0; i < 500; i++ {
@@ -287,16 +324,8 @@ func TestOverflowResync(t *testing.T) {
 	f := t.TempDir() + "/batch"
 	os.WriteFile(f, []byte(batch.String()), 0o644)
 	nstest.Run(t, "ip", "-n", name, "-batch", f)
-	resynced := false
 	waitEvent(t, w.Events(), "the last address", func(ev Event) bool {
-		if ev.Action == Resync {
-			resynced = true
-			for _, c := range ev.Changes {
-				apply(c.Action, c.Key, c.Text)
-			}
-		} else {
-			apply(ev.Action, ev.Key, ev.Text)
-		}
+		apply(ev)
 		_, last := model["addr 1 inet 10.81.1.250/32"]
 		_, lo := model["addr 1 inet 127.0.0.1/8"]
 		return last && !lo
@@ -309,6 +338,14 @@ func TestOverflowResync(t *testing.T) {
 	}
 	if st := w.Stats(); st.Resyncs == 0 {
 		t.Errorf("Stats().Resyncs = 0 after a resync")
+	}
+}
+
+func apply1(model map[string]string, a Action, key, text string) {
+	if a == Deleted {
+		delete(model, key)
+	} else {
+		model[key] = text
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/netobs/netobs/internal/nlwire"
+	"github.com/netobs/netobs/nsjoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,6 +68,24 @@ func subscribe(fd int, groups uint32, rcvbuf int) error {
 	// Unicasts from other sockets of the namespace are refused at the
 	// source; forged multicasts still arrive, and the reader drops them.
 	return nlwire.ConnectKernel(fd)
+}
+
+// socketNS returns a handle on the network namespace of socket fd, got
+// from the socket itself (ioctl SIOCGSKNS), for a watcher that keeps
+// nothing of a namespace but its socket. It needs CAP_NET_ADMIN over that
+// namespace. The caller closes the handle.
+func socketNS(fd int) (*nsjoin.NS, error) {
+	nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS) // close-on-exec, as the kernel makes it
+	if err == unix.EPERM {
+		return nil, fmt.Errorf("namespace of a watched socket: %w (needs CAP_NET_ADMIN)", os.NewSyscallError("ioctl SIOCGSKNS", err))
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("ioctl SIOCGSKNS", err)
+	}
+	defer unix.Close(nsfd)
+	// nsjoin adopts no descriptor: it opens its own, through the fd's
+	// /proc link, and checks it is a namespace file.
+	return nsjoin.OpenFile(fmt.Sprintf("/proc/self/fd/%d", nsfd))
 }
 
 var dumpSeq atomic.Uint32

@@ -29,8 +29,15 @@ type linkInfo struct {
 }
 
 // nsw is one watched namespace. Only the poller goroutine touches it.
+//
+// A discovered namespace costs one file descriptor, its subscribed
+// socket: the socket holds the namespace alive, and a dump gets the
+// namespace back from it (socketNS) for the moment it needs it. So 10,000
+// namespaces fit under an open-files limit of 20,000. A namespace named by
+// the caller also keeps a handle (and, for a PID reference, its pidfd):
+// they are few, and Gone needs the reference they were named by.
 type nsw struct {
-	ns    *nsjoin.NS // the watcher's own handle, for Do
+	ns    *nsjoin.NS // explicit only: the watcher's own handle, for Do and Gone; nil when discovered
 	key   nsKey
 	info  Namespace
 	fd    int // the subscribed socket
@@ -235,13 +242,30 @@ func (w *Watcher) poll(fd int) error {
 	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev))
 }
 
-// inNS runs fn in ns's network namespace: directly when that is the
+// enter runs fn in ns's network namespace: directly when that is the
 // process's own (so watching "self" needs no privilege), else through Do.
-func (w *Watcher) inNS(ns *nsjoin.NS, fn func() error) error {
+func (w *Watcher) enter(ns *nsjoin.NS, fn func() error) error {
 	id := ns.ID()
 	if (nsKey{id.Dev, id.Inode}) == w.self {
 		return fn()
 	}
+	return ns.Do(fn)
+}
+
+// inNS runs fn in n's network namespace, through n's handle when it has
+// one, else through a handle got back from n's socket and closed after.
+func (w *Watcher) inNS(n *nsw, fn func() error) error {
+	switch {
+	case n.key == w.self:
+		return fn()
+	case n.ns != nil:
+		return n.ns.Do(fn)
+	}
+	ns, err := socketNS(n.fd)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
 	return ns.Do(fn)
 }
 
@@ -269,18 +293,18 @@ func (w *Watcher) addExplicit(ns *nsjoin.NS, labels map[nsKey]*sighting) error {
 	if ref := ns.Ref(); ns.PID() == 0 && ref != "self" && !strings.ContainsRune(ref, '/') {
 		n.info.Name = ref // an ip-netns name
 	}
-	if err := w.open(n); err != nil {
+	if err := w.open(n, own); err != nil {
 		n.close()
 		return err
 	}
 	return nil
 }
 
-// open creates n's subscribed socket inside its namespace and registers
-// it; n is dumped later, by the poller.
-func (w *Watcher) open(n *nsw) error {
+// open creates n's subscribed socket inside ns, n's namespace, and
+// registers it; n is dumped later, by the poller. ns stays the caller's.
+func (w *Watcher) open(n *nsw, ns *nsjoin.NS) error {
 	var fd int
-	err := w.inNS(n.ns, func() error {
+	err := w.enter(ns, func() error {
 		var err error
 		fd, err = newSocket(true)
 		return err
@@ -315,7 +339,9 @@ func (n *nsw) close() {
 		n.fd = -1
 	}
 	n.pidfd = -1 // n.ns's, closed with it
-	n.ns.Close()
+	if n.ns != nil {
+		n.ns.Close()
+	}
 }
 
 // remove stops watching n.
@@ -559,7 +585,7 @@ func (w *Watcher) dumpKinds() []Kind {
 // left alone.
 func (w *Watcher) dump(n *nsw, kinds []Kind) ([]record, error) {
 	var fd int
-	err := w.inNS(n.ns, func() error {
+	err := w.inNS(n, func() error {
 		var err error
 		fd, err = newSocket(false)
 		return err
