@@ -512,7 +512,6 @@ func TestContainerRestartMidCapture(t *testing.T) {
 	name := r.Run(t, nil)
 	ref := "docker:" + name
 	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
-	before := netnsOf(t, r, name)
 	file := filepath.Join(t.TempDir(), "restart.pcapng")
 	p := startNetobs(t, "capture", ref, "-i", "eth0", "-w", file, "--", "icmp[icmptype] = icmp-echo")
 	p.waitStderr(t, "capturing on")
@@ -529,10 +528,10 @@ func TestContainerRestartMidCapture(t *testing.T) {
 	if strings.Fields(out) == nil || len(strings.Fields(out)) != 2 {
 		t.Fatalf("tshark read %q from the capture, want the 2 echo requests from before the restart", out)
 	}
+	// The new namespace may have the old one's inode number (the kernel
+	// reuses them once the old is freed): what netobs reported above is
+	// the check that it was a new one.
 	after := netnsOf(t, r, name)
-	if after == before {
-		t.Fatalf("docker restart kept the namespace %s; the test assumes a new one", before)
-	}
 	if got := mustNetobs(t, "ns", "id", ref); !strings.HasPrefix(got, ref+" "+after) {
 		t.Fatalf("ns id %s after the restart: %q, want %s", ref, got, after)
 	}

@@ -216,7 +216,8 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	}
 	fmt.Fprintf(a.stderr, "netobs: capturing on %s, snapshot length %d bytes\n", strings.Join(names, ", "), cp.Interfaces()[0].Snaplen)
 
-	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces()), targets: targets}
+	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces()), targets: targets,
+		moved: func(t capture.Target) bool { return containerMoved(a, t) }}
 	stopLive := func() {}
 	if se, ok := a.stderr.(*os.File); ok && f.write != "" && captureIsTTY(se) {
 		stopLive = liveCounter(se, cp)
@@ -356,6 +357,9 @@ type countingHandler struct {
 	parts    int
 	stderr   io.Writer
 	targets  []capture.Target
+	// moved reports whether the container of a target is no longer
+	// running in the target's namespace, as its runtime says now.
+	moved func(capture.Target) bool
 }
 
 func (h *countingHandler) Packet(p *capture.Packet) error {
@@ -376,11 +380,19 @@ func (h *countingHandler) Ended(ifc *capture.Interface, reason error) {
 		rest = ", the others go on"
 	}
 	hint := ""
-	if errors.Is(reason, capture.ErrNamespaceGone) {
+	if errors.Is(reason, capture.ErrNamespaceGone) || errors.Is(reason, capture.ErrInterfaceGone) {
 		for _, t := range h.targets {
-			if o := t.Owner; o != nil && o.Runtime != "cri" && t.NS.String() == ifc.Namespace {
-				// Docker and podman make a new network namespace when a
-				// container starts again; a pod's outlives its containers.
+			o := t.Owner
+			if o == nil || o.Runtime == "cri" || t.NS.String() != ifc.Namespace {
+				continue
+			}
+			// Docker, podman and containerd make a new network namespace
+			// when a container starts again; a pod's outlives its
+			// containers. podman removes the container's interfaces
+			// before its namespace goes, so an interface that went away
+			// is asked about: the runtime no longer puts the container in
+			// this namespace.
+			if errors.Is(reason, capture.ErrNamespaceGone) || (h.moved != nil && h.moved(t)) {
 				hint = fmt.Sprintf(" (%s container %s was stopped or restarted; a restarted container has a new network namespace: capture %s again)",
 					o.Runtime, termsafe.Quote(o.Container), termsafe.Quote(t.Label))
 			}
@@ -469,4 +481,15 @@ func parseSize(s string) (int64, error) {
 		return 0, errors.New("too large")
 	}
 	return n * mult, nil
+}
+
+// containerMoved reports whether the container of t, resolved again by its
+// label, is not running or is in another network namespace than t's.
+func containerMoved(a *app, t capture.Target) bool {
+	ns, _, err := runtime.Open(a.ctx, t.Label, a.runtimeOptions())
+	if err != nil {
+		return errors.Is(err, runtime.ErrNotRunning) || errors.Is(err, runtime.ErrNotFound)
+	}
+	defer ns.Close()
+	return ns.ID() != t.NS.ID()
 }

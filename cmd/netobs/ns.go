@@ -116,13 +116,19 @@ namespace it is.`,
 			if a.hostRoot != "" && a.hostRoot != "/" {
 				list = func(types ...nsjoin.Type) ([]nsjoin.Info, error) { return nsjoin.ListUnder(a.hostRoot, types...) }
 			}
+			// The runtimes are asked while /proc is read.
+			var ctrs map[nsKey][]runtime.Container
+			asked := make(chan struct{})
+			go func() {
+				defer close(asked)
+				if t == 0 || t == nsjoin.Net {
+					ctrs = containersByNetns(a)
+				}
+			}()
 			infos, err := list(types...)
+			<-asked
 			if err != nil {
 				return err
-			}
-			var ctrs map[nsKey][]runtime.Container
-			if t == 0 || t == nsjoin.Net {
-				ctrs = containersByNetns(a)
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)

@@ -55,7 +55,14 @@ func (c *CRI) plainImage(tb testing.TB) {
 // when the test ends, even on failure.
 func (c *CRI) RunPlain(tb testing.TB, id, name string, command ...string) {
 	tb.Helper()
-	c.runPlain(tb, "run", id, name, command)
+	c.runPlain(tb, "run", id, name, nil, command)
+}
+
+// RunPlainLabelled is RunPlain with these labels on the container too
+// (`nerdctl run --label`), for selectors.
+func (c *CRI) RunPlainLabelled(tb testing.TB, id, name string, labels map[string]string, command ...string) {
+	tb.Helper()
+	c.runPlain(tb, "run", id, name, labels, command)
 }
 
 // RunPlainHostNet is RunPlain with the host's network namespace (`ctr run
@@ -63,12 +70,17 @@ func (c *CRI) RunPlain(tb testing.TB, id, name string, command ...string) {
 // namespace.
 func (c *CRI) RunPlainHostNet(tb testing.TB, id string) {
 	tb.Helper()
-	c.runPlain(tb, "run --net-host", id, "", nil)
+	c.runPlain(tb, "run --net-host", id, "", nil, nil)
 }
 
-func (c *CRI) runPlain(tb testing.TB, verb, id, name string, command []string) {
+func (c *CRI) runPlain(tb testing.TB, verb, id, name string, labels map[string]string, command []string) {
 	tb.Helper()
-	c.makePlain(tb, verb, id, name, command)
+	c.makePlain(tb, verb, id, name, labels, command)
+	c.waitRunning(tb, id)
+}
+
+func (c *CRI) waitRunning(tb testing.TB, id string) {
+	tb.Helper()
 	for i := 0; c.TaskStatus(tb, id) != "RUNNING"; i++ {
 		if i == 500 {
 			tb.Fatalf("containerd task %s never ran: %s", id, c.TaskStatus(tb, id))
@@ -82,10 +94,10 @@ func (c *CRI) runPlain(tb testing.TB, verb, id, name string, command []string) {
 // `nerdctl create`).
 func (c *CRI) CreatePlain(tb testing.TB, id, name string) {
 	tb.Helper()
-	c.makePlain(tb, "containers create", id, name, nil)
+	c.makePlain(tb, "containers create", id, name, nil, nil)
 }
 
-func (c *CRI) makePlain(tb testing.TB, verb, id, name string, command []string) {
+func (c *CRI) makePlain(tb testing.TB, verb, id, name string, labels map[string]string, command []string) {
 	tb.Helper()
 	c.plainImage(tb)
 	if len(command) == 0 {
@@ -98,6 +110,9 @@ func (c *CRI) makePlain(tb testing.TB, verb, id, name string, command []string) 
 	args = append(args, "--snapshotter", "native")
 	if name != "" {
 		args = append(args, "--label", "nerdctl/name="+name)
+	}
+	for k, v := range labels {
+		args = append(args, "--label", k+"="+v)
 	}
 	args = append(append(args, c.Image, id), command...)
 	tb.Cleanup(func() { c.removePlain(id) })
@@ -152,6 +167,22 @@ func (c *CRI) KillPlain(tb testing.TB, id string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// RestartPlain kills the container's task and starts a new one, as
+// `nerdctl restart` does: the new task's process has a new network
+// namespace (the spec names none to join). It returns the new PID.
+func (c *CRI) RestartPlain(tb testing.TB, id string) int {
+	tb.Helper()
+	c.KillPlain(tb, id)
+	if _, err := c.ctr(PlainNamespace, "tasks", "delete", id); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.ctr(PlainNamespace, "tasks", "start", "--null-io", "-d", id); err != nil {
+		tb.Fatal(err)
+	}
+	c.waitRunning(tb, id)
+	return c.PlainPID(tb, id)
 }
 
 // removePlain deletes the container's task (killing it) and the container

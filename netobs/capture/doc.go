@@ -15,12 +15,14 @@
 //
 // Filters are tcpdump expressions compiled by libpcap (cgo) for the link
 // type of each socket, once per link type, the way live tcpdump compiles
-// them: with a short-lived activated libpcap handle on the caller's own
-// loopback (or "any") that receives nothing, because only then does libpcap
-// test VLAN tags in the kernel's packet metadata, where the kernel has put
-// them before packet-socket filters run. Without CAP_NET_RAW in the
-// caller's namespace a dead handle is used and "vlan" matches only tags
-// still in the frame. A refused expression is a *FilterError (errors.Is
+// them. An expression that mentions vlan is compiled with a short-lived
+// activated libpcap handle on the caller's own loopback (or "any") that
+// receives nothing, because only then does libpcap test VLAN tags in the
+// kernel's packet metadata, where the kernel has put them before
+// packet-socket filters run; every other primitive compiles the same on a
+// dead handle, which is used for the rest (the live one costs tens of
+// milliseconds). Without CAP_NET_RAW in the caller's namespace a dead
+// handle is used and "vlan" matches only tags still in the frame. A refused expression is a *FilterError (errors.Is
 // ErrFilter). libpcap takes tens of seconds over an expression of hundreds
 // of terms; OpenContext returns as soon as its context ends. Builds without
 // cgo capture everything and refuse a filter expression with an error that

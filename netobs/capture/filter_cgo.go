@@ -68,6 +68,7 @@ static int netobs_compile(int dlt, int snaplen, const char *expr, struct bpf_pro
 import "C"
 
 import (
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -77,11 +78,22 @@ import (
 var compileMu sync.Mutex
 
 // compileExpr compiles expr as tcpdump does for a live capture on a socket
-// of link type link. Opening the short-lived live handle this needs costs
-// tens of milliseconds (closing a packet socket waits for an RCU grace
-// period), which is why a Capture compiles once per link type.
+// of link type link. Only libpcap's "vlan" primitive compiles differently
+// for a live Linux handle than for a dead one (it reads the kernel's VLAN
+// metadata), so the short-lived live handle is opened only for an
+// expression that mentions it: opening one costs tens of milliseconds
+// (closing a packet socket waits for an RCU grace period). A Capture
+// compiles once per link type.
 func compileExpr(expr string, link LinkType, snaplen int) ([]insn, error) {
-	return compileExprMode(expr, link, snaplen, true)
+	return compileExprMode(expr, link, snaplen, needsLiveHandle(expr))
+}
+
+// needsLiveHandle reports whether expr may use the "vlan" primitive, the
+// one whose code depends on the handle being live. Any mention counts
+// (a host named vlan1 too): a needless live handle costs time, never
+// correctness.
+func needsLiveHandle(expr string) bool {
+	return strings.Contains(strings.ToLower(expr), "vlan")
 }
 
 // compileExprMode is compileExpr, with tryLive false compiling for a dead

@@ -5,6 +5,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/netobs/netobs/internal/nstest"
@@ -54,6 +55,36 @@ func TestVLANFilterUsesAncillaryData(t *testing.T) {
 	c = &compiler{ctx: context.Background(), expr: "vlan", snaplen: 1500}
 	if _, err := c.compile(LinkLinuxSLL); !errors.Is(err, ErrFilter) {
 		t.Fatalf("vlan on a cooked socket: %v, want ErrFilter", err)
+	}
+}
+
+// TestDeadHandleSameAsLive: without "vlan", an expression compiles for a
+// dead handle to exactly the program a live handle gives, which is why
+// compileExpr opens a live one only for "vlan"; with it the programs
+// differ.
+func TestDeadHandleSameAsLive(t *testing.T) {
+	nstest.RequireRoot(t) // the live handle is a packet socket
+	for _, link := range []LinkType{LinkEthernet, LinkLinuxSLL} {
+		for _, expr := range []string{"icmp", "icmp[icmptype] = icmp-echo", "tcp port 80 or udp", "ip6 and not arp",
+			"inbound", "outbound and tcp", "ifindex 1", "ether host 02:00:00:00:00:01", "greater 100", "net 10.0.0.0/8 and portrange 1-1024",
+			"tcp[tcpflags] & tcp-syn != 0", "ip proto 47", "mpls", "pppoes"} {
+			if link == LinkLinuxSLL && (expr == "mpls" || expr == "pppoes") {
+				continue
+			}
+			if needsLiveHandle(expr) {
+				t.Fatalf("%q: compiled live, want dead", expr)
+			}
+			live, errLive := compileExprMode(expr, link, 1500, true)
+			dead, errDead := compileExprMode(expr, link, 1500, false)
+			if (errLive == nil) != (errDead == nil) || !slices.Equal(live, dead) {
+				t.Fatalf("%q on %v: live %v (%v), dead %v (%v)", expr, link, live, errLive, dead, errDead)
+			}
+		}
+	}
+	live, _ := compileExprMode("vlan 100", LinkEthernet, 1500, true)
+	dead, _ := compileExprMode("vlan 100", LinkEthernet, 1500, false)
+	if slices.Equal(live, dead) || !needsLiveHandle("VLAN 100") {
+		t.Fatal("vlan 100 compiles the same for a live and a dead handle; the test cannot tell them apart")
 	}
 }
 

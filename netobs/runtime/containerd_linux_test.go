@@ -28,7 +28,12 @@ func TestContainerdPlain(t *testing.T) {
 	o := runtime.Options{Endpoint: c.Socket}
 	ctx := context.Background()
 	id1 := ctrtest.NewID()
-	id2 := id1[:8] + ctrtest.NewID()[8:]
+	// id2 shares id1's first 8 digits, not its 9th: id1[:9] names id1 alone.
+	other := "0"
+	if id1[8] == '0' {
+		other = "1"
+	}
+	id2 := id1[:8] + other + ctrtest.NewID()[9:]
 	name := nstest.UniqueName("web")
 	c.RunPlain(t, id1, name)
 	c.RunPlain(t, id2, "")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -162,44 +163,84 @@ func Connect(ctx context.Context, runtime string, o Options) ([]Runtime, error) 
 		runtime string
 		fi      os.FileInfo
 	}
-	var (
-		rts   []Runtime
-		seen  []socket
-		tried []string
-	)
-	for _, ep := range eps {
-		if path, ok := strings.CutPrefix(ep.Address, "unix://"); ok {
-			fi, err := os.Stat(path)
-			if err != nil {
-				tried = append(tried, fmt.Sprintf("%s: %v", path, reason(err)))
-				continue
-			}
-			dup := false
-			for _, s := range seen {
-				dup = dup || (s.runtime == ep.Runtime && os.SameFile(s.fi, fi))
-			}
-			if dup {
-				continue
-			}
+	type probe struct {
+		ep    Endpoint
+		path  string // the socket file of a unix:// address
+		skip  bool   // no socket, or one asked already for this runtime
+		rt    Runtime
+		tried string // why it did not answer
+	}
+	var seen []socket
+	probes := make([]probe, len(eps))
+	for i, ep := range eps {
+		p := &probes[i]
+		p.ep = ep
+		path, ok := strings.CutPrefix(ep.Address, "unix://")
+		if !ok {
+			continue
+		}
+		p.path = path
+		fi, err := os.Stat(path)
+		if err != nil {
+			p.skip, p.tried = true, fmt.Sprintf("%s: %v", path, reason(err))
+			continue
+		}
+		for _, s := range seen {
+			p.skip = p.skip || (s.runtime == ep.Runtime && os.SameFile(s.fi, fi))
+		}
+		if !p.skip {
 			seen = append(seen, socket{ep.Runtime, fi})
+		}
+	}
+	ask := func(p *probe) {
+		if p.path != "" {
 			// The client library reports a refused connection without
 			// its cause; a plain connect first says why.
 			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", path)
+			conn, err := d.DialContext(ctx, "unix", p.path)
 			if err != nil {
-				tried = append(tried, fmt.Sprintf("%s: %v", path, reason(err)))
-				continue
+				p.tried = fmt.Sprintf("%s: %v", p.path, reason(err))
+				return
 			}
 			conn.Close()
 		}
-		rt, err := dial(ctx, ep, o.HostRoot)
+		rt, err := dial(ctx, p.ep, o.HostRoot)
 		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %v", ep.Address, reason(err)))
-			continue
+			p.tried = fmt.Sprintf("%s: %v", p.ep.Address, reason(err))
+			return
 		}
-		rts = append(rts, rt)
-		if runtime != "" {
-			break
+		p.rt = rt
+	}
+	if runtime == "" {
+		// Every runtime is wanted: ask them all at once.
+		var wg sync.WaitGroup
+		for i := range probes {
+			if !probes[i].skip {
+				wg.Add(1)
+				go func() { defer wg.Done(); ask(&probes[i]) }()
+			}
+		}
+		wg.Wait()
+	} else {
+		// The first that answers is the one: ask in order.
+		for i := range probes {
+			if !probes[i].skip {
+				if ask(&probes[i]); probes[i].rt != nil {
+					probes = probes[:i+1]
+					break
+				}
+			}
+		}
+	}
+	var (
+		rts   []Runtime
+		tried []string
+	)
+	for _, p := range probes {
+		if p.rt != nil {
+			rts = append(rts, p.rt)
+		} else if p.tried != "" {
+			tried = append(tried, p.tried)
 		}
 	}
 	if wantPodmanCLI(runtime, o, rts) {

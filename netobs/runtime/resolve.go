@@ -7,6 +7,8 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/netobs/netobs/nsjoin"
 )
@@ -17,11 +19,18 @@ import (
 // with ErrNotFound, an AmbiguousError listing the matches, or an
 // UnreachableError naming the sockets tried.
 func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
-	rts, all, err := connectAndList(ctx, ref, o)
+	rts, err := Connect(ctx, ref.Runtime, o)
+	if err != nil {
+		return Container{}, fmt.Errorf("%s: %w", ref, err)
+	}
+	defer closeRuntimes(rts)
+	if c, ok := inspectKey(ctx, rts, ref); ok {
+		return c, nil
+	}
+	all, err := listFlat(ctx, ref, rts)
 	if err != nil {
 		return Container{}, err
 	}
-	defer closeRuntimes(rts)
 	var c Container
 	if ref.Pod {
 		var cs []Container
@@ -46,6 +55,27 @@ func Lookup(ctx context.Context, ref Ref, o Options) (Container, error) {
 	return inspect(ctx, rts, ref, c)
 }
 
+// inspectKey asks a Docker Engine API (Docker, podman's service) for the
+// container ref names by its key alone: the daemon resolves a full ID, a
+// name and a unique ID prefix in the order match does, so the listing of
+// every container is not needed. ok is false if the reference is not of
+// that kind or the daemon did not find exactly one; Lookup then lists
+// and matches, which says why (no such container, the ambiguous matches).
+func inspectKey(ctx context.Context, rts []Runtime, ref Ref) (Container, bool) {
+	if ref.Pod || len(rts) != 1 || (ref.Runtime != "docker" && ref.Runtime != "podman") {
+		return Container{}, false
+	}
+	d, ok := rts[0].(*dockerAPI)
+	if !ok {
+		return Container{}, false
+	}
+	c, err := d.Inspect(ctx, ref.Key)
+	if err != nil || !(c.ID == ref.Key || c.Name == ref.Key || strings.HasPrefix(c.ID, ref.Key)) {
+		return Container{}, false
+	}
+	return c, true
+}
+
 // connectAndList connects to ref's runtimes and lists the containers of
 // them all; the caller closes the runtimes with closeRuntimes.
 func connectAndList(ctx context.Context, ref Ref, o Options) ([]Runtime, []Container, error) {
@@ -53,16 +83,25 @@ func connectAndList(ctx context.Context, ref Ref, o Options) ([]Runtime, []Conta
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	listed, err := listAll(ctx, rts)
+	all, err := listFlat(ctx, ref, rts)
 	if err != nil {
 		closeRuntimes(rts)
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+		return nil, nil, err
+	}
+	return rts, all, nil
+}
+
+// listFlat lists the containers of rts for ref.
+func listFlat(ctx context.Context, ref Ref, rts []Runtime) ([]Container, error) {
+	listed, err := listAll(ctx, rts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	all := make([]Container, len(listed))
 	for i, l := range listed {
 		all[i] = l.Container
 	}
-	return rts, all, nil
+	return all, nil
 }
 
 // listed is a container and the runtime that listed it.
@@ -71,19 +110,30 @@ type listed struct {
 	rt Runtime
 }
 
-// listAll lists the containers of every runtime in rts. A container two
-// runtimes list (by its full ID: the CRI's and Docker's containers are
-// also containerd's, in its namespaces k8s.io and moby) is the first
-// runtime's only, so container:ID is not ambiguous between them.
+// listAll lists the containers of every runtime in rts, asking them all at
+// once. A container two runtimes list (by its full ID: the CRI's and
+// Docker's containers are also containerd's, in its namespaces k8s.io and
+// moby) is the first runtime's only, so container:ID is not ambiguous
+// between them. The first runtime's error, in the order of rts, wins.
 func listAll(ctx context.Context, rts []Runtime) ([]listed, error) {
+	lists := make([][]Container, len(rts))
+	errs := make([]error, len(rts))
+	var wg sync.WaitGroup
+	for i, rt := range rts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lists[i], errs[i] = rt.List(ctx)
+		}()
+	}
+	wg.Wait()
 	var all []listed
 	owner := map[string]Runtime{}
-	for _, rt := range rts {
-		cs, err := rt.List(ctx)
-		if err != nil {
-			return nil, err
+	for i, rt := range rts {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		for _, c := range cs {
+		for _, c := range lists[i] {
 			if o, ok := owner[c.ID]; ok && o != rt {
 				continue
 			}
@@ -92,6 +142,44 @@ func listAll(ctx context.Context, rts []Runtime) ([]listed, error) {
 		}
 	}
 	return all, nil
+}
+
+// maxInspects bounds the inspect requests in flight at once, so a host
+// with hundreds of containers does not open hundreds of connections.
+const maxInspects = 8
+
+// detailAll returns the Detailed record of every container of cs (see
+// detail), asking up to maxInspects at a time; a container removed since
+// the listing is left out. The first error in the order of cs wins.
+func detailAll(ctx context.Context, cs []listed) ([]Container, error) {
+	out := make([]Container, len(cs))
+	errs := make([]error, len(cs))
+	sem := make(chan struct{}, maxInspects)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		if c.Detailed {
+			out[i] = c.Container
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = c.rt.Inspect(ctx, c.ID)
+		}()
+	}
+	wg.Wait()
+	kept := out[:0]
+	for i := range out {
+		switch {
+		case errors.Is(errs[i], ErrNotFound):
+			continue // removed since the listing
+		case errs[i] != nil:
+			return nil, errs[i]
+		}
+		kept = append(kept, out[i])
+	}
+	return kept, nil
 }
 
 // inContainerdNamespace keeps the containerd containers of namespace ns.
@@ -222,44 +310,61 @@ func List(ctx context.Context, runtime string, o Options) ([]Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []Container
-	// podman's command line inspects them all in one run, not one each;
-	// if one went away since the listing, each is asked alone below.
-	batched := map[Runtime]bool{}
-	for _, rt := range rts {
-		p, ok := rt.(*podmanCLI)
-		if !ok {
+	// podman's command line inspects them all in one run, not one each,
+	// while the other runtimes are asked; if one went away since the
+	// listing, each is asked alone below.
+	type batch struct {
+		ids []string
+		cs  []Container
+		err error
+	}
+	batches := map[Runtime]*batch{}
+	var rest []listed
+	for _, c := range cs {
+		if _, ok := c.rt.(*podmanCLI); !ok {
+			rest = append(rest, c)
 			continue
 		}
-		var ids []string
+		if batches[c.rt] == nil {
+			batches[c.rt] = &batch{}
+		}
+		batches[c.rt].ids = append(batches[c.rt].ids, c.ID)
+	}
+	var wg sync.WaitGroup
+	for rt, b := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.cs, b.err = rt.(*podmanCLI).inspectAll(ctx, b.ids)
+		}()
+	}
+	all, err := detailAll(ctx, rest)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range rts {
+		b := batches[rt]
+		switch {
+		case b == nil:
+			continue
+		case b.err == nil:
+			all = append(all, b.cs...)
+			continue
+		case !errors.Is(b.err, ErrNotFound):
+			return nil, b.err
+		}
+		var alone []listed
 		for _, c := range cs {
 			if c.rt == rt {
-				ids = append(ids, c.ID)
+				alone = append(alone, c)
 			}
 		}
-		if len(ids) == 0 {
-			continue
-		}
-		ds, err := p.inspectAll(ctx, ids)
-		if err == nil {
-			all = append(all, ds...)
-			batched[rt] = true
-		} else if !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-	}
-	for _, c := range cs {
-		if batched[c.rt] {
-			continue
-		}
-		d, err := detail(ctx, c.rt, c.Container)
-		if errors.Is(err, ErrNotFound) {
-			continue // removed since the listing
-		}
+		ds, err := detailAll(ctx, alone)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, d)
+		all = append(all, ds...)
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Runtime != all[j].Runtime {

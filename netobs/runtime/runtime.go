@@ -98,8 +98,8 @@ func (c Container) Label() string {
 // KindPod is Container.Kind of a CRI pod sandbox.
 const KindPod = "pod"
 
-// Runtime is one container runtime's API. Implementations are safe for use
-// by one goroutine at a time.
+// Runtime is one container runtime's API. Its List and Inspect may be called
+// from several goroutines at once (netobs asks runtimes concurrently).
 type Runtime interface {
 	// Name is the runtime's name in references ("docker").
 	Name() string

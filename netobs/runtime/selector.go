@@ -131,19 +131,15 @@ func Select(ctx context.Context, sel Selector, o Options) ([]Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-l %s: %w", sel, err)
 	}
-	var out []Container
+	var matched []listed
 	for _, c := range cs {
-		if !c.Running || !sel.Matches(c.Labels) {
-			continue
+		if c.Running && sel.Matches(c.Labels) {
+			matched = append(matched, c)
 		}
-		d, err := detail(ctx, c.rt, c.Container)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("-l %s: %w", sel, err)
-		}
-		out = append(out, d)
+	}
+	out, err := detailAll(ctx, matched)
+	if err != nil {
+		return nil, fmt.Errorf("-l %s: %w", sel, err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no running container or pod has labels %s", ErrNotFound, sel)
