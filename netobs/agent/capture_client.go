@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
@@ -45,14 +46,22 @@ type CaptureResult struct {
 	Ended int
 }
 
+// StopGrace is how long a stopped call waits for the agent's final counts
+// before it gives up on them.
+const StopGrace = 2 * time.Second
+
 // Capture runs a capture on the agent and hands what it streams to h.
 // It returns when the agent sends its final counts, when h stops it, or
-// when ctx ends (which cancels the capture on the agent). The result is
-// not nil once Start has been received, also with an error.
+// when ctx ends: then the agent is asked to stop (as SIGINT stops a local
+// capture) and Capture waits up to StopGrace for what it still sends and
+// its final counts, then cancels the call. The result is not nil once
+// Start has been received, also with an error.
 func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h CaptureHandler) (*CaptureResult, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	st, err := c.api.Capture(ctx, req)
+	var idc = make(chan string, 1)
+	defer c.stopOnDone(ctx, cancel, idc)()
+	st, err := c.api.Capture(sctx, req)
 	if err != nil {
 		return nil, c.wrap(err)
 	}
@@ -79,6 +88,7 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 				if err != nil {
 					return nil, c.protocol("%v", err)
 				}
+				idc <- x.Start.Id
 				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}
 				if err := h.Start(ifcs); err != nil {
 					return res, err
@@ -148,6 +158,39 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 			return res, c.protocol("unexpected message %T", m.Msg)
 		}
 	}
+}
+
+// stopOnDone asks the agent to stop the stream whose id comes on idc once
+// ctx ends, and cancels the call StopGrace later, or at once if no id has
+// come. The returned func ends the watch.
+func (c *Client) stopOnDone(ctx context.Context, cancel func(), idc <-chan string) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		var id string
+		select {
+		case id = <-idc:
+		default:
+			cancel()
+			return
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), StopGrace)
+		defer scancel()
+		if _, err := c.api.Stop(sctx, &agentpb.StopRequest{Id: id}); err != nil {
+			cancel()
+			return
+		}
+		select {
+		case <-done:
+		case <-sctx.Done():
+			cancel()
+		}
+	}()
+	return func() { close(done) }
 }
 
 // remoteEnd is an ended part's reason as the agent said it; errors.Is

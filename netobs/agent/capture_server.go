@@ -50,7 +50,12 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 			return err
 		}
 	}
-	start := &agentpb.Start{}
+	// Stop ends the capture but not the stream, which goes on to Final.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	id, forget := s.register(stopRun)
+	defer forget()
+	start := &agentpb.Start{Id: id}
 	for _, ifc := range cp.Interfaces() {
 		start.Interfaces = append(start.Interfaces, interfaceToPB(ifc))
 	}
@@ -79,7 +84,7 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 			cancel() // the client is gone: stop capturing
 		}
 	}()
-	runErr := cp.Run(ctx, h)
+	runErr := cp.Run(runCtx, h)
 	h.push(nil) // flush the last batch
 	close(h.q)
 	wg.Wait()

@@ -230,10 +230,15 @@ type EventsResult struct {
 }
 
 // Events is `events` on the agent's host. It returns when the agent ends
-// the stream (count reached, watcher failed) or ctx ends; the result is
-// nil when the stream ended before its final counts.
+// the stream (count reached, watcher failed) or, as Capture, StopGrace
+// after ctx ends at the latest; the result is nil when the stream ended
+// before its final counts.
 func (c *Client) Events(ctx context.Context, req *agentpb.EventsRequest, h EventsHandler) (*EventsResult, error) {
-	st, err := c.api.Events(ctx, req)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	idc := make(chan string, 1)
+	defer c.stopOnDone(ctx, cancel, idc)()
+	st, err := c.api.Events(sctx, req)
 	if err != nil {
 		return nil, c.wrap(err)
 	}
@@ -247,6 +252,10 @@ func (c *Client) Events(ctx context.Context, req *agentpb.EventsRequest, h Event
 		}
 		switch x := m.Msg.(type) {
 		case *agentpb.EventsMessage_Ready:
+			select {
+			case idc <- x.Ready.Id:
+			default:
+			}
 			if h.Ready != nil {
 				h.Ready(int(x.Ready.Namespaces), x.Ready.Kinds)
 			}

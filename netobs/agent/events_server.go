@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,12 @@ func (s *Server) Events(req *agentpb.EventsRequest, stream agentpb.Agent_EventsS
 			owners[[2]uint64{ns.ID().Dev, ns.ID().Inode}] = ctr
 		}
 	}
-	w, err := events.New(ctx, nss, events.Options{Kinds: kinds, Initial: req.Initial, All: req.All, Rescan: rescan})
+	// Stop ends the watch but not the stream, which goes on to Final.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	id, forget := s.register(stopRun)
+	defer forget()
+	w, err := events.New(runCtx, nss, events.Options{Kinds: kinds, Initial: req.Initial, All: req.All, Rescan: rescan})
 	if err != nil {
 		return s.statusOf(ctx, err)
 	}
@@ -86,7 +92,7 @@ func (s *Server) Events(req *agentpb.EventsRequest, stream agentpb.Agent_EventsS
 		case <-ready:
 			ready = nil
 			q <- &agentpb.EventsMessage{Msg: &agentpb.EventsMessage_Ready{Ready: &agentpb.EventsReady{
-				Namespaces: int64(w.Stats().Namespaces), Kinds: kinds.String()}}}
+				Namespaces: int64(w.Stats().Namespaces), Kinds: kinds.String(), Id: id}}}
 			continue
 		case ev, ok := <-ch:
 			if !ok {

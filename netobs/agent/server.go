@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -87,6 +89,38 @@ type Server struct {
 	agentpb.UnimplementedAgentServer
 	cfg     Config
 	streams atomic.Int64 // streams being served
+
+	mu    sync.Mutex
+	stops map[string]context.CancelFunc // guarded by mu: Stop's targets
+}
+
+// register makes a stream stoppable by Stop; the returned func forgets it.
+func (s *Server) register(stop context.CancelFunc) (string, func()) {
+	var b [16]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	s.mu.Lock()
+	if s.stops == nil {
+		s.stops = map[string]context.CancelFunc{}
+	}
+	s.stops[id] = stop
+	s.mu.Unlock()
+	return id, func() {
+		s.mu.Lock()
+		delete(s.stops, id)
+		s.mu.Unlock()
+	}
+}
+
+// Stop implements agentpb.AgentServer.
+func (s *Server) Stop(ctx context.Context, req *agentpb.StopRequest) (*agentpb.StopResponse, error) {
+	s.mu.Lock()
+	stop := s.stops[req.Id]
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return &agentpb.StopResponse{Found: stop != nil}, nil
 }
 
 // NewServer checks cfg and returns a Server.

@@ -88,6 +88,94 @@ func (EndReason) EnumDescriptor() ([]byte, []int) {
 	return file_agent_proto_rawDescGZIP(), []int{0}
 }
 
+type StopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopRequest) Reset() {
+	*x = StopRequest{}
+	mi := &file_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopRequest) ProtoMessage() {}
+
+func (x *StopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
+func (*StopRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *StopRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type StopResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopResponse) Reset() {
+	*x = StopResponse{}
+	mi := &file_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopResponse) ProtoMessage() {}
+
+func (x *StopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
+func (*StopResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StopResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
 type ListNamespacesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// type is a namespace type (net, uts, ...); empty lists every type.
@@ -98,7 +186,7 @@ type ListNamespacesRequest struct {
 
 func (x *ListNamespacesRequest) Reset() {
 	*x = ListNamespacesRequest{}
-	mi := &file_agent_proto_msgTypes[0]
+	mi := &file_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +198,7 @@ func (x *ListNamespacesRequest) String() string {
 func (*ListNamespacesRequest) ProtoMessage() {}
 
 func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[0]
+	mi := &file_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +211,7 @@ func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
 func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{0}
+	return file_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListNamespacesRequest) GetType() string {
@@ -154,7 +242,7 @@ type Namespace struct {
 
 func (x *Namespace) Reset() {
 	*x = Namespace{}
-	mi := &file_agent_proto_msgTypes[1]
+	mi := &file_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -166,7 +254,7 @@ func (x *Namespace) String() string {
 func (*Namespace) ProtoMessage() {}
 
 func (x *Namespace) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[1]
+	mi := &file_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -179,7 +267,7 @@ func (x *Namespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Namespace.ProtoReflect.Descriptor instead.
 func (*Namespace) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{1}
+	return file_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Namespace) GetType() string {
@@ -268,7 +356,7 @@ type ListNamespacesResponse struct {
 
 func (x *ListNamespacesResponse) Reset() {
 	*x = ListNamespacesResponse{}
-	mi := &file_agent_proto_msgTypes[2]
+	mi := &file_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +368,7 @@ func (x *ListNamespacesResponse) String() string {
 func (*ListNamespacesResponse) ProtoMessage() {}
 
 func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[2]
+	mi := &file_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +381,7 @@ func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
 func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{2}
+	return file_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListNamespacesResponse) GetNamespaces() []*Namespace {
@@ -313,7 +401,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_agent_proto_msgTypes[3]
+	mi := &file_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +413,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[3]
+	mi := &file_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +426,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListContainersRequest) GetRuntime() string {
@@ -378,7 +466,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_agent_proto_msgTypes[4]
+	mi := &file_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +478,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[4]
+	mi := &file_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +491,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Container) GetRuntime() string {
@@ -541,7 +629,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_agent_proto_msgTypes[5]
+	mi := &file_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +641,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[5]
+	mi := &file_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +654,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -588,7 +676,7 @@ type SocketsRequest struct {
 
 func (x *SocketsRequest) Reset() {
 	*x = SocketsRequest{}
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +688,7 @@ func (x *SocketsRequest) String() string {
 func (*SocketsRequest) ProtoMessage() {}
 
 func (x *SocketsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +701,7 @@ func (x *SocketsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SocketsRequest.ProtoReflect.Descriptor instead.
 func (*SocketsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SocketsRequest) GetNsref() string {
@@ -657,7 +745,7 @@ type Owner struct {
 
 func (x *Owner) Reset() {
 	*x = Owner{}
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +757,7 @@ func (x *Owner) String() string {
 func (*Owner) ProtoMessage() {}
 
 func (x *Owner) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +770,7 @@ func (x *Owner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Owner.ProtoReflect.Descriptor instead.
 func (*Owner) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Owner) GetRuntime() string {
@@ -741,7 +829,7 @@ type Socket struct {
 
 func (x *Socket) Reset() {
 	*x = Socket{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +841,7 @@ func (x *Socket) String() string {
 func (*Socket) ProtoMessage() {}
 
 func (x *Socket) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +854,7 @@ func (x *Socket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Socket.ProtoReflect.Descriptor instead.
 func (*Socket) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Socket) GetProto() string {
@@ -864,7 +952,7 @@ type Proc struct {
 
 func (x *Proc) Reset() {
 	*x = Proc{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +964,7 @@ func (x *Proc) String() string {
 func (*Proc) ProtoMessage() {}
 
 func (x *Proc) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +977,7 @@ func (x *Proc) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proc.ProtoReflect.Descriptor instead.
 func (*Proc) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Proc) GetPid() int64 {
@@ -929,7 +1017,7 @@ type SocketsResponse struct {
 
 func (x *SocketsResponse) Reset() {
 	*x = SocketsResponse{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1029,7 @@ func (x *SocketsResponse) String() string {
 func (*SocketsResponse) ProtoMessage() {}
 
 func (x *SocketsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1042,7 @@ func (x *SocketsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SocketsResponse.ProtoReflect.Descriptor instead.
 func (*SocketsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SocketsResponse) GetNetns() string {
@@ -1013,7 +1101,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1113,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1126,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CaptureRequest) GetArgs() []string {
@@ -1120,7 +1208,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1220,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1233,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Interface) GetIndex() uint32 {
@@ -1219,15 +1307,17 @@ func (x *Interface) GetFilter() string {
 }
 
 type Start struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Interfaces    []*Interface           `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Interfaces []*Interface           `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	// id names the stream for Stop.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1329,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1342,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Start) GetInterfaces() []*Interface {
@@ -1260,6 +1350,13 @@ func (x *Start) GetInterfaces() []*Interface {
 		return x.Interfaces
 	}
 	return nil
+}
+
+func (x *Start) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 // Packets carries packets in a packed form, because one protobuf message
@@ -1283,7 +1380,7 @@ type Packets struct {
 
 func (x *Packets) Reset() {
 	*x = Packets{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1392,7 @@ func (x *Packets) String() string {
 func (*Packets) ProtoMessage() {}
 
 func (x *Packets) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1405,7 @@ func (x *Packets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Packets.ProtoReflect.Descriptor instead.
 func (*Packets) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Packets) GetRecords() []byte {
@@ -1337,7 +1434,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1446,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1459,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Progress) GetWatermark() int64 {
@@ -1382,7 +1479,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1491,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1504,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Notice) GetText() string {
@@ -1432,7 +1529,7 @@ type Ended struct {
 
 func (x *Ended) Reset() {
 	*x = Ended{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1541,7 @@ func (x *Ended) String() string {
 func (*Ended) ProtoMessage() {}
 
 func (x *Ended) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1554,7 @@ func (x *Ended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ended.ProtoReflect.Descriptor instead.
 func (*Ended) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ended) GetIndex() uint32 {
@@ -1498,7 +1595,7 @@ type InterfaceCounts struct {
 
 func (x *InterfaceCounts) Reset() {
 	*x = InterfaceCounts{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1607,7 @@ func (x *InterfaceCounts) String() string {
 func (*InterfaceCounts) ProtoMessage() {}
 
 func (x *InterfaceCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1620,7 @@ func (x *InterfaceCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceCounts.ProtoReflect.Descriptor instead.
 func (*InterfaceCounts) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InterfaceCounts) GetIndex() uint32 {
@@ -1572,7 +1669,7 @@ type Final struct {
 
 func (x *Final) Reset() {
 	*x = Final{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1681,7 @@ func (x *Final) String() string {
 func (*Final) ProtoMessage() {}
 
 func (x *Final) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1694,7 @@ func (x *Final) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Final.ProtoReflect.Descriptor instead.
 func (*Final) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Final) GetCounts() []*InterfaceCounts {
@@ -1638,7 +1735,7 @@ type CaptureMessage struct {
 
 func (x *CaptureMessage) Reset() {
 	*x = CaptureMessage{}
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1747,7 @@ func (x *CaptureMessage) String() string {
 func (*CaptureMessage) ProtoMessage() {}
 
 func (x *CaptureMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1760,7 @@ func (x *CaptureMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureMessage.ProtoReflect.Descriptor instead.
 func (*CaptureMessage) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CaptureMessage) GetMsg() isCaptureMessage_Msg {
@@ -1784,7 +1881,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1893,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1906,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EventsRequest) GetNsrefs() []string {
@@ -1869,7 +1966,7 @@ type EventNamespace struct {
 
 func (x *EventNamespace) Reset() {
 	*x = EventNamespace{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1978,7 @@ func (x *EventNamespace) String() string {
 func (*EventNamespace) ProtoMessage() {}
 
 func (x *EventNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1991,7 @@ func (x *EventNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventNamespace.ProtoReflect.Descriptor instead.
 func (*EventNamespace) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EventNamespace) GetDev() uint64 {
@@ -1958,7 +2055,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2067,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2080,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Change) GetKind() string {
@@ -2032,7 +2129,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2141,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2154,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetTime() int64 {
@@ -2145,7 +2242,7 @@ type EventsFinal struct {
 
 func (x *EventsFinal) Reset() {
 	*x = EventsFinal{}
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2254,7 @@ func (x *EventsFinal) String() string {
 func (*EventsFinal) ProtoMessage() {}
 
 func (x *EventsFinal) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2267,7 @@ func (x *EventsFinal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsFinal.ProtoReflect.Descriptor instead.
 func (*EventsFinal) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EventsFinal) GetEvents() uint64 {
@@ -2230,7 +2327,7 @@ type EventsMessage struct {
 
 func (x *EventsMessage) Reset() {
 	*x = EventsMessage{}
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2339,7 @@ func (x *EventsMessage) String() string {
 func (*EventsMessage) ProtoMessage() {}
 
 func (x *EventsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2352,7 @@ func (x *EventsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsMessage.ProtoReflect.Descriptor instead.
 func (*EventsMessage) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EventsMessage) GetMsg() isEventsMessage_Msg {
@@ -2334,13 +2431,14 @@ type EventsReady struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespaces    int64                  `protobuf:"varint,1,opt,name=namespaces,proto3" json:"namespaces,omitempty"`
 	Kinds         string                 `protobuf:"bytes,2,opt,name=kinds,proto3" json:"kinds,omitempty"`
+	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EventsReady) Reset() {
 	*x = EventsReady{}
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2450,7 @@ func (x *EventsReady) String() string {
 func (*EventsReady) ProtoMessage() {}
 
 func (x *EventsReady) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2463,7 @@ func (x *EventsReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsReady.ProtoReflect.Descriptor instead.
 func (*EventsReady) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EventsReady) GetNamespaces() int64 {
@@ -2382,11 +2480,22 @@ func (x *EventsReady) GetKinds() string {
 	return ""
 }
 
+func (x *EventsReady) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
 	"\n" +
-	"\vagent.proto\x12\x0fnetobs.agent.v1\"+\n" +
+	"\vagent.proto\x12\x0fnetobs.agent.v1\"\x1d\n" +
+	"\vStopRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"$\n" +
+	"\fStopResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\"+\n" +
 	"\x15ListNamespacesRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\"\x9b\x02\n" +
 	"\tNamespace\x12\x12\n" +
@@ -2497,11 +2606,12 @@ const file_agent_proto_rawDesc = "" +
 	"\tlink_type\x18\b \x01(\rR\blinkType\x12\x18\n" +
 	"\asnaplen\x18\t \x01(\rR\asnaplen\x12\x16\n" +
 	"\x06filter\x18\n" +
-	" \x01(\tR\x06filter\"C\n" +
+	" \x01(\tR\x06filter\"S\n" +
 	"\x05Start\x12:\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x1a.netobs.agent.v1.InterfaceR\n" +
-	"interfaces\"9\n" +
+	"interfaces\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"9\n" +
 	"\aPackets\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\fR\arecords\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"(\n" +
@@ -2575,24 +2685,26 @@ const file_agent_proto_rawDesc = "" +
 	"\x06notice\x18\x02 \x01(\v2\x17.netobs.agent.v1.NoticeH\x00R\x06notice\x124\n" +
 	"\x05final\x18\x03 \x01(\v2\x1c.netobs.agent.v1.EventsFinalH\x00R\x05final\x124\n" +
 	"\x05ready\x18\x04 \x01(\v2\x1c.netobs.agent.v1.EventsReadyH\x00R\x05readyB\x05\n" +
-	"\x03msg\"C\n" +
+	"\x03msg\"S\n" +
 	"\vEventsReady\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x01(\x03R\n" +
 	"namespaces\x12\x14\n" +
-	"\x05kinds\x18\x02 \x01(\tR\x05kinds*\x85\x01\n" +
+	"\x05kinds\x18\x02 \x01(\tR\x05kinds\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id*\x85\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12END_REASON_STOPPED\x10\x01\x12\x14\n" +
 	"\x10END_REASON_COUNT\x10\x02\x12\x18\n" +
 	"\x14END_REASON_ALL_ENDED\x10\x03\x12\x14\n" +
-	"\x10END_REASON_ERROR\x10\x042\xb6\x03\n" +
+	"\x10END_REASON_ERROR\x10\x042\xfb\x03\n" +
 	"\x05Agent\x12a\n" +
 	"\x0eListNamespaces\x12&.netobs.agent.v1.ListNamespacesRequest\x1a'.netobs.agent.v1.ListNamespacesResponse\x12a\n" +
 	"\x0eListContainers\x12&.netobs.agent.v1.ListContainersRequest\x1a'.netobs.agent.v1.ListContainersResponse\x12L\n" +
 	"\aSockets\x12\x1f.netobs.agent.v1.SocketsRequest\x1a .netobs.agent.v1.SocketsResponse\x12M\n" +
 	"\aCapture\x12\x1f.netobs.agent.v1.CaptureRequest\x1a\x1f.netobs.agent.v1.CaptureMessage0\x01\x12J\n" +
-	"\x06Events\x12\x1e.netobs.agent.v1.EventsRequest\x1a\x1e.netobs.agent.v1.EventsMessage0\x01B/Z-github.com/netobs/netobs/netobs/agent/agentpbb\x06proto3"
+	"\x06Events\x12\x1e.netobs.agent.v1.EventsRequest\x1a\x1e.netobs.agent.v1.EventsMessage0\x01\x12C\n" +
+	"\x04Stop\x12\x1c.netobs.agent.v1.StopRequest\x1a\x1d.netobs.agent.v1.StopResponseB/Z-github.com/netobs/netobs/netobs/agent/agentpbb\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -2607,76 +2719,80 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_agent_proto_goTypes = []any{
 	(EndReason)(0),                 // 0: netobs.agent.v1.EndReason
-	(*ListNamespacesRequest)(nil),  // 1: netobs.agent.v1.ListNamespacesRequest
-	(*Namespace)(nil),              // 2: netobs.agent.v1.Namespace
-	(*ListNamespacesResponse)(nil), // 3: netobs.agent.v1.ListNamespacesResponse
-	(*ListContainersRequest)(nil),  // 4: netobs.agent.v1.ListContainersRequest
-	(*Container)(nil),              // 5: netobs.agent.v1.Container
-	(*ListContainersResponse)(nil), // 6: netobs.agent.v1.ListContainersResponse
-	(*SocketsRequest)(nil),         // 7: netobs.agent.v1.SocketsRequest
-	(*Owner)(nil),                  // 8: netobs.agent.v1.Owner
-	(*Socket)(nil),                 // 9: netobs.agent.v1.Socket
-	(*Proc)(nil),                   // 10: netobs.agent.v1.Proc
-	(*SocketsResponse)(nil),        // 11: netobs.agent.v1.SocketsResponse
-	(*CaptureRequest)(nil),         // 12: netobs.agent.v1.CaptureRequest
-	(*Interface)(nil),              // 13: netobs.agent.v1.Interface
-	(*Start)(nil),                  // 14: netobs.agent.v1.Start
-	(*Packets)(nil),                // 15: netobs.agent.v1.Packets
-	(*Progress)(nil),               // 16: netobs.agent.v1.Progress
-	(*Notice)(nil),                 // 17: netobs.agent.v1.Notice
-	(*Ended)(nil),                  // 18: netobs.agent.v1.Ended
-	(*InterfaceCounts)(nil),        // 19: netobs.agent.v1.InterfaceCounts
-	(*Final)(nil),                  // 20: netobs.agent.v1.Final
-	(*CaptureMessage)(nil),         // 21: netobs.agent.v1.CaptureMessage
-	(*EventsRequest)(nil),          // 22: netobs.agent.v1.EventsRequest
-	(*EventNamespace)(nil),         // 23: netobs.agent.v1.EventNamespace
-	(*Change)(nil),                 // 24: netobs.agent.v1.Change
-	(*Event)(nil),                  // 25: netobs.agent.v1.Event
-	(*EventsFinal)(nil),            // 26: netobs.agent.v1.EventsFinal
-	(*EventsMessage)(nil),          // 27: netobs.agent.v1.EventsMessage
-	(*EventsReady)(nil),            // 28: netobs.agent.v1.EventsReady
-	nil,                            // 29: netobs.agent.v1.Container.LabelsEntry
+	(*StopRequest)(nil),            // 1: netobs.agent.v1.StopRequest
+	(*StopResponse)(nil),           // 2: netobs.agent.v1.StopResponse
+	(*ListNamespacesRequest)(nil),  // 3: netobs.agent.v1.ListNamespacesRequest
+	(*Namespace)(nil),              // 4: netobs.agent.v1.Namespace
+	(*ListNamespacesResponse)(nil), // 5: netobs.agent.v1.ListNamespacesResponse
+	(*ListContainersRequest)(nil),  // 6: netobs.agent.v1.ListContainersRequest
+	(*Container)(nil),              // 7: netobs.agent.v1.Container
+	(*ListContainersResponse)(nil), // 8: netobs.agent.v1.ListContainersResponse
+	(*SocketsRequest)(nil),         // 9: netobs.agent.v1.SocketsRequest
+	(*Owner)(nil),                  // 10: netobs.agent.v1.Owner
+	(*Socket)(nil),                 // 11: netobs.agent.v1.Socket
+	(*Proc)(nil),                   // 12: netobs.agent.v1.Proc
+	(*SocketsResponse)(nil),        // 13: netobs.agent.v1.SocketsResponse
+	(*CaptureRequest)(nil),         // 14: netobs.agent.v1.CaptureRequest
+	(*Interface)(nil),              // 15: netobs.agent.v1.Interface
+	(*Start)(nil),                  // 16: netobs.agent.v1.Start
+	(*Packets)(nil),                // 17: netobs.agent.v1.Packets
+	(*Progress)(nil),               // 18: netobs.agent.v1.Progress
+	(*Notice)(nil),                 // 19: netobs.agent.v1.Notice
+	(*Ended)(nil),                  // 20: netobs.agent.v1.Ended
+	(*InterfaceCounts)(nil),        // 21: netobs.agent.v1.InterfaceCounts
+	(*Final)(nil),                  // 22: netobs.agent.v1.Final
+	(*CaptureMessage)(nil),         // 23: netobs.agent.v1.CaptureMessage
+	(*EventsRequest)(nil),          // 24: netobs.agent.v1.EventsRequest
+	(*EventNamespace)(nil),         // 25: netobs.agent.v1.EventNamespace
+	(*Change)(nil),                 // 26: netobs.agent.v1.Change
+	(*Event)(nil),                  // 27: netobs.agent.v1.Event
+	(*EventsFinal)(nil),            // 28: netobs.agent.v1.EventsFinal
+	(*EventsMessage)(nil),          // 29: netobs.agent.v1.EventsMessage
+	(*EventsReady)(nil),            // 30: netobs.agent.v1.EventsReady
+	nil,                            // 31: netobs.agent.v1.Container.LabelsEntry
 }
 var file_agent_proto_depIdxs = []int32{
-	5,  // 0: netobs.agent.v1.Namespace.containers:type_name -> netobs.agent.v1.Container
-	2,  // 1: netobs.agent.v1.ListNamespacesResponse.namespaces:type_name -> netobs.agent.v1.Namespace
-	29, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
-	5,  // 3: netobs.agent.v1.ListContainersResponse.containers:type_name -> netobs.agent.v1.Container
-	10, // 4: netobs.agent.v1.Socket.procs:type_name -> netobs.agent.v1.Proc
-	8,  // 5: netobs.agent.v1.SocketsResponse.owner:type_name -> netobs.agent.v1.Owner
-	9,  // 6: netobs.agent.v1.SocketsResponse.sockets:type_name -> netobs.agent.v1.Socket
-	8,  // 7: netobs.agent.v1.Interface.owner:type_name -> netobs.agent.v1.Owner
-	13, // 8: netobs.agent.v1.Start.interfaces:type_name -> netobs.agent.v1.Interface
-	19, // 9: netobs.agent.v1.Final.counts:type_name -> netobs.agent.v1.InterfaceCounts
+	7,  // 0: netobs.agent.v1.Namespace.containers:type_name -> netobs.agent.v1.Container
+	4,  // 1: netobs.agent.v1.ListNamespacesResponse.namespaces:type_name -> netobs.agent.v1.Namespace
+	31, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
+	7,  // 3: netobs.agent.v1.ListContainersResponse.containers:type_name -> netobs.agent.v1.Container
+	12, // 4: netobs.agent.v1.Socket.procs:type_name -> netobs.agent.v1.Proc
+	10, // 5: netobs.agent.v1.SocketsResponse.owner:type_name -> netobs.agent.v1.Owner
+	11, // 6: netobs.agent.v1.SocketsResponse.sockets:type_name -> netobs.agent.v1.Socket
+	10, // 7: netobs.agent.v1.Interface.owner:type_name -> netobs.agent.v1.Owner
+	15, // 8: netobs.agent.v1.Start.interfaces:type_name -> netobs.agent.v1.Interface
+	21, // 9: netobs.agent.v1.Final.counts:type_name -> netobs.agent.v1.InterfaceCounts
 	0,  // 10: netobs.agent.v1.Final.reason:type_name -> netobs.agent.v1.EndReason
-	14, // 11: netobs.agent.v1.CaptureMessage.start:type_name -> netobs.agent.v1.Start
-	15, // 12: netobs.agent.v1.CaptureMessage.packets:type_name -> netobs.agent.v1.Packets
-	16, // 13: netobs.agent.v1.CaptureMessage.progress:type_name -> netobs.agent.v1.Progress
-	17, // 14: netobs.agent.v1.CaptureMessage.notice:type_name -> netobs.agent.v1.Notice
-	18, // 15: netobs.agent.v1.CaptureMessage.ended:type_name -> netobs.agent.v1.Ended
-	20, // 16: netobs.agent.v1.CaptureMessage.final:type_name -> netobs.agent.v1.Final
-	8,  // 17: netobs.agent.v1.EventNamespace.owner:type_name -> netobs.agent.v1.Owner
-	23, // 18: netobs.agent.v1.Event.ns:type_name -> netobs.agent.v1.EventNamespace
-	24, // 19: netobs.agent.v1.Event.changes:type_name -> netobs.agent.v1.Change
-	25, // 20: netobs.agent.v1.EventsMessage.event:type_name -> netobs.agent.v1.Event
-	17, // 21: netobs.agent.v1.EventsMessage.notice:type_name -> netobs.agent.v1.Notice
-	26, // 22: netobs.agent.v1.EventsMessage.final:type_name -> netobs.agent.v1.EventsFinal
-	28, // 23: netobs.agent.v1.EventsMessage.ready:type_name -> netobs.agent.v1.EventsReady
-	1,  // 24: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
-	4,  // 25: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
-	7,  // 26: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
-	12, // 27: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
-	22, // 28: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
-	3,  // 29: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
-	6,  // 30: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
-	11, // 31: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
-	21, // 32: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
-	27, // 33: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
+	16, // 11: netobs.agent.v1.CaptureMessage.start:type_name -> netobs.agent.v1.Start
+	17, // 12: netobs.agent.v1.CaptureMessage.packets:type_name -> netobs.agent.v1.Packets
+	18, // 13: netobs.agent.v1.CaptureMessage.progress:type_name -> netobs.agent.v1.Progress
+	19, // 14: netobs.agent.v1.CaptureMessage.notice:type_name -> netobs.agent.v1.Notice
+	20, // 15: netobs.agent.v1.CaptureMessage.ended:type_name -> netobs.agent.v1.Ended
+	22, // 16: netobs.agent.v1.CaptureMessage.final:type_name -> netobs.agent.v1.Final
+	10, // 17: netobs.agent.v1.EventNamespace.owner:type_name -> netobs.agent.v1.Owner
+	25, // 18: netobs.agent.v1.Event.ns:type_name -> netobs.agent.v1.EventNamespace
+	26, // 19: netobs.agent.v1.Event.changes:type_name -> netobs.agent.v1.Change
+	27, // 20: netobs.agent.v1.EventsMessage.event:type_name -> netobs.agent.v1.Event
+	19, // 21: netobs.agent.v1.EventsMessage.notice:type_name -> netobs.agent.v1.Notice
+	28, // 22: netobs.agent.v1.EventsMessage.final:type_name -> netobs.agent.v1.EventsFinal
+	30, // 23: netobs.agent.v1.EventsMessage.ready:type_name -> netobs.agent.v1.EventsReady
+	3,  // 24: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
+	6,  // 25: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
+	9,  // 26: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
+	14, // 27: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
+	24, // 28: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
+	1,  // 29: netobs.agent.v1.Agent.Stop:input_type -> netobs.agent.v1.StopRequest
+	5,  // 30: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
+	8,  // 31: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
+	13, // 32: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
+	23, // 33: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
+	29, // 34: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
+	2,  // 35: netobs.agent.v1.Agent.Stop:output_type -> netobs.agent.v1.StopResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -2687,7 +2803,7 @@ func file_agent_proto_init() {
 	if File_agent_proto != nil {
 		return
 	}
-	file_agent_proto_msgTypes[20].OneofWrappers = []any{
+	file_agent_proto_msgTypes[22].OneofWrappers = []any{
 		(*CaptureMessage_Start)(nil),
 		(*CaptureMessage_Packets)(nil),
 		(*CaptureMessage_Progress)(nil),
@@ -2695,7 +2811,7 @@ func file_agent_proto_init() {
 		(*CaptureMessage_Ended)(nil),
 		(*CaptureMessage_Final)(nil),
 	}
-	file_agent_proto_msgTypes[26].OneofWrappers = []any{
+	file_agent_proto_msgTypes[28].OneofWrappers = []any{
 		(*EventsMessage_Event)(nil),
 		(*EventsMessage_Notice)(nil),
 		(*EventsMessage_Final)(nil),
@@ -2707,7 +2823,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

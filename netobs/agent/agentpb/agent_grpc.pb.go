@@ -32,6 +32,7 @@ const (
 	Agent_Sockets_FullMethodName        = "/netobs.agent.v1.Agent/Sockets"
 	Agent_Capture_FullMethodName        = "/netobs.agent.v1.Agent/Capture"
 	Agent_Events_FullMethodName         = "/netobs.agent.v1.Agent/Events"
+	Agent_Stop_FullMethodName           = "/netobs.agent.v1.Agent/Stop"
 )
 
 // AgentClient is the client API for Agent service.
@@ -51,6 +52,10 @@ type AgentClient interface {
 	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CaptureMessage], error)
 	// Events is `netobs events` on the agent's host: events, then one Final.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsMessage], error)
+	// Stop ends the capture or event stream with that id (Start.id,
+	// EventsReady.id) the way SIGINT ends the local command: the stream
+	// goes on to its final counts. A client stops that way on SIGINT.
+	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 }
 
 type agentClient struct {
@@ -129,6 +134,16 @@ func (c *agentClient) Events(ctx context.Context, in *EventsRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Agent_EventsClient = grpc.ServerStreamingClient[EventsMessage]
 
+func (c *agentClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StopResponse)
+	err := c.cc.Invoke(ctx, Agent_Stop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -146,6 +161,10 @@ type AgentServer interface {
 	Capture(*CaptureRequest, grpc.ServerStreamingServer[CaptureMessage]) error
 	// Events is `netobs events` on the agent's host: events, then one Final.
 	Events(*EventsRequest, grpc.ServerStreamingServer[EventsMessage]) error
+	// Stop ends the capture or event stream with that id (Start.id,
+	// EventsReady.id) the way SIGINT ends the local command: the stream
+	// goes on to its final counts. A client stops that way on SIGINT.
+	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -170,6 +189,9 @@ func (UnimplementedAgentServer) Capture(*CaptureRequest, grpc.ServerStreamingSer
 }
 func (UnimplementedAgentServer) Events(*EventsRequest, grpc.ServerStreamingServer[EventsMessage]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedAgentServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -268,6 +290,24 @@ func _Agent_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Agent_EventsServer = grpc.ServerStreamingServer[EventsMessage]
 
+func _Agent_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Stop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Stop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Stop(ctx, req.(*StopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +326,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Sockets",
 			Handler:    _Agent_Sockets_Handler,
+		},
+		{
+			MethodName: "Stop",
+			Handler:    _Agent_Stop_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
