@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netobs/netobs/netobs/agent"
+	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/events"
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
@@ -28,6 +31,7 @@ func newEventsCmd(a *app) *cobra.Command {
 		count   int
 		rescan  time.Duration
 		rcvbuf  int
+		addr    string
 	)
 	cmd := &cobra.Command{
 		Use:   "events [NSREF...|--all]",
@@ -80,6 +84,10 @@ it gives up on the output, prints the totals and exits 1.`,
 			}
 			if rescan < events.MinRescan || rescan > events.MaxRescan {
 				return usageErrorf("events: --rescan %q out of range: give a duration from %v to %v", c.Flags().Lookup("rescan").Value.String(), events.MinRescan, events.MaxRescan)
+			}
+			if addr != "" {
+				return remoteEvents(a, addr, &agentpb.EventsRequest{Nsrefs: args, All: all, Kinds: kinds, Initial: initial,
+					Rescan: int64(rescan), Count: uint64(count)}, jsonOut)
 			}
 			if !all && len(args) == 0 {
 				args = []string{"self"}
@@ -153,6 +161,7 @@ it gives up on the output, prints the totals and exits 1.`,
 	f.DurationVar(&rescan, "rescan", time.Second, "how often to look for new and vanished namespaces (10ms to 1h); a process's namespace that lives less is missed")
 	f.IntVar(&rcvbuf, "rcvbuf", events.DefaultRcvBuf, "receive buffer per namespace in `bytes` (tiny values provoke overflow, for testing)")
 	f.MarkHidden("rcvbuf")
+	addAgentFlag(cmd, &addr)
 	return cmd
 }
 
@@ -220,4 +229,59 @@ func (p *printer) totals() {
 		fmt.Fprintf(p.a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n",
 			p.printed.Load(), p.initNo.Load(), st.Resyncs, st.Forged)
 	})
+}
+
+// remoteEvents is events run on an agent's host, printed as here.
+func remoteEvents(a *app, addr string, req *agentpb.EventsRequest, jsonOut bool) error {
+	cl, err := dialAgent(a, "events", addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	out := bufio.NewWriterSize(a.stdout, 32<<10)
+	enc := json.NewEncoder(out)
+	var printed, initial int64
+	res, err := cl.Events(a.ctx, req, agent.EventsHandler{
+		Ready: func(n int, kinds string) {
+			fmt.Fprintf(a.stderr, "events: watching %d namespaces for %s\n", n, kinds)
+		},
+		Notice: func(text string) { fmt.Fprintln(a.stderr, termsafe.Escape(text)) },
+		Event: func(ev events.Event) error {
+			var err error
+			if jsonOut {
+				err = enc.Encode(ev)
+			} else {
+				err = events.WriteText(out, ev)
+			}
+			printed++
+			if ev.Action == events.Initial {
+				initial++
+			}
+			if err == nil {
+				err = out.Flush()
+			}
+			if err != nil {
+				return fmt.Errorf("events: write: %w", err)
+			}
+			return nil
+		},
+	})
+	if ferr := out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("events: write: %w", ferr)
+	}
+	var resyncs, forged, dropped uint64
+	if res != nil {
+		resyncs, forged, dropped = res.Resyncs, res.Forged, res.AgentDropped
+	}
+	if res != nil || printed > 0 {
+		fmt.Fprintf(a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped, %d dropped by agent\n",
+			printed, initial, resyncs, forged, dropped)
+	}
+	if err != nil {
+		return agentError("events", err)
+	}
+	if res.Err != "" {
+		return fmt.Errorf("events: agent %s: %s", addr, res.Err)
+	}
+	return nil
 }

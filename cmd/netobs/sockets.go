@@ -17,8 +17,9 @@ func init() { register(newSocketsCmd) }
 
 func newSocketsCmd(a *app) *cobra.Command {
 	var (
-		o    sockdiag.Options
-		asJS bool
+		o         sockdiag.Options
+		asJS      bool
+		agentAddr string
 	)
 	c := &cobra.Command{
 		Use:   "sockets NSREF",
@@ -40,6 +41,9 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
   netobs sockets web --json    # one JSON object per socket`,
 		Args: exactArgs(1, "NSREF"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if agentAddr != "" {
+				return remoteSockets(a, agentAddr, args[0], o, asJS)
+			}
 			ns, ctr, err := openNetNS(a, args[0])
 			if err != nil {
 				return fmt.Errorf("sockets: %w", err)
@@ -70,7 +74,31 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
 	var all, numeric bool
 	f.BoolVarP(&all, "all", "a", false, "every state (the default; for ss habits)")
 	f.BoolVarP(&numeric, "numeric", "n", false, "numeric addresses (always; for ss habits)")
+	addAgentFlag(c, &agentAddr)
 	return c
+}
+
+// remoteSockets is sockets run on an agent's host, printed as here.
+func remoteSockets(a *app, addr, ref string, o sockdiag.Options, asJS bool) error {
+	cl, err := dialAgent(a, "sockets", addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	r, err := cl.Sockets(a.ctx, ref, o)
+	if err != nil {
+		return agentError("sockets", err)
+	}
+	for _, n := range r.Notices {
+		fmt.Fprintln(a.stderr, termsafe.Escape(n))
+	}
+	if asJS {
+		return writeSocketsJSON(a, r.Sockets, r.Owner)
+	}
+	if r.Label != "" {
+		fmt.Fprintf(a.stdout, "%s %s\n", termsafe.Escape(r.Netns), termsafe.Escape(r.Label))
+	}
+	return writeSocketsText(a, r.Sockets)
 }
 
 func procsText(ps []sockdiag.Proc) string {
