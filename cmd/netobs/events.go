@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/agent"
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/events"
-	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/pktout"
-	"github.com/netobs/netobs/internal/termsafe"
 )
 
 // MergeOptions tune CaptureMerged. The zero value is usable.
