@@ -70,7 +70,8 @@ exit status; a line "N packets dropped by agent" says how many the agent
 dropped because this end read too slowly. With several --agent, every
 NSREF (and -l) is resolved on every agent and the packets of all of them
 are merged by timestamp into one output, each interface named
-DEVICE@LABEL@ADDR (eth0@ns1@/run/a.sock), per-agent counts on stderr. An
+DEVICE@LABEL@NAME (eth0@ns1@node-a) for --agent NAME=ADDR (NAME defaults
+to ADDR), per-agent counts on stderr. An
 agent that fails, at the start or midway (killed, unreachable, a reference
 it cannot resolve), is named on stderr and left out; the others go on, the
 file stays valid, and the exit status is 1. See README "Remote and
@@ -106,7 +107,7 @@ cluster" for the reordering window.`,
 	fl.StringVarP(&f.buffer, "buffer", "B", "", "ring size per socket: a number of KiB like tcpdump -B, or with a K, M or G suffix (default 4M)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per packet instead of a text line (when not writing a file)")
 	fl.StringVarP(&f.selector, "selector", "l", "", "also capture in every running container and pod whose runtime labels match (KEY=VALUE,KEY!=VALUE,KEY,!KEY)")
-	fl.StringArrayVar(&f.agents, "agent", nil, "capture on the host of the netobs agent at ADDR (unix socket path or HOST:PORT); repeat to capture on several hosts into one merged output")
+	fl.StringArrayVar(&f.agents, "agent", nil, "capture on the host of the netobs agent at [NAME=]ADDR (unix socket path or HOST:PORT); repeat to capture on several hosts into one merged output")
 	fl.StringVar(&agentTokenFile, "agent-token-file", "", "file holding the token the agents ask for (agent --token-file)")
 	return cmd
 }

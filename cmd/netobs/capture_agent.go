@@ -129,7 +129,8 @@ func (h *remoteHandler) Start(ifcs []*pktout.Interface) error {
 func (h *remoteHandler) Notice(text string) { fmt.Fprintln(h.stderr, termsafe.Escape(text)) }
 
 func remoteCaptureOne(a *app, f captureFlags, req *agentpb.CaptureRequest, tok string, out *remoteOutput) error {
-	cl, err := agent.New(agent.AddrSource(f.agents[0], f.agents[0], tok))
+	name, addr := splitAgent(f.agents[0])
+	cl, err := agent.New(agent.AddrSource(name, addr, tok))
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}
@@ -176,8 +177,9 @@ func remoteCaptureOne(a *app, f captureFlags, req *agentpb.CaptureRequest, tok s
 
 func remoteCaptureMany(a *app, f captureFlags, req *agentpb.CaptureRequest, tok string, out *remoteOutput) error {
 	var srcs []agent.Source
-	for _, addr := range f.agents {
-		srcs = append(srcs, agent.AddrSource(addr, addr, tok))
+	for _, spec := range f.agents {
+		name, addr := splitAgent(spec)
+		srcs = append(srcs, agent.AddrSource(name, addr, tok))
 	}
 	opts := agent.MergeOptions{Stderr: a.stderr, Count: uint64(f.count)}
 	res, runErr := agent.CaptureMergedTo(a.ctx, srcs, req, func(ifcs []*pktout.Interface) (capture.Handler, error) {
@@ -240,4 +242,13 @@ func remoteCaptureMany(a *app, f captureFlags, req *agentpb.CaptureRequest, tok 
 		return exitStatus{code: 1, msg: fmt.Sprintf("capture: %d parts ended early (see above); the others were captured to the end", ended)}
 	}
 	return nil
+}
+
+// splitAgent reads --agent [NAME=]ADDR: NAME (letters, digits, ".", "-",
+// "_") labels the agent's interfaces and counts; it defaults to ADDR.
+func splitAgent(spec string) (name, addr string) {
+	if n, a, ok := strings.Cut(spec, "="); ok && n != "" && strings.Trim(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == "" {
+		return n, a
+	}
+	return spec, spec
 }

@@ -1,0 +1,346 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netobs/netobs/internal/nstest"
+)
+
+// node stands for a cluster node: a network namespace with an agent in
+// it (listening on a unix socket and on 127.0.0.1 of that namespace) and
+// a "pod" namespace joined to it by a veth pair.
+type node struct {
+	name, ns, pod string
+	sock          string
+	port          int
+	agent         *exec.Cmd
+	stderr        *bytes.Buffer
+	podAddr       string // the node's end of the veth, which the pod pings
+}
+
+// freePort picks a TCP port number for an agent inside a fresh namespace,
+// where nothing else listens.
+var nextPort = 17000 + os.Getpid()%5000
+
+func startNode(t *testing.T, name, dir string, i int, extra ...string) *node {
+	t.Helper()
+	n := &node{name: name, ns: nstest.NetNS(t), pod: nstest.NetNS(t), sock: filepath.Join(dir, name+".sock")}
+	nextPort++
+	n.port = nextPort
+	n.podAddr = fmt.Sprintf("10.77.%d.1", i)
+	nstest.Veth(t, n.ns, n.podAddr+"/24", n.pod, fmt.Sprintf("10.77.%d.2/24", i))
+	args := append([]string{"netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock, "--listen", fmt.Sprintf("127.0.0.1:%d", n.port)}, extra...)
+	n.agent = exec.Command("ip", args...)
+	n.stderr = &bytes.Buffer{}
+	n.agent.Stderr = n.stderr
+	if err := n.agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.agent.Process.Signal(syscall.SIGTERM)
+		n.agent.Wait()
+	})
+	waitFor(t, "agent "+name+" socket", func() bool {
+		c, err := net.Dial("unix", n.sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return n
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if ok() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not there after 15s", what)
+}
+
+// ping sends count pings from the node's pod to the node.
+func (n *node) ping(t *testing.T, count int) {
+	t.Helper()
+	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.01", n.podAddr)
+}
+
+// startCapture starts netobs capture with args in the background.
+func startAgentCapture(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(netobsBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, "capture start", func() bool { return strings.Contains(stderr.String(), "capturing on") })
+	return cmd, &stderr
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// tsharkFields reads a capture with tshark: interface name and epoch
+// time of every packet.
+func tsharkFields(t *testing.T, file string) (names []string, times []float64) {
+	t.Helper()
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.time_epoch")
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 2 {
+			continue
+		}
+		ts, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("tshark time %q: %v", f[1], err)
+		}
+		names, times = append(names, f[0]), append(times, ts)
+	}
+	return names, times
+}
+
+var agentCountsRe = regexp.MustCompile(`(?m)^agent (\S+): (\d+) captured, (\d+) received by filter, (\d+) dropped by kernel, (\d+) dropped by agent; (.*)$`)
+
+// TestAgentThreeNodesMerged: three agents, each in its own namespace
+// standing for a node (two reached over their unix sockets, one over TCP
+// through a forward into its namespace), captured into one pcapng that
+// tshark reads: interfaces named per node and namespace, timestamps in
+// order, each node's count what tshark counts on its interfaces.
+func TestAgentThreeNodesMerged(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "tshark", "ping")
+	dir := t.TempDir()
+	nodes := []*node{startNode(t, "node-a", dir, 1), startNode(t, "node-b", dir, 2), startNode(t, "node-c", dir, 3)}
+	// node-c over TCP: a forward from the host into its namespace.
+	nextPort++
+	fwdPort := nextPort
+	fwd := exec.Command(netobsBin, "forward", nodes[2].ns, fmt.Sprintf("127.0.0.1:%d", fwdPort), fmt.Sprintf("127.0.0.1:%d", nodes[2].port))
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Process.Signal(syscall.SIGTERM); fwd.Wait() })
+	waitFor(t, "forward", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", fwdPort))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	file := filepath.Join(dir, "merged.pcapng")
+	// "self" is resolved on each agent: its own node namespace, which
+	// sees its pod's pings on the veth.
+	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+nodes[0].sock, "--agent", "node-b="+nodes[1].sock,
+		"--agent", fmt.Sprintf("node-c=127.0.0.1:%d", fwdPort), "self", "-w", file, "--", "icmp")
+	for i, n := range nodes {
+		n.ping(t, 20+10*i)
+	}
+	time.Sleep(500 * time.Millisecond) // the merge runs behind the traffic
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(cmd.Wait()); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, stderr)
+	}
+	names, times := tsharkFields(t, file)
+	perIfc := map[string]int{}
+	for i, name := range names {
+		perIfc[name]++
+		if i > 0 && times[i] < times[i-1] {
+			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
+		}
+	}
+	m := agentCountsRe.FindAllStringSubmatch(stderr.String(), -1)
+	if len(m) != 3 {
+		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", stderr)
+	}
+	for i, n := range nodes {
+		want := "any@" + n.ns + "@" + n.name
+		if got := perIfc[want]; got != 2*(20+10*i) {
+			t.Errorf("tshark counts %d packets on %s, want %d (echo requests and replies); all: %v", got, want, 2*(20+10*i), perIfc)
+		}
+		if m[i][1] != n.name {
+			t.Fatalf("count line %d names %s, want %s", i, m[i][1], n.name)
+		}
+		if c, _ := strconv.Atoi(m[i][2]); c != perIfc[want] {
+			t.Errorf("%s: stderr says %d captured, tshark counts %d", n.name, c, perIfc[want])
+		}
+		if m[i][6] != "to the end" {
+			t.Errorf("%s: %s", n.name, m[i][6])
+		}
+	}
+	desc := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_description", "-c", "1")
+	if !strings.HasPrefix(desc, "node node-") {
+		t.Errorf("interface description %q does not name the node", desc)
+	}
+}
+
+// TestAgentKilledMidCapture: an agent SIGKILLed during a merged capture
+// leaves the file valid; the client names that node, keeps capturing from
+// the other, and exits 1.
+func TestAgentKilledMidCapture(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "tshark", "ping")
+	dir := t.TempDir()
+	a, b := startNode(t, "node-a", dir, 4), startNode(t, "node-b", dir, 5)
+	file := filepath.Join(dir, "merged.pcapng")
+	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+a.sock, "--agent", "node-b="+b.sock, "self", "-w", file, "--", "icmp")
+	a.ping(t, 5)
+	b.ping(t, 5)
+	time.Sleep(500 * time.Millisecond)
+	b.agent.Process.Kill()
+	waitFor(t, "client noticing node-b", func() bool { return strings.Contains(stderr.String(), "node-b:") })
+	a.ping(t, 10)
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(cmd.Wait()); code != 1 {
+		t.Fatalf("capture exit %d, want 1: %s", code, stderr)
+	}
+	if !strings.Contains(stderr.String(), "agent node-b:") || !strings.Contains(stderr.String(), "failed") {
+		t.Errorf("stderr does not say node-b failed:\n%s", stderr)
+	}
+	perIfc := map[string]int{}
+	names, _ := tsharkFields(t, file) // fails the test if tshark cannot read it
+	for _, n := range names {
+		perIfc[n]++
+	}
+	if got := perIfc["any@"+a.ns+"@node-a"]; got != 30 {
+		t.Errorf("node-a: %d packets, want 30 (before and after node-b died): %v", got, perIfc)
+	}
+	if got := perIfc["any@"+b.ns+"@node-b"]; got != 10 {
+		t.Errorf("node-b: %d packets, want the 10 sent before it died: %v", got, perIfc)
+	}
+}
+
+// procCounts returns the agent's open fds, AF_PACKET sockets and threads.
+func procCounts(t *testing.T, pid int) (fds, packet, threads int) {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/packet", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(l); len(f) >= 9 {
+				inodes[f[8]] = true
+			}
+		}
+	}
+	for _, e := range ents {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
+			packet++
+		}
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents), packet, len(tasks)
+}
+
+// agentPID is the netobs agent's PID: ip netns exec execs it.
+func (n *node) agentPID() int { return n.agent.Process.Pid }
+
+// TestAgentClientGoneFreesEverything: clients that vanish mid-capture
+// (SIGKILL) leave nothing in the agent: its fds, packet sockets and
+// threads come back to what they were before.
+func TestAgentClientGoneFreesEverything(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip")
+	dir := t.TempDir()
+	n := startNode(t, "node-a", dir, 6)
+	pid := n.agentPID()
+	fds0, pk0, th0 := procCounts(t, pid)
+	for i := 0; i < 3; i++ {
+		cmd, _ := startAgentCapture(t, "capture", "--agent", n.sock, n.pod, "self", "-w", filepath.Join(dir, "x.pcapng"))
+		// /proc/PID/net/packet lists the sockets of the agent's own
+		// namespace only: the one of "self"; the pod's shows in the fds.
+		fds, pk, _ := procCounts(t, pid)
+		if pk < 1 || fds < fds0+3 {
+			t.Fatalf("agent holds %d fds (%d packet sockets in its namespace) during a 2-namespace capture, %d before", fds, pk, fds0)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	var fds, pk, th int
+	for i := 0; i < 200; i++ {
+		if fds, pk, th = procCounts(t, pid); fds <= fds0 && pk == pk0 && th <= th0+2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if fds > fds0 || pk != pk0 {
+		t.Errorf("after the clients went: %d fds (%d packet sockets), before: %d (%d)", fds, pk, fds0, pk0)
+	}
+	// The Go runtime may keep a thread or two it made meanwhile; a
+	// capture thread per client would show as 3 or more.
+	if th > th0+2 {
+		t.Errorf("after the clients went: %d threads, before: %d", th, th0)
+	}
+}
+
+// TestAgentRefusals: a non-loopback --listen is a usage error (exit 2);
+// one stream beyond --max-streams is refused and says so (exit 1), and
+// the agent then serves again.
+func TestAgentRefusals(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip")
+	dir := t.TempDir()
+	r := netobs(t, "agent", "--socket", filepath.Join(dir, "x.sock"), "--listen", "0.0.0.0:7999")
+	if r.code != 2 || !strings.Contains(r.stderr, "not a loopback address") {
+		t.Errorf("non-loopback listen: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = netobs(t, "agent", "--socket", filepath.Join(dir, "x.sock"), "--listen", "0.0.0.0:7999", "--allow-remote")
+	if r.code != 2 {
+		t.Errorf("--allow-remote without a token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	n := startNode(t, "node-a", dir, 7, "--max-streams", "1")
+	first, _ := startAgentCapture(t, "capture", "--agent", n.sock, "self")
+	r = netobs(t, "capture", "--agent", n.sock, "self", "-c", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, "streams already served") {
+		t.Errorf("second stream: exit %d, stderr %q", r.code, r.stderr)
+	}
+	first.Process.Signal(syscall.SIGINT)
+	first.Wait()
+	// A stale socket file (the agent killed) is replaced by the next.
+	n.agent.Process.Kill()
+	n.agent.Wait()
+	r2 := exec.Command("ip", "netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock)
+	var se bytes.Buffer
+	r2.Stderr = &se
+	if err := r2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r2.Process.Signal(syscall.SIGTERM); r2.Wait() }()
+	waitFor(t, "second agent", func() bool { return strings.Contains(se.String(), "listening") || r2.ProcessState != nil })
+	if out := mustNetobs(t, "ns", "ls", "--agent", n.sock, "--type", "net"); !strings.Contains(out, n.pod) {
+		t.Errorf("ns ls through the agent does not list %s:\n%s", n.pod, out)
+	}
+	st, err := os.Stat(n.sock)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode: %v %v", st.Mode(), err)
+	}
+}
