@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netobs/netobs/internal/ctrtest"
 	"github.com/netobs/netobs/internal/nstest"
 )
 
@@ -433,4 +434,88 @@ func TestAgentSlowClient(t *testing.T) {
 		t.Errorf("agent peak RSS %d KiB while a client did not read", hwm)
 	}
 	t.Logf("agent peak RSS %d KiB; %d captured, %d dropped by agent", hwm, captured, dropped)
+}
+
+// TestAgentContainerAndCommands: through an agent in a node namespace, a
+// Docker container is captured by name (labelled as a local capture
+// labels it), and ps, sockets, ns ls and events print what they print
+// locally.
+func TestAgentContainerAndCommands(t *testing.T) {
+	r := ctrtest.Docker(t)
+	nstest.RequireTools(t, "ip", "tshark")
+	name := r.Run(t, nil)
+	gw := r.Inspect(t, name, "{{.NetworkSettings.Gateway}}")
+	id := r.Inspect(t, name, "{{.Id}}")
+	dir := t.TempDir()
+	n := startNode(t, "node-a", dir, 9)
+	file := filepath.Join(dir, "ctr.pcapng")
+	cmd, stderr := startAgentCapture(t, "capture", "--agent", n.sock, "docker:"+name, "-i", "eth0", "-w", file, "icmp")
+	r.Cmd(t, "exec", name, "ping", "-c", "3", "-W", "5", gw)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(cmd.Wait()); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, stderr)
+	}
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("tshark reads %d packets, want 3 echo requests and 3 replies:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "eth0@docker:"+name+"\t") || !strings.Contains(l, id[:12]) {
+			t.Fatalf("tshark line %q: want interface eth0@docker:%s described with ID %s", l, name, id[:12])
+		}
+	}
+	if !strings.Contains(stderr.String(), "6 packets captured") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+
+	// ps: the container's JSON line is the same through the agent.
+	line := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, `"container":"`+name+`"`) {
+				return l
+			}
+		}
+		return ""
+	}
+	local, remote := line(mustNetobs(t, "ps", "--json")), line(mustNetobs(t, "ps", "--json", "--agent", n.sock))
+	if local == "" || local != remote {
+		t.Errorf("ps --json here:\n%s\nthrough the agent:\n%s", local, remote)
+	}
+	// sockets: the same listing for a namespace of the agent's host.
+	nstest.Run(t, "ip", "netns", "exec", n.pod, "sh", "-c", "exec socat TCP-LISTEN:7777,fork /dev/null >/dev/null 2>&1 & echo $! > "+filepath.Join(dir, "socat.pid"))
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, "socat.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	})
+	waitFor(t, "socat listening", func() bool {
+		return strings.Contains(mustNetobs(t, "sockets", n.pod, "-tl"), ":7777")
+	})
+	if l, rm := mustNetobs(t, "sockets", n.pod, "-tl", "--json"), mustNetobs(t, "sockets", "--agent", n.sock, n.pod, "-tl", "--json"); l != rm {
+		t.Errorf("sockets --json here:\n%s\nthrough the agent:\n%s", l, rm)
+	}
+	// A usage mistake on the agent is one here too.
+	if res := netobs(t, "sockets", "--agent", n.sock, "docker:"); res.code != 2 {
+		t.Errorf("sockets of a bad reference through the agent: exit %d, stderr %q", res.code, res.stderr)
+	}
+	// events: a change in the agent's host's namespace, printed here.
+	ev := exec.Command(netobsBin, "events", "--agent", n.sock, n.pod, "--count", "1", "--kinds", "addr")
+	var evOut, evErr bytes.Buffer
+	ev.Stdout, ev.Stderr = &evOut, &evErr
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Process.Kill(); ev.Wait() })
+	waitFor(t, "events watching", func() bool { return strings.Contains(evErr.String(), "watching 1 namespaces") })
+	nstest.Run(t, "ip", "-n", n.pod, "addr", "add", "10.99.0.1/32", "dev", "lo")
+	if code := exitCode(ev.Wait()); code != 0 {
+		t.Fatalf("events exit %d: %s", code, evErr.String())
+	}
+	if !strings.Contains(evOut.String(), "[ADDR]") || !strings.Contains(evOut.String(), "10.99.0.1") {
+		t.Errorf("events through the agent printed %q", evOut.String())
+	}
 }
