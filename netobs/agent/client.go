@@ -88,6 +88,8 @@ func New(src Source) (*Client, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return src.Dial(ctx) }),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4 << 20)),
+		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
+		grpc.WithReadBufferSize(batchBytes), grpc.WithWriteBufferSize(64 << 10),
 	}
 	if src.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(src.Token)))

@@ -77,6 +77,8 @@ const (
 	// batchBytes is how many bytes of records a Packets message carries
 	// before it is sent (one packet may take it past that).
 	batchBytes = 256 << 10
+	// window is gRPC's flow-control window per stream and connection.
+	window = 4 << 20
 	// progressEvery is how often an idle capture stream says how far it
 	// has come (Progress), so that a merging client need not wait for it.
 	progressEvery = 100 * time.Millisecond
@@ -148,7 +150,11 @@ func NewServer(cfg Config) (*Server, error) {
 // it to end (Stop cancels every stream, which frees what they hold).
 func (s *Server) GRPCServer() *grpc.Server {
 	g := grpc.NewServer(grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream),
-		grpc.MaxRecvMsgSize(1<<20))
+		grpc.MaxRecvMsgSize(1<<20), grpc.WaitForHandlers(true),
+		// Large flow-control windows and buffers: packet batches are
+		// 256 KiB, and gRPC's 64 KiB defaults cost a round trip each.
+		grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window),
+		grpc.WriteBufferSize(batchBytes), grpc.ReadBufferSize(64<<10))
 	agentpb.RegisterAgentServer(g, s)
 	return g
 }
