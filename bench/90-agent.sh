@@ -18,7 +18,7 @@ P=ba$$
 TMP=$(mktemp -d "${BENCH_DIR:-/dev/shm}/netobs-bench.XXXXXX")
 cleanup() {
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P" || true); do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$TMP"
+  [ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 for t in trafgen /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }; done
@@ -39,19 +39,22 @@ rss() { awk '{printf "%.1f", $3/1024}' "$1.time"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "n/a"; else printf "%.2f", a/b }'; }
 now() { date +%s.%N; }
 
-flood_and_stop() { # flood_and_stop PID: flood, SIGINT the capture, wait; prints wall seconds
-  local t0 t1
+flood_and_stop() { # flood_and_stop PID: flood, SIGINT the capture, wait for it; sets wall (seconds)
+  local t0 t1 c
+  c=$(child "$1")
   t0=$(now)
   ip netns exec "$P-s" trafgen -o s0 -n "$FRAMES" -P 1 -C "$frame" >/dev/null 2>&1
-  kill -INT "$(child "$1")"; wait "$1" || true
+  kill -INT "$c"
+  while kill -0 "$c" 2>/dev/null; do sleep 0.01; done # time reaps it at once
   t1=$(now)
-  awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}'
+  wait "$1" || true
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
 }
 
 echo "-- local: $FRAMES frames of 64 bytes, netobs capture -w in ns $P-r"
 timed "$TMP/lo" "$NETOBS" capture "$P-r" -i eth0 -w "$TMP/lo.pcapng"
 lo=$!; wait_ready "$TMP/lo" "capturing on"
-wall_lo=$(flood_and_stop $lo)
+flood_and_stop $lo; wall_lo=$wall
 rm -f "$TMP/lo.pcapng"
 
 echo "-- agent: the same through netobs agent on 127.0.0.1:$PORT (gRPC over loopback TCP)"
@@ -59,7 +62,7 @@ timed "$TMP/ag" "$NETOBS" agent --socket "$TMP/a.sock" --listen "127.0.0.1:$PORT
 ag=$!; wait_ready "$TMP/ag" "listening on"
 timed "$TMP/cl" "$NETOBS" capture --agent "127.0.0.1:$PORT" "$P-r" -i eth0 -w "$TMP/ag.pcapng"
 cl=$!; wait_ready "$TMP/cl" "capturing on"
-wall_ag=$(flood_and_stop $cl)
+flood_and_stop $cl; wall_ag=$wall
 kill -INT "$(child $ag)"; wait $ag || true
 rm -f "$TMP/ag.pcapng"
 

@@ -73,6 +73,7 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 		dropped: make([]atomic.Uint64, len(cp.Interfaces())),
 		limitN:  req.Count,
 		lag:     int64(2*blockTO + 100*time.Millisecond),
+		free:    make(chan []byte, 4),
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -124,6 +125,8 @@ type streamHandler struct {
 	// must not claim a watermark past them.
 	pending atomic.Bool
 	lag     int64 // how late a packet can surface after its timestamp
+	// free holds batch buffers whose message has been sent (marshalled).
+	free chan []byte
 }
 
 func (h *streamHandler) Packet(p *capture.Packet) error {
@@ -167,7 +170,14 @@ func (h *streamHandler) push(ctl *agentpb.CaptureMessage) {
 		} else {
 			h.queued.Add(size)
 			h.q <- msg
-			h.batch = make([]byte, 0, batchBytes+batchBytes/8)
+			// A buffer the sender is done with, else a new one: the
+			// queue bounds how many exist.
+			select {
+			case b := <-h.free:
+				h.batch = b[:0]
+			default:
+				h.batch = make([]byte, 0, batchBytes+batchBytes/8)
+			}
 		}
 		h.count = 0
 		h.pending.Store(false)
@@ -192,7 +202,17 @@ func (h *streamHandler) send(stream agentpb.Agent_CaptureServer) error {
 			if p := m.GetPackets(); p != nil {
 				h.queued.Add(-int64(len(p.Records)))
 			}
-			if err := stream.Send(m); err != nil {
+			err := stream.Send(m)
+			if p := m.GetPackets(); p != nil && err == nil {
+				// Send has marshalled the message into gRPC's buffers;
+				// only a stats handler or binary log (the agent installs
+				// neither) would look at it later.
+				select {
+				case h.free <- p.Records:
+				default:
+				}
+			}
+			if err != nil {
 				// Drain so that push never blocks on a full queue.
 				go func() {
 					for range h.q {

@@ -89,7 +89,7 @@ func New(src Source) (*Client, error) {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return src.Dial(ctx) }),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4 << 20)),
 		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
-		grpc.WithReadBufferSize(batchBytes), grpc.WithWriteBufferSize(64 << 10),
+		grpc.WithReadBufferSize(256 << 10), grpc.WithWriteBufferSize(64 << 10),
 	}
 	if src.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(src.Token)))

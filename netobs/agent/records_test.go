@@ -35,7 +35,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		"short data":     b[:len(b)-1],
 		"bad interface":  appendRecord(nil, 3, false, 1, 10, nil, []byte{1}),
 		"caplen > len":   appendRecord(nil, 0, false, 1, 1, nil, []byte{1, 2}),
-		"unknown flags":  append(append([]byte{0, 0, 0, 0, 2, 0, 0, 0}, make([]byte, 16)...)),
+		"unknown flags":  append([]byte{0, 0, 0, 0, 2, 0, 0, 0}, make([]byte, 16)...),
 		"caplen too big": append(append([]byte(nil), make([]byte, 20)...), 0, 0, 0x10, 0),
 	} {
 		if err := parseRecords(bad, 3, func(*record) error { return nil }); !errors.Is(err, ErrBadRecords) {

@@ -75,8 +75,9 @@ const (
 	// eventQueue bounds the events queued per stream.
 	eventQueue = 4096
 	// batchBytes is how many bytes of records a Packets message carries
-	// before it is sent (one packet may take it past that).
-	batchBytes = 256 << 10
+	// before it is sent (one packet may take it past that). A whole
+	// message stays under 1 MiB, the size of gRPC's largest pooled buffer.
+	batchBytes = 512 << 10
 	// window is gRPC's flow-control window per stream and connection.
 	window = 4 << 20
 	// progressEvery is how often an idle capture stream says how far it
@@ -152,9 +153,9 @@ func (s *Server) GRPCServer() *grpc.Server {
 	g := grpc.NewServer(grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream),
 		grpc.MaxRecvMsgSize(1<<20), grpc.WaitForHandlers(true),
 		// Large flow-control windows and buffers: packet batches are
-		// 256 KiB, and gRPC's 64 KiB defaults cost a round trip each.
+		// up to 768 KiB, and gRPC's 64 KiB defaults cost a round trip each.
 		grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window),
-		grpc.WriteBufferSize(batchBytes), grpc.ReadBufferSize(64<<10))
+		grpc.WriteBufferSize(256<<10), grpc.ReadBufferSize(64<<10))
 	agentpb.RegisterAgentServer(g, s)
 	return g
 }
