@@ -66,7 +66,10 @@ dropped and counted in the totals printed at the end ("forged").
 
 SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
 stderr (exit 0); if nothing reads standard output for 2s after the signal,
-it gives up on the output, prints the totals and exits 1.`,
+it gives up on the output, prints the totals and exits 1.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs events ns1 ns2
   netobs events --all --kinds link,addr
   netobs events --initial --json 1234

@@ -98,7 +98,10 @@ func newNSLsCmd(a *app) *cobra.Command {
 		Long: `List every namespace on the system, like lsns. For network namespaces the
 CONTAINERS column (JSON: containers) names the running containers of every
 runtime found (docker:NAME, podman:NAME, pod:NAMESPACE/NAME, cri:NAME) whose
-namespace it is.`,
+namespace it is.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net
   netobs ns ls --json | jq 'select(.nprocs > 1)'`,

@@ -41,7 +41,10 @@ ID prefix is enough).
 
 NETNS is the kernel's name of the container's network namespace, the same
 for containers that share one; "host" marks the host's own namespace. The
-runtime's sockets are found without flags; --runtime-endpoint overrides.`,
+runtime's sockets are found without flags; --runtime-endpoint overrides.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs ps
   netobs ps --runtime podman --json`,
 		Args: exactArgs(0, "no arguments"),

@@ -35,7 +35,10 @@ container_id, container, pod and pod_namespace to every socket, as capture
 and events do.
 
 The listing comes from a sock_diag netlink socket created inside the
-namespace; nothing is run there. Addresses are never resolved to names.`,
+namespace; nothing is run there. Addresses are never resolved to names.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs sockets web           # every TCP and UDP socket of netns web
   netobs sockets 4242 -tl      # listening TCP sockets in the netns of PID 4242
   netobs sockets web --json    # one JSON object per socket`,
