@@ -67,6 +67,8 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	}
 	var res *CaptureResult
 	var pkt pktout.Packet
+	var stopped bool
+	var id string
 	for {
 		m, err := st.Recv()
 		if err == io.EOF {
@@ -88,7 +90,8 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 				if err != nil {
 					return nil, c.protocol("%v", err)
 				}
-				idc <- x.Start.Id
+				id = x.Start.Id
+				idc <- id
 				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}
 				if err := h.Start(ifcs); err != nil {
 					return res, err
@@ -101,6 +104,9 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 		switch x := m.Msg.(type) {
 		case *agentpb.CaptureMessage_Packets:
 			err := parseRecords(x.Packets.Records, len(res.Interfaces), func(r *record) error {
+				if stopped {
+					return nil // validated, not delivered
+				}
 				pkt = pktout.Packet{Interface: res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
 				if err := h.Packet(&pkt); err != nil {
 					if errors.Is(err, capture.ErrStop) {
@@ -115,11 +121,15 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 				h.Flush()
 				return res, c.protocol("%v", err)
 			}
+			if errors.Is(err, capture.ErrStop) {
+				// The handler has what it wants: stop the agent too and
+				// read on to its final counts, delivering nothing more.
+				stopped = true
+				c.api.Stop(sctx, &agentpb.StopRequest{Id: id})
+				err = nil
+			}
 			if err == nil {
 				err = h.Flush()
-			}
-			if errors.Is(err, capture.ErrStop) {
-				return res, h.Flush()
 			}
 			if err != nil {
 				return res, err

@@ -68,7 +68,7 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 		blockTO = time.Millisecond
 	}
 	h := &streamHandler{
-		q:       make(chan *agentpb.CaptureMessage, 1024),
+		q:       make(chan *agentpb.CaptureMessage, 1024+len(cp.Interfaces())),
 		limit:   int64(s.cfg.StreamBuffer),
 		dropped: make([]atomic.Uint64, len(cp.Interfaces())),
 		limitN:  req.Count,

@@ -122,7 +122,10 @@ func CaptureMergedTo(ctx context.Context, sources []Source, req *agentpb.Capture
 	go func() { wg.Wait(); close(m.in) }()
 	err := m.run(ctx, cancel, open)
 	cancel()
-	for range m.in { // let every source goroutine end
+	for it := range m.in { // let every source goroutine end
+		if it.done && m.out != nil {
+			m.apply(it) // its final counts
+		}
 	}
 	out := make([]SourceResult, len(m.srcs))
 	for i, s := range m.srcs {
@@ -229,17 +232,18 @@ func (h *sourceHandler) Notice(text string) { h.send(item{notice: text}) }
 func (h *sourceHandler) Progress(wm int64) { h.send(item{mark: wm}) }
 
 type merger struct {
-	opts   MergeOptions
-	in     chan item
-	srcs   []*msource
-	out    capture.Handler
-	ifcs   []*pktout.Interface
-	base   []int // first merged interface of each source
-	held   int
-	n      uint64
-	last   int64
-	late   uint64
-	failed int
+	opts    MergeOptions
+	in      chan item
+	srcs    []*msource
+	out     capture.Handler
+	ifcs    []*pktout.Interface
+	base    []int // first merged interface of each source
+	held    int
+	n       uint64
+	last    int64
+	late    uint64
+	failed  int
+	counted bool // Count reached
 }
 
 func (m *merger) say(s *msource, format string, args ...any) {
@@ -314,14 +318,21 @@ func (m *merger) run(ctx context.Context, cancel func(), open func([]*pktout.Int
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	// On ctx's end (or Count reached) the sources ask their agents to
+	// stop and still deliver what the agents send until their final
+	// counts, as a local capture delivers what the kernel has handed over;
+	// the loop ends when every source has ended.
+	done := ctx.Done()
 	for {
-		if err := m.drain(false); err != nil {
-			cancel()
-			return err
-		}
-		if m.opts.Count > 0 && m.n >= m.opts.Count {
-			cancel()
-			return m.out.Flush()
+		if !m.counted {
+			if err := m.drain(false); err != nil {
+				cancel()
+				return err
+			}
+			if m.opts.Count > 0 && m.n >= m.opts.Count {
+				m.counted = true
+				cancel()
+			}
 		}
 		select {
 		case it, ok := <-m.in:
@@ -337,18 +348,18 @@ func (m *merger) run(ctx context.Context, cancel func(), open func([]*pktout.Int
 				cancel()
 				return err
 			}
-		case <-ctx.Done():
-			// Stopped: what every source has sent is written; the
-			// sources' goroutines end as their calls are cancelled.
-			return m.finish()
+		case <-done:
+			done = nil
 		}
 	}
 }
 
 // finish writes every held packet, in order, and flushes.
 func (m *merger) finish() error {
-	if err := m.drain(true); err != nil {
-		return err
+	if !m.counted {
+		if err := m.drain(true); err != nil {
+			return err
+		}
 	}
 	if m.late > 0 {
 		fmt.Fprintf(m.opts.Stderr, "netobs: %d packets written out of timestamp order (a source was late by more than the reordering window)\n", m.late)
@@ -363,6 +374,9 @@ func (m *merger) apply(it item) error {
 	case it.notice != "":
 		m.say(s, "%s", it.notice)
 	case it.records != nil:
+		if m.counted {
+			return nil // Count reached: the rest is not written
+		}
 		s.batches = append(s.batches, it.records)
 		m.held += len(it.records)
 	case it.ended != nil:
