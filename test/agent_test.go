@@ -50,8 +50,10 @@ func startNode(t *testing.T, name, dir string, i int, extra ...string) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		n.agent.Process.Signal(syscall.SIGTERM)
-		n.agent.Wait()
+		if n.agent.ProcessState == nil {
+			n.agent.Process.Signal(syscall.SIGTERM)
+			n.agent.Wait()
+		}
 	})
 	waitFor(t, "agent "+name+" socket", func() bool {
 		c, err := net.Dial("unix", n.sock)
@@ -308,6 +310,14 @@ func TestAgentClientGoneFreesEverything(t *testing.T) {
 	// capture thread per client would show as 3 or more.
 	if th > th0+2 {
 		t.Errorf("after the clients went: %d threads, before: %d", th, th0)
+	}
+	// SIGTERM stops the agent cleanly: exit 0, its socket removed.
+	n.agent.Process.Signal(syscall.SIGTERM)
+	if err := n.agent.Wait(); err != nil {
+		t.Errorf("agent after SIGTERM: %v; stderr:\n%s", err, n.stderr)
+	}
+	if _, err := os.Lstat(n.sock); !os.IsNotExist(err) {
+		t.Errorf("socket %s left behind: %v", n.sock, err)
 	}
 }
 
