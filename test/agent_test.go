@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,8 +52,7 @@ func startNode(t *testing.T, name, dir string, i int, extra ...string) *node {
 	}
 	t.Cleanup(func() {
 		if n.agent.ProcessState == nil {
-			n.agent.Process.Signal(syscall.SIGTERM)
-			n.agent.Wait()
+			n.stop(t)
 		}
 	})
 	waitFor(t, "agent "+name+" socket", func() bool {
@@ -74,6 +74,24 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s: not there after 15s", what)
+}
+
+// stop sends the agent SIGTERM and waits for it to exit, killing it if it
+// has not within 10s (which fails the test): a hung agent must not hang
+// the tests.
+func (n *node) stop(t *testing.T) error {
+	n.agent.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- n.agent.Wait() }()
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(10 * time.Second):
+		n.agent.Process.Kill()
+		<-exited
+		t.Errorf("agent %s did not exit within 10s of SIGTERM", n.name)
+		return errors.New("killed")
+	}
 }
 
 // ping sends count pings from the node's pod to the node.
@@ -312,8 +330,7 @@ func TestAgentClientGoneFreesEverything(t *testing.T) {
 		t.Errorf("after the clients went: %d threads, before: %d", th, th0)
 	}
 	// SIGTERM stops the agent cleanly: exit 0, its socket removed.
-	n.agent.Process.Signal(syscall.SIGTERM)
-	if err := n.agent.Wait(); err != nil {
+	if err := n.stop(t); err != nil {
 		t.Errorf("agent after SIGTERM: %v; stderr:\n%s", err, n.stderr)
 	}
 	if _, err := os.Lstat(n.sock); !os.IsNotExist(err) {
