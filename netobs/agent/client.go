@@ -134,6 +134,7 @@ func (c *Client) wrap(err error) error {
 		e.Kind = ErrUsage
 	case codes.Unavailable:
 		e.Kind = ErrUnreachable
+		e.Msg = "unreachable or gone: " + e.Msg + " (is netobs agent running and listening there?)"
 	case codes.ResourceExhausted:
 		e.Kind = ErrBusy
 	case codes.Unauthenticated:
