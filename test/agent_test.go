@@ -465,7 +465,7 @@ func TestAgentSlowClient(t *testing.T) {
 
 // TestAgentContainerAndCommands: through an agent in a node namespace, a
 // Docker container is captured by name (labelled as a local capture
-// labels it), and ps, sockets, ns ls and events print what they print
+// labels it), and ps, sockets, topo and events print what they print
 // locally.
 func TestAgentContainerAndCommands(t *testing.T) {
 	r := ctrtest.Docker(t)
@@ -524,6 +524,10 @@ func TestAgentContainerAndCommands(t *testing.T) {
 	})
 	if l, rm := mustNetobs(t, "sockets", n.pod, "-tl", "--json"), mustNetobs(t, "sockets", "--agent", n.sock, n.pod, "-tl", "--json"); l != rm {
 		t.Errorf("sockets --json here:\n%s\nthrough the agent:\n%s", l, rm)
+	}
+	// topo: the agent's graph, drawn here as here.
+	if l, rm := mustNetobs(t, "topo", n.ns, n.pod), mustNetobs(t, "topo", "--agent", n.sock, n.ns, n.pod); l != rm || !strings.Contains(l, n.pod) {
+		t.Errorf("topo here:\n%s\nthrough the agent:\n%s", l, rm)
 	}
 	// A usage mistake on the agent is one here too.
 	if res := netobs(t, "sockets", "--agent", n.sock, "docker:"); res.code != 2 {

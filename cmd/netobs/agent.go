@@ -39,9 +39,9 @@ func newAgentCmd(a *app) *cobra.Command {
 	var f agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent [--socket PATH] [--listen 127.0.0.1:PORT]",
-		Short: "Serve capture, events, sockets, ps and ns ls to remote clients over gRPC",
+		Short: "Serve capture, events, sockets, topo, ps and ns ls to remote clients over gRPC",
 		Long: `agent serves netobs's operations on this host to clients that run
-'netobs capture|events|sockets|ps|ns ls --agent ADDR' elsewhere (or the
+'netobs capture|events|sockets|topo|ps|ns ls --agent ADDR' elsewhere (or the
 kubectl plugin): the same command, done here, with the same output there.
 
 It listens on a unix socket (default ` + DefaultAgentSocket + `; its directory is

@@ -16,9 +16,10 @@ func init() { register(newTopoCmd) }
 
 func newTopoCmd(a *app) *cobra.Command {
 	var (
-		all     bool
-		format  string
-		outFile string
+		all       bool
+		format    string
+		outFile   string
+		agentAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "topo [NSREF...|--all]",
@@ -47,7 +48,10 @@ Formats (--format):
 Names from inside namespaces (interfaces, processes) are escaped for the
 terminal in text, and quoted so that Graphviz shows them as text in dot and
 svg. Needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to see
-other users' processes and their TUN/TAP descriptors).`,
+other users' processes and their TUN/TAP descriptors).
+
+With --agent ADDR (a unix socket path, or HOST:PORT) the graph is read on
+the host of that netobs agent (see netobs agent --help) and drawn here.`,
 		Example: `  netobs topo
   netobs topo ns1 ns2
   netobs topo --all --format json
@@ -67,16 +71,31 @@ other users' processes and their TUN/TAP descriptors).`,
 					ns.Close()
 				}
 			}()
-			for _, ref := range args {
-				ns, _, err := openNetNS(a, ref)
+			var g *topo.Graph
+			if agentAddr != "" {
+				cl, err := dialAgent(a, "topo", agentAddr)
 				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				var notices []string
+				if g, notices, err = cl.Topology(a.ctx, args); err != nil {
+					return agentError("topo", err)
+				}
+				for _, n := range notices {
+					fmt.Fprintln(a.stderr, termsafe.Escape(n))
+				}
+			} else {
+				for _, ref := range args {
+					ns, _, err := openNetNS(a, ref)
+					if err != nil {
+						return fmt.Errorf("topo: %w", err)
+					}
+					opts.Namespaces = append(opts.Namespaces, ns)
+				}
+				if g, err = topo.Build(opts); err != nil {
 					return fmt.Errorf("topo: %w", err)
 				}
-				opts.Namespaces = append(opts.Namespaces, ns)
-			}
-			g, err := topo.Build(opts)
-			if err != nil {
-				return fmt.Errorf("topo: %w", err)
 			}
 			if err := writeTopo(a, g, f, outFile); err != nil {
 				return err
@@ -100,6 +119,7 @@ other users' processes and their TUN/TAP descriptors).`,
 	fl.BoolVar(&all, "all", false, "draw every network namespace on the system (the default without NSREF)")
 	fl.StringVar(&format, "format", "text", "output format: text, json, dot or svg")
 	fl.StringVarP(&outFile, "output", "o", "", `write to FILE instead of standard output ("-" for standard output)`)
+	addAgentFlag(cmd, &agentAddr)
 	cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var names []string
 		for _, f := range topo.Formats {

@@ -27,7 +27,7 @@
 //	c, err := agent.Dial("/run/netobs/agent.sock", "")     // or New(Source)
 //	res, err := c.Capture(ctx, &agentpb.CaptureRequest{Args: []string{"docker:web"}, Dash: -1}, handler)
 //
-// Client.Capture, Events, Sockets, Containers and Namespaces return
+// Client.Capture, Events, Sockets, Topology, Containers and Namespaces return
 // errors of type *Error; errors.Is tells ErrUsage (the agent refused the
 // request as a usage mistake: exit 2), ErrUnreachable, ErrBusy, ErrDenied
 // and ErrProtocol apart. Cancelling a call's context asks the agent to stop

@@ -2487,6 +2487,595 @@ func (x *EventsReady) GetId() string {
 	return ""
 }
 
+type TopologyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nsrefs to draw; none means every network namespace.
+	Nsrefs        []string `protobuf:"bytes,1,rep,name=nsrefs,proto3" json:"nsrefs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopologyRequest) Reset() {
+	*x = TopologyRequest{}
+	mi := &file_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopologyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopologyRequest) ProtoMessage() {}
+
+func (x *TopologyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopologyRequest.ProtoReflect.Descriptor instead.
+func (*TopologyRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TopologyRequest) GetNsrefs() []string {
+	if x != nil {
+		return x.Nsrefs
+	}
+	return nil
+}
+
+type TopoNamespace struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Inode         uint64                 `protobuf:"varint,2,opt,name=inode,proto3" json:"inode,omitempty"`
+	Names         []string               `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	Pid           int64                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	Command       string                 `protobuf:"bytes,5,opt,name=command,proto3" json:"command,omitempty"`
+	Nprocs        int64                  `protobuf:"varint,6,opt,name=nprocs,proto3" json:"nprocs,omitempty"`
+	Host          bool                   `protobuf:"varint,7,opt,name=host,proto3" json:"host,omitempty"`
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Interfaces    []*TopoInterface       `protobuf:"bytes,9,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopoNamespace) Reset() {
+	*x = TopoNamespace{}
+	mi := &file_agent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopoNamespace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopoNamespace) ProtoMessage() {}
+
+func (x *TopoNamespace) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopoNamespace.ProtoReflect.Descriptor instead.
+func (*TopoNamespace) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TopoNamespace) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopoNamespace) GetInode() uint64 {
+	if x != nil {
+		return x.Inode
+	}
+	return 0
+}
+
+func (x *TopoNamespace) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *TopoNamespace) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TopoNamespace) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *TopoNamespace) GetNprocs() int64 {
+	if x != nil {
+		return x.Nprocs
+	}
+	return 0
+}
+
+func (x *TopoNamespace) GetHost() bool {
+	if x != nil {
+		return x.Host
+	}
+	return false
+}
+
+func (x *TopoNamespace) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TopoNamespace) GetInterfaces() []*TopoInterface {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+type TopoCounters struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RxPackets     uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	TxPackets     uint64                 `protobuf:"varint,2,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	RxBytes       uint64                 `protobuf:"varint,3,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxBytes       uint64                 `protobuf:"varint,4,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	RxDropped     uint64                 `protobuf:"varint,5,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
+	TxDropped     uint64                 `protobuf:"varint,6,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopoCounters) Reset() {
+	*x = TopoCounters{}
+	mi := &file_agent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopoCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopoCounters) ProtoMessage() {}
+
+func (x *TopoCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopoCounters.ProtoReflect.Descriptor instead.
+func (*TopoCounters) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TopoCounters) GetRxPackets() uint64 {
+	if x != nil {
+		return x.RxPackets
+	}
+	return 0
+}
+
+func (x *TopoCounters) GetTxPackets() uint64 {
+	if x != nil {
+		return x.TxPackets
+	}
+	return 0
+}
+
+func (x *TopoCounters) GetRxBytes() uint64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *TopoCounters) GetTxBytes() uint64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
+func (x *TopoCounters) GetRxDropped() uint64 {
+	if x != nil {
+		return x.RxDropped
+	}
+	return 0
+}
+
+func (x *TopoCounters) GetTxDropped() uint64 {
+	if x != nil {
+		return x.TxDropped
+	}
+	return 0
+}
+
+type TopoInterface struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Index         int64                  `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string                 `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	State         string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	Up            bool                   `protobuf:"varint,7,opt,name=up,proto3" json:"up,omitempty"`
+	Mtu           int64                  `protobuf:"varint,8,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Mac           string                 `protobuf:"bytes,9,opt,name=mac,proto3" json:"mac,omitempty"`
+	Addrs         []string               `protobuf:"bytes,10,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	Master        string                 `protobuf:"bytes,11,opt,name=master,proto3" json:"master,omitempty"`
+	Physical      bool                   `protobuf:"varint,12,opt,name=physical,proto3" json:"physical,omitempty"`
+	Bus           string                 `protobuf:"bytes,13,opt,name=bus,proto3" json:"bus,omitempty"`
+	Device        string                 `protobuf:"bytes,14,opt,name=device,proto3" json:"device,omitempty"`
+	Unresolved    string                 `protobuf:"bytes,15,opt,name=unresolved,proto3" json:"unresolved,omitempty"`
+	Counters      *TopoCounters          `protobuf:"bytes,16,opt,name=counters,proto3" json:"counters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopoInterface) Reset() {
+	*x = TopoInterface{}
+	mi := &file_agent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopoInterface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopoInterface) ProtoMessage() {}
+
+func (x *TopoInterface) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopoInterface.ProtoReflect.Descriptor instead.
+func (*TopoInterface) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TopoInterface) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TopoInterface) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *TopoInterface) GetMtu() int64 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *TopoInterface) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *TopoInterface) GetMaster() string {
+	if x != nil {
+		return x.Master
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetPhysical() bool {
+	if x != nil {
+		return x.Physical
+	}
+	return false
+}
+
+func (x *TopoInterface) GetBus() string {
+	if x != nil {
+		return x.Bus
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetUnresolved() string {
+	if x != nil {
+		return x.Unresolved
+	}
+	return ""
+}
+
+func (x *TopoInterface) GetCounters() *TopoCounters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+type TopoProcess struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Pid           int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Comm          string                 `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopoProcess) Reset() {
+	*x = TopoProcess{}
+	mi := &file_agent_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopoProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopoProcess) ProtoMessage() {}
+
+func (x *TopoProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopoProcess.ProtoReflect.Descriptor instead.
+func (*TopoProcess) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *TopoProcess) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopoProcess) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TopoProcess) GetComm() string {
+	if x != nil {
+		return x.Comm
+	}
+	return ""
+}
+
+type TopoEdge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopoEdge) Reset() {
+	*x = TopoEdge{}
+	mi := &file_agent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopoEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopoEdge) ProtoMessage() {}
+
+func (x *TopoEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopoEdge.ProtoReflect.Descriptor instead.
+func (*TopoEdge) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *TopoEdge) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TopoEdge) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *TopoEdge) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type TopologyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespaces    []*TopoNamespace       `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	Processes     []*TopoProcess         `protobuf:"bytes,2,rep,name=processes,proto3" json:"processes,omitempty"`
+	Edges         []*TopoEdge            `protobuf:"bytes,3,rep,name=edges,proto3" json:"edges,omitempty"`
+	Notices       []string               `protobuf:"bytes,4,rep,name=notices,proto3" json:"notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopologyResponse) Reset() {
+	*x = TopologyResponse{}
+	mi := &file_agent_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopologyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopologyResponse) ProtoMessage() {}
+
+func (x *TopologyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopologyResponse.ProtoReflect.Descriptor instead.
+func (*TopologyResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *TopologyResponse) GetNamespaces() []*TopoNamespace {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *TopologyResponse) GetProcesses() []*TopoProcess {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+func (x *TopologyResponse) GetEdges() []*TopoEdge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *TopologyResponse) GetNotices() []string {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -2691,19 +3280,80 @@ const file_agent_proto_rawDesc = "" +
 	"namespaces\x18\x01 \x01(\x03R\n" +
 	"namespaces\x12\x14\n" +
 	"\x05kinds\x18\x02 \x01(\tR\x05kinds\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id*\x85\x01\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\")\n" +
+	"\x0fTopologyRequest\x12\x16\n" +
+	"\x06nsrefs\x18\x01 \x03(\tR\x06nsrefs\"\xf9\x01\n" +
+	"\rTopoNamespace\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05inode\x18\x02 \x01(\x04R\x05inode\x12\x14\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\x03R\x03pid\x12\x18\n" +
+	"\acommand\x18\x05 \x01(\tR\acommand\x12\x16\n" +
+	"\x06nprocs\x18\x06 \x01(\x03R\x06nprocs\x12\x12\n" +
+	"\x04host\x18\a \x01(\bR\x04host\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12>\n" +
+	"\n" +
+	"interfaces\x18\t \x03(\v2\x1e.netobs.agent.v1.TopoInterfaceR\n" +
+	"interfaces\"\xc0\x01\n" +
+	"\fTopoCounters\x12\x1d\n" +
+	"\n" +
+	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x1d\n" +
+	"\n" +
+	"tx_packets\x18\x02 \x01(\x04R\ttxPackets\x12\x19\n" +
+	"\brx_bytes\x18\x03 \x01(\x04R\arxBytes\x12\x19\n" +
+	"\btx_bytes\x18\x04 \x01(\x04R\atxBytes\x12\x1d\n" +
+	"\n" +
+	"rx_dropped\x18\x05 \x01(\x04R\trxDropped\x12\x1d\n" +
+	"\n" +
+	"tx_dropped\x18\x06 \x01(\x04R\ttxDropped\"\x94\x03\n" +
+	"\rTopoInterface\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x03R\x05index\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x0e\n" +
+	"\x02up\x18\a \x01(\bR\x02up\x12\x10\n" +
+	"\x03mtu\x18\b \x01(\x03R\x03mtu\x12\x10\n" +
+	"\x03mac\x18\t \x01(\tR\x03mac\x12\x14\n" +
+	"\x05addrs\x18\n" +
+	" \x03(\tR\x05addrs\x12\x16\n" +
+	"\x06master\x18\v \x01(\tR\x06master\x12\x1a\n" +
+	"\bphysical\x18\f \x01(\bR\bphysical\x12\x10\n" +
+	"\x03bus\x18\r \x01(\tR\x03bus\x12\x16\n" +
+	"\x06device\x18\x0e \x01(\tR\x06device\x12\x1e\n" +
+	"\n" +
+	"unresolved\x18\x0f \x01(\tR\n" +
+	"unresolved\x129\n" +
+	"\bcounters\x18\x10 \x01(\v2\x1d.netobs.agent.v1.TopoCountersR\bcounters\"C\n" +
+	"\vTopoProcess\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x12\n" +
+	"\x04comm\x18\x03 \x01(\tR\x04comm\"B\n" +
+	"\bTopoEdge\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\"\xd9\x01\n" +
+	"\x10TopologyResponse\x12>\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\v2\x1e.netobs.agent.v1.TopoNamespaceR\n" +
+	"namespaces\x12:\n" +
+	"\tprocesses\x18\x02 \x03(\v2\x1c.netobs.agent.v1.TopoProcessR\tprocesses\x12/\n" +
+	"\x05edges\x18\x03 \x03(\v2\x19.netobs.agent.v1.TopoEdgeR\x05edges\x12\x18\n" +
+	"\anotices\x18\x04 \x03(\tR\anotices*\x85\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12END_REASON_STOPPED\x10\x01\x12\x14\n" +
 	"\x10END_REASON_COUNT\x10\x02\x12\x18\n" +
 	"\x14END_REASON_ALL_ENDED\x10\x03\x12\x14\n" +
-	"\x10END_REASON_ERROR\x10\x042\xfb\x03\n" +
+	"\x10END_REASON_ERROR\x10\x042\xcc\x04\n" +
 	"\x05Agent\x12a\n" +
 	"\x0eListNamespaces\x12&.netobs.agent.v1.ListNamespacesRequest\x1a'.netobs.agent.v1.ListNamespacesResponse\x12a\n" +
 	"\x0eListContainers\x12&.netobs.agent.v1.ListContainersRequest\x1a'.netobs.agent.v1.ListContainersResponse\x12L\n" +
 	"\aSockets\x12\x1f.netobs.agent.v1.SocketsRequest\x1a .netobs.agent.v1.SocketsResponse\x12M\n" +
 	"\aCapture\x12\x1f.netobs.agent.v1.CaptureRequest\x1a\x1f.netobs.agent.v1.CaptureMessage0\x01\x12J\n" +
-	"\x06Events\x12\x1e.netobs.agent.v1.EventsRequest\x1a\x1e.netobs.agent.v1.EventsMessage0\x01\x12C\n" +
+	"\x06Events\x12\x1e.netobs.agent.v1.EventsRequest\x1a\x1e.netobs.agent.v1.EventsMessage0\x01\x12O\n" +
+	"\bTopology\x12 .netobs.agent.v1.TopologyRequest\x1a!.netobs.agent.v1.TopologyResponse\x12C\n" +
 	"\x04Stop\x12\x1c.netobs.agent.v1.StopRequest\x1a\x1d.netobs.agent.v1.StopResponseB/Z-github.com/netobs/netobs/netobs/agent/agentpbb\x06proto3"
 
 var (
@@ -2719,7 +3369,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_agent_proto_goTypes = []any{
 	(EndReason)(0),                 // 0: netobs.agent.v1.EndReason
 	(*StopRequest)(nil),            // 1: netobs.agent.v1.StopRequest
@@ -2752,12 +3402,19 @@ var file_agent_proto_goTypes = []any{
 	(*EventsFinal)(nil),            // 28: netobs.agent.v1.EventsFinal
 	(*EventsMessage)(nil),          // 29: netobs.agent.v1.EventsMessage
 	(*EventsReady)(nil),            // 30: netobs.agent.v1.EventsReady
-	nil,                            // 31: netobs.agent.v1.Container.LabelsEntry
+	(*TopologyRequest)(nil),        // 31: netobs.agent.v1.TopologyRequest
+	(*TopoNamespace)(nil),          // 32: netobs.agent.v1.TopoNamespace
+	(*TopoCounters)(nil),           // 33: netobs.agent.v1.TopoCounters
+	(*TopoInterface)(nil),          // 34: netobs.agent.v1.TopoInterface
+	(*TopoProcess)(nil),            // 35: netobs.agent.v1.TopoProcess
+	(*TopoEdge)(nil),               // 36: netobs.agent.v1.TopoEdge
+	(*TopologyResponse)(nil),       // 37: netobs.agent.v1.TopologyResponse
+	nil,                            // 38: netobs.agent.v1.Container.LabelsEntry
 }
 var file_agent_proto_depIdxs = []int32{
 	7,  // 0: netobs.agent.v1.Namespace.containers:type_name -> netobs.agent.v1.Container
 	4,  // 1: netobs.agent.v1.ListNamespacesResponse.namespaces:type_name -> netobs.agent.v1.Namespace
-	31, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
+	38, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
 	7,  // 3: netobs.agent.v1.ListContainersResponse.containers:type_name -> netobs.agent.v1.Container
 	12, // 4: netobs.agent.v1.Socket.procs:type_name -> netobs.agent.v1.Proc
 	10, // 5: netobs.agent.v1.SocketsResponse.owner:type_name -> netobs.agent.v1.Owner
@@ -2779,23 +3436,30 @@ var file_agent_proto_depIdxs = []int32{
 	19, // 21: netobs.agent.v1.EventsMessage.notice:type_name -> netobs.agent.v1.Notice
 	28, // 22: netobs.agent.v1.EventsMessage.final:type_name -> netobs.agent.v1.EventsFinal
 	30, // 23: netobs.agent.v1.EventsMessage.ready:type_name -> netobs.agent.v1.EventsReady
-	3,  // 24: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
-	6,  // 25: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
-	9,  // 26: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
-	14, // 27: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
-	24, // 28: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
-	1,  // 29: netobs.agent.v1.Agent.Stop:input_type -> netobs.agent.v1.StopRequest
-	5,  // 30: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
-	8,  // 31: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
-	13, // 32: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
-	23, // 33: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
-	29, // 34: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
-	2,  // 35: netobs.agent.v1.Agent.Stop:output_type -> netobs.agent.v1.StopResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	34, // 24: netobs.agent.v1.TopoNamespace.interfaces:type_name -> netobs.agent.v1.TopoInterface
+	33, // 25: netobs.agent.v1.TopoInterface.counters:type_name -> netobs.agent.v1.TopoCounters
+	32, // 26: netobs.agent.v1.TopologyResponse.namespaces:type_name -> netobs.agent.v1.TopoNamespace
+	35, // 27: netobs.agent.v1.TopologyResponse.processes:type_name -> netobs.agent.v1.TopoProcess
+	36, // 28: netobs.agent.v1.TopologyResponse.edges:type_name -> netobs.agent.v1.TopoEdge
+	3,  // 29: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
+	6,  // 30: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
+	9,  // 31: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
+	14, // 32: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
+	24, // 33: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
+	31, // 34: netobs.agent.v1.Agent.Topology:input_type -> netobs.agent.v1.TopologyRequest
+	1,  // 35: netobs.agent.v1.Agent.Stop:input_type -> netobs.agent.v1.StopRequest
+	5,  // 36: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
+	8,  // 37: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
+	13, // 38: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
+	23, // 39: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
+	29, // 40: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
+	37, // 41: netobs.agent.v1.Agent.Topology:output_type -> netobs.agent.v1.TopologyResponse
+	2,  // 42: netobs.agent.v1.Agent.Stop:output_type -> netobs.agent.v1.StopResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -2823,7 +3487,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

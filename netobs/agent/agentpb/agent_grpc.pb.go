@@ -32,6 +32,7 @@ const (
 	Agent_Sockets_FullMethodName        = "/netobs.agent.v1.Agent/Sockets"
 	Agent_Capture_FullMethodName        = "/netobs.agent.v1.Agent/Capture"
 	Agent_Events_FullMethodName         = "/netobs.agent.v1.Agent/Events"
+	Agent_Topology_FullMethodName       = "/netobs.agent.v1.Agent/Topology"
 	Agent_Stop_FullMethodName           = "/netobs.agent.v1.Agent/Stop"
 )
 
@@ -52,6 +53,8 @@ type AgentClient interface {
 	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CaptureMessage], error)
 	// Events is `netobs events` on the agent's host: events, then one Final.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsMessage], error)
+	// Topology is `netobs topo` on the agent's host: the namespace graph.
+	Topology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (*TopologyResponse, error)
 	// Stop ends the capture or event stream with that id (Start.id,
 	// EventsReady.id) the way SIGINT ends the local command: the stream
 	// goes on to its final counts. A client stops that way on SIGINT.
@@ -134,6 +137,16 @@ func (c *agentClient) Events(ctx context.Context, in *EventsRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Agent_EventsClient = grpc.ServerStreamingClient[EventsMessage]
 
+func (c *agentClient) Topology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (*TopologyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TopologyResponse)
+	err := c.cc.Invoke(ctx, Agent_Topology_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StopResponse)
@@ -161,6 +174,8 @@ type AgentServer interface {
 	Capture(*CaptureRequest, grpc.ServerStreamingServer[CaptureMessage]) error
 	// Events is `netobs events` on the agent's host: events, then one Final.
 	Events(*EventsRequest, grpc.ServerStreamingServer[EventsMessage]) error
+	// Topology is `netobs topo` on the agent's host: the namespace graph.
+	Topology(context.Context, *TopologyRequest) (*TopologyResponse, error)
 	// Stop ends the capture or event stream with that id (Start.id,
 	// EventsReady.id) the way SIGINT ends the local command: the stream
 	// goes on to its final counts. A client stops that way on SIGINT.
@@ -189,6 +204,9 @@ func (UnimplementedAgentServer) Capture(*CaptureRequest, grpc.ServerStreamingSer
 }
 func (UnimplementedAgentServer) Events(*EventsRequest, grpc.ServerStreamingServer[EventsMessage]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedAgentServer) Topology(context.Context, *TopologyRequest) (*TopologyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Topology not implemented")
 }
 func (UnimplementedAgentServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
@@ -290,6 +308,24 @@ func _Agent_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Agent_EventsServer = grpc.ServerStreamingServer[EventsMessage]
 
+func _Agent_Topology_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopologyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Topology(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Topology_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Topology(ctx, req.(*TopologyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Agent_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StopRequest)
 	if err := dec(in); err != nil {
@@ -326,6 +362,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Sockets",
 			Handler:    _Agent_Sockets_Handler,
+		},
+		{
+			MethodName: "Topology",
+			Handler:    _Agent_Topology_Handler,
 		},
 		{
 			MethodName: "Stop",
