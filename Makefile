@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/netobs
 GOFLAGS_TEST ?= -count=1 -p 1 -timeout 40m
 
-.PHONY: all build deps test check fuzz demo bench clean
+.PHONY: all build deps test check fuzz demo bench clean generate
 
 all: build
 
@@ -37,6 +37,10 @@ demo: deps build
 
 bench: deps build
 	bash bench/run.sh
+
+# Regenerates the agent's protobuf code (committed) from its .proto file.
+generate:
+	bash scripts/genproto.sh
 
 clean:
 	rm -rf bin

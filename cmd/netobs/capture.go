@@ -31,6 +31,7 @@ type captureFlags struct {
 	buffer    string
 	json      bool
 	selector  string
+	agents    []string
 }
 
 func newCaptureCmd(a *app) *cobra.Command {
@@ -61,13 +62,28 @@ Containers and pods are NSREFs too (docker:NAME, pod:NAMESPACE/NAME, cri:ID,
 containerd:NAMESPACE/ID, see netobs --help). A pod glob in quotes ('pod:default/web-*') and
 -l SELECTOR (label selector on the runtimes' Docker, podman, CRI and containerd labels:
 app=web,tier!=db) expand to every running match, each its own interfaces in
-the one output; a namespace named twice is captured once.`,
+the one output; a namespace named twice is captured once.
+
+With --agent ADDR the capture runs on the host of that netobs agent (see
+netobs agent --help) and is written here, with the same output, counts and
+exit status; a line "N packets dropped by agent" says how many the agent
+dropped because this end read too slowly. With several --agent, every
+NSREF (and -l) is resolved on every agent and the packets of all of them
+are merged by timestamp into one output, each interface named
+DEVICE@LABEL@NAME (eth0@ns1@node-a) for --agent NAME=ADDR (NAME defaults
+to ADDR), per-agent counts on stderr. An
+agent that fails, at the start or midway (killed, unreachable, a reference
+it cannot resolve), is named on stderr and left out; the others go on, the
+file stays valid, and the exit status is 1. See README "Remote and
+cluster" for the reordering window.`,
 		Example: `  netobs capture lab1 -i veth1 -w lab1.pcapng -- tcp port 80
   netobs capture lab1 lab2 $PID -w all.pcapng           # -i any in each
   netobs capture lab1 -i veth1 -w - --immediate | tshark -r -
   netobs capture /proc/$PID/ns/net -c 10 --json -- icmp
   netobs capture 'pod:default/web-*' -w web.pcapng      # pods web-0, web-1... of namespace default
-  netobs capture -l app=web -w web.pcapng -- tcp port 80  # containers and pods labelled app=web`,
+  netobs capture -l app=web -w web.pcapng -- tcp port 80  # containers and pods labelled app=web
+  netobs capture --agent /run/netobs/agent.sock lab1 -w lab1.pcapng   # on the agent's host
+  netobs capture --agent a=127.0.0.1:7070 --agent b=127.0.0.1:7071 lab1 -w both.pcapng`,
 		Args: func(c *cobra.Command, args []string) error {
 			if f.selector != "" {
 				return nil
@@ -91,6 +107,8 @@ the one output; a namespace named twice is captured once.`,
 	fl.StringVarP(&f.buffer, "buffer", "B", "", "ring size per socket: a number of KiB like tcpdump -B, or with a K, M or G suffix (default 4M)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per packet instead of a text line (when not writing a file)")
 	fl.StringVarP(&f.selector, "selector", "l", "", "also capture in every running container and pod whose runtime labels match (KEY=VALUE,KEY!=VALUE,KEY,!KEY)")
+	fl.StringArrayVar(&f.agents, "agent", nil, "capture on the host of the netobs agent at [NAME=]ADDR (unix socket path or HOST:PORT); repeat to capture on several hosts into one merged output")
+	fl.StringVar(&agentTokenFile, "agent-token-file", "", "file holding the token the agents ask for (agent --token-file)")
 	return cmd
 }
 
@@ -136,6 +154,9 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 		}
 	}
 
+	if len(f.agents) > 0 {
+		return runRemoteCapture(a, f, cfg, args, c.ArgsLenAtDash())
+	}
 	targets, filter, err := captureTargets(a, args, c.ArgsLenAtDash(), f.selector)
 	defer func() {
 		for _, t := range targets {

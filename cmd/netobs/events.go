@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/agent"
+	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
@@ -30,6 +32,7 @@ func newEventsCmd(a *app) *cobra.Command {
 		rescan   time.Duration
 		rcvbuf   int
 		selector string
+		addr     string
 	)
 	cmd := &cobra.Command{
 		Use:   "events [NSREF...] [-l SELECTOR] | --all",
@@ -67,7 +70,10 @@ dropped and counted in the totals printed at the end ("forged").
 
 SIGINT and SIGTERM stop it: the output is flushed and the totals printed on
 stderr (exit 0); if nothing reads standard output for 2s after the signal,
-it gives up on the output, prints the totals and exits 1.`,
+it gives up on the output, prints the totals and exits 1.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs events lab1 lab2
   netobs events --all --kinds link,addr
   netobs events --initial --json $PID
@@ -86,6 +92,13 @@ it gives up on the output, prints the totals and exits 1.`,
 			}
 			if rescan < events.MinRescan || rescan > events.MaxRescan {
 				return usageErrorf("events: --rescan %q out of range: give a duration from %v to %v", c.Flags().Lookup("rescan").Value.String(), events.MinRescan, events.MaxRescan)
+			}
+			if addr != "" {
+				if selector != "" {
+					return usageErrorf("-l %q does not go through --agent; name the pods instead ('pod:NAMESPACE/web-*')", selector)
+				}
+				return remoteEvents(a, addr, &agentpb.EventsRequest{Nsrefs: args, All: all, Kinds: kinds, Initial: initial,
+					Rescan: int64(rescan), Count: uint64(count)}, jsonOut)
 			}
 			if !all && len(args) == 0 && selector == "" {
 				args = []string{"self"}
@@ -160,6 +173,7 @@ it gives up on the output, prints the totals and exits 1.`,
 	f.IntVar(&rcvbuf, "rcvbuf", events.DefaultRcvBuf, "receive buffer per namespace in `bytes` (tiny values provoke overflow, for testing)")
 	f.MarkHidden("rcvbuf")
 	addSelectorFlag(cmd, &selector, "l", "also watch")
+	addAgentFlag(cmd, &addr)
 	return cmd
 }
 
@@ -227,4 +241,59 @@ func (p *printer) totals() {
 		fmt.Fprintf(p.a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped\n",
 			p.printed.Load(), p.initNo.Load(), st.Resyncs, st.Forged)
 	})
+}
+
+// remoteEvents is events run on an agent's host, printed as here.
+func remoteEvents(a *app, addr string, req *agentpb.EventsRequest, jsonOut bool) error {
+	cl, err := dialAgent(a, "events", addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	out := bufio.NewWriterSize(a.stdout, 32<<10)
+	enc := json.NewEncoder(out)
+	var printed, initial int64
+	res, err := cl.Events(a.ctx, req, agent.EventsHandler{
+		Ready: func(n int, kinds string) {
+			fmt.Fprintf(a.stderr, "events: watching %d namespaces for %s\n", n, kinds)
+		},
+		Notice: func(text string) { fmt.Fprintln(a.stderr, termsafe.Escape(text)) },
+		Event: func(ev events.Event) error {
+			var err error
+			if jsonOut {
+				err = enc.Encode(ev)
+			} else {
+				err = events.WriteText(out, ev)
+			}
+			printed++
+			if ev.Action == events.Initial {
+				initial++
+			}
+			if err == nil {
+				err = out.Flush()
+			}
+			if err != nil {
+				return fmt.Errorf("events: write: %w", err)
+			}
+			return nil
+		},
+	})
+	if ferr := out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("events: write: %w", ferr)
+	}
+	var resyncs, forged, dropped uint64
+	if res != nil {
+		resyncs, forged, dropped = res.Resyncs, res.Forged, res.AgentDropped
+	}
+	if res != nil || printed > 0 {
+		fmt.Fprintf(a.stderr, "events: %d events printed (%d initial), %d resyncs after overflow, %d forged netlink messages dropped, %d dropped by agent\n",
+			printed, initial, resyncs, forged, dropped)
+	}
+	if err != nil {
+		return agentError("events", err)
+	}
+	if res.Err != "" {
+		return fmt.Errorf("events: agent %s: %s", addr, res.Err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/agent"
 	"github.com/netobs/netobs/netobs/runtime"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
@@ -89,7 +90,7 @@ func completeTypes(*cobra.Command, []string, string) ([]string, cobra.ShellCompD
 }
 
 func newNSLsCmd(a *app) *cobra.Command {
-	var typ string
+	var typ, agentAddr string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "ls [--type T] [--json]",
@@ -98,7 +99,10 @@ func newNSLsCmd(a *app) *cobra.Command {
 CONTAINERS column (JSON: containers) names the running containers of every
 runtime found (docker:NAME, podman:NAME, pod:NAMESPACE/NAME, cri:NAME,
 containerd:NAMESPACE/ID) whose
-namespace it is.`,
+namespace it is.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here.`,
 		Example: `  netobs ns ls
   netobs ns ls --type net
   netobs ns ls --json | jq 'select(.nprocs > 1)'`,
@@ -108,59 +112,86 @@ namespace it is.`,
 			if err != nil {
 				return err
 			}
-			var types []nsjoin.Type
-			if t != 0 {
-				types = []nsjoin.Type{t}
-			}
-			list := nsjoin.List
-			if a.hostRoot != "" && a.hostRoot != "/" {
-				list = func(types ...nsjoin.Type) ([]nsjoin.Info, error) { return nsjoin.ListUnder(a.hostRoot, types...) }
-			}
-			// The runtimes are asked while /proc is read.
-			var ctrs map[nsKey][]runtime.Container
-			asked := make(chan struct{})
-			go func() {
-				defer close(asked)
-				if t == 0 || t == nsjoin.Net {
-					ctrs = containersByNetns(a)
+			var infos []agent.NamespaceInfo
+			if agentAddr != "" {
+				cl, err := dialAgent(a, "ns ls", agentAddr)
+				if err != nil {
+					return err
 				}
-			}()
-			infos, err := list(types...)
-			<-asked
-			if err != nil {
+				defer cl.Close()
+				if infos, err = cl.Namespaces(a.ctx, typ); err != nil {
+					return agentError("ns ls", err)
+				}
+			} else if infos, err = listNamespaces(a, t); err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				for _, in := range infos {
-					j := infoJSON(in)
-					if in.Type == nsjoin.Net {
-						for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
-							j.Containers = append(j.Containers, nsContainer{c.Runtime, c.ID, c.Name, c.Pod, c.PodNamespace})
-						}
-					}
-					enc.Encode(j)
-				}
-				return nil
-			}
-			const row = "%10v %-6v %6v %7v %-8v %10v %-12v %-16v %v\n"
-			fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "CONTAINERS", "COMMAND")
-			for _, in := range infos {
-				var labels []string
-				if in.Type == nsjoin.Net {
-					for _, c := range ctrs[nsKey{in.ID.Dev, in.ID.Inode}] {
-						labels = append(labels, printable(c.Label()))
-					}
-				}
-				fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(userName(in)),
-					dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(strings.Join(labels, ",")), dashS(termsafe.Escape(in.Command)))
-			}
-			return nil
+			return printNamespaces(a, infos, asJSON)
 		},
 	}
 	addTypeFlag(c, &typ, "only namespaces of this type (net, uts, ipc, mnt, pid, user, cgroup, time)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per namespace")
+	addAgentFlag(c, &agentAddr)
 	return c
+}
+
+// listNamespaces lists namespaces of type t (0: all) with the containers
+// of each network namespace: ns ls here, and on an agent's host.
+func listNamespaces(a *app, t nsjoin.Type) ([]agent.NamespaceInfo, error) {
+	var types []nsjoin.Type
+	if t != 0 {
+		types = []nsjoin.Type{t}
+	}
+	list := nsjoin.List
+	if a.hostRoot != "" && a.hostRoot != "/" {
+		list = func(types ...nsjoin.Type) ([]nsjoin.Info, error) { return nsjoin.ListUnder(a.hostRoot, types...) }
+	}
+	// The runtimes are asked while /proc is read.
+	var ctrs map[nsKey][]runtime.Container
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		if t == 0 || t == nsjoin.Net {
+			ctrs = containersByNetns(a)
+		}
+	}()
+	infos, err := list(types...)
+	<-asked
+	if err != nil {
+		return nil, err
+	}
+	out := make([]agent.NamespaceInfo, len(infos))
+	for i, in := range infos {
+		out[i] = agent.NamespaceInfo{Info: in, User: userName(in)}
+		if in.Type == nsjoin.Net {
+			out[i].Containers = ctrs[nsKey{in.ID.Dev, in.ID.Inode}]
+		}
+	}
+	return out, nil
+}
+
+func printNamespaces(a *app, infos []agent.NamespaceInfo, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		for _, in := range infos {
+			j := infoJSON(in)
+			for _, c := range in.Containers {
+				j.Containers = append(j.Containers, nsContainer{c.Runtime, c.ID, c.Name, c.Pod, c.PodNamespace})
+			}
+			enc.Encode(j)
+		}
+		return nil
+	}
+	const row = "%10v %-6v %6v %7v %-8v %10v %-12v %-16v %v\n"
+	fmt.Fprintf(a.stdout, row, "NS", "TYPE", "NPROCS", "PID", "USER", "USERNS", "NETNS", "CONTAINERS", "COMMAND")
+	for _, in := range infos {
+		var labels []string
+		for _, c := range in.Containers {
+			labels = append(labels, printable(c.Label()))
+		}
+		fmt.Fprintf(a.stdout, row, in.ID.Inode, in.Type, in.NProcs, dash(in.PID), dashS(termsafe.Escape(in.User)),
+			dash(int(in.UserNS)), dashS(termsafe.Escape(strings.Join(in.Names, ","))), dashS(strings.Join(labels, ",")), dashS(termsafe.Escape(in.Command)))
+	}
+	return nil
 }
 
 type nsJSON struct {
@@ -210,9 +241,9 @@ func containersByNetns(a *app) map[nsKey][]runtime.Container {
 	return m
 }
 
-func infoJSON(in nsjoin.Info) nsJSON {
+func infoJSON(in agent.NamespaceInfo) nsJSON {
 	return nsJSON{Type: in.Type.String(), Inode: in.ID.Inode, Dev: in.ID.Dev, NSID: in.ID.NSID,
-		NProcs: in.NProcs, PID: in.PID, User: userName(in), UserNS: in.UserNS, Names: in.Names, Command: in.Command}
+		NProcs: in.NProcs, PID: in.PID, User: in.User, UserNS: in.UserNS, Names: in.Names, Command: in.Command}
 }
 
 func userName(in nsjoin.Info) string {

@@ -17,9 +17,10 @@ func init() { register(newSocketsCmd) }
 
 func newSocketsCmd(a *app) *cobra.Command {
 	var (
-		o        sockdiag.Options
-		asJS     bool
-		selector string
+		o         sockdiag.Options
+		asJS      bool
+		selector  string
+		agentAddr string
 	)
 	c := &cobra.Command{
 		Use:   "sockets NSREF | --selector SELECTOR",
@@ -37,19 +38,30 @@ SELECTOR (labels of the runtimes' containers and pods: app=web; -l is
 --listening, as in ss) list every running match, each under its first line.
 
 The listing comes from a sock_diag netlink socket created inside the
-namespace; nothing is run there. Addresses are never resolved to names.`,
+namespace; nothing is run there. Addresses are never resolved to names.
+
+With --agent ADDR (a unix socket path, or HOST:PORT) it runs on the host
+of that netobs agent (see netobs agent --help) and prints the same here
+(one NSREF; no --selector).`,
 		Example: `  netobs sockets lab1          # every TCP and UDP socket of netns lab1
   netobs sockets $PID -tl      # listening TCP sockets in the netns of process $PID
   netobs sockets lab1 --json   # one JSON object per socket
   netobs sockets 'pod:default/web-*' -tl    # pods web-0, web-1... of namespace default
-  netobs sockets --selector app=web --json  # containers and pods labelled app=web`,
+  netobs sockets --selector app=web --json  # containers and pods labelled app=web
+  netobs sockets --agent /run/netobs/agent.sock lab1 -tl   # on the agent's host`,
 		Args: func(c *cobra.Command, args []string) error {
-			if selector != "" && len(args) <= 1 {
+			if selector != "" && len(args) <= 1 && agentAddr == "" {
 				return nil
 			}
 			return exactArgs(1, "NSREF or --selector")(c, args)
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if agentAddr != "" {
+				if selector != "" {
+					return usageErrorf("--selector %q does not go through --agent; name the pods instead ('pod:NAMESPACE/web-*')", selector)
+				}
+				return remoteSockets(a, agentAddr, args[0], o, asJS)
+			}
 			nss, ctrs, err := openNetNSMany(a, args, selector)
 			if err != nil {
 				return fmt.Errorf("sockets: %w", err)
@@ -97,7 +109,31 @@ namespace; nothing is run there. Addresses are never resolved to names.`,
 	var all, numeric bool
 	f.BoolVarP(&all, "all", "a", false, "every state (the default; for ss habits)")
 	f.BoolVarP(&numeric, "numeric", "n", false, "numeric addresses (always; for ss habits)")
+	addAgentFlag(c, &agentAddr)
 	return c
+}
+
+// remoteSockets is sockets run on an agent's host, printed as here.
+func remoteSockets(a *app, addr, ref string, o sockdiag.Options, asJS bool) error {
+	cl, err := dialAgent(a, "sockets", addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	r, err := cl.Sockets(a.ctx, ref, o)
+	if err != nil {
+		return agentError("sockets", err)
+	}
+	for _, n := range r.Notices {
+		fmt.Fprintln(a.stderr, termsafe.Escape(n))
+	}
+	if asJS {
+		return writeSocketsJSON(a, r.Sockets, r.Owner)
+	}
+	if r.Label != "" {
+		fmt.Fprintf(a.stdout, "%s %s\n", termsafe.Escape(r.Netns), termsafe.Escape(r.Label))
+	}
+	return writeSocketsText(a, r.Sockets)
 }
 
 func procsText(ps []sockdiag.Proc) string {

@@ -16,10 +16,11 @@ func init() { register(newTopoCmd) }
 
 func newTopoCmd(a *app) *cobra.Command {
 	var (
-		all      bool
-		format   string
-		outFile  string
-		selector string
+		all       bool
+		format    string
+		outFile   string
+		selector  string
+		agentAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "topo [NSREF...] [-l SELECTOR] | --all",
@@ -50,7 +51,10 @@ Formats (--format):
 Names from inside namespaces (interfaces, processes) are escaped for the
 terminal in text, and quoted so that Graphviz shows them as text in dot and
 svg. Needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to see
-other users' processes and their TUN/TAP descriptors).`,
+other users' processes and their TUN/TAP descriptors).
+
+With --agent ADDR (a unix socket path, or HOST:PORT) the graph is read on
+the host of that netobs agent (see netobs agent --help) and drawn here.`,
 		Example: `  netobs topo
   netobs topo lab1 lab2
   netobs topo --all --format json
@@ -71,14 +75,32 @@ other users' processes and their TUN/TAP descriptors).`,
 					ns.Close()
 				}
 			}()
-			nss, _, err := openNetNSMany(a, args, selector)
-			if err != nil {
-				return fmt.Errorf("topo: %w", err)
-			}
-			opts.Namespaces = nss
-			g, err := topo.Build(opts)
-			if err != nil {
-				return fmt.Errorf("topo: %w", err)
+			var g *topo.Graph
+			if agentAddr != "" {
+				if selector != "" {
+					return usageErrorf("-l %q does not go through --agent; name the pods instead ('pod:NAMESPACE/web-*')", selector)
+				}
+				cl, err := dialAgent(a, "topo", agentAddr)
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				var notices []string
+				if g, notices, err = cl.Topology(a.ctx, args); err != nil {
+					return agentError("topo", err)
+				}
+				for _, n := range notices {
+					fmt.Fprintln(a.stderr, termsafe.Escape(n))
+				}
+			} else {
+				nss, _, err := openNetNSMany(a, args, selector)
+				if err != nil {
+					return fmt.Errorf("topo: %w", err)
+				}
+				opts.Namespaces = nss
+				if g, err = topo.Build(opts); err != nil {
+					return fmt.Errorf("topo: %w", err)
+				}
 			}
 			if err := writeTopo(a, g, f, outFile); err != nil {
 				return err
@@ -103,6 +125,7 @@ other users' processes and their TUN/TAP descriptors).`,
 	fl.StringVar(&format, "format", "text", "output format: text, json, dot or svg")
 	fl.StringVarP(&outFile, "output", "o", "", `write to FILE instead of standard output ("-" for standard output)`)
 	addSelectorFlag(cmd, &selector, "l", "draw")
+	addAgentFlag(cmd, &agentAddr)
 	cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var names []string
 		for _, f := range topo.Formats {

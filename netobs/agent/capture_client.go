@@ -1,0 +1,231 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/netobs/netobs/netobs/agent/agentpb"
+	"github.com/netobs/netobs/netobs/capture"
+	"github.com/netobs/netobs/netobs/pktout"
+)
+
+// CaptureHandler receives a remote capture, from one goroutine at a
+// time. Start comes first; Packet, Flush and Ended are capture.Handler's
+// (a Packet error ends the call; capture.ErrStop ends it cleanly).
+type CaptureHandler interface {
+	capture.Handler
+	// Start receives the agent's interfaces; ifcs[i].ID is i.
+	Start(ifcs []*pktout.Interface) error
+	// Notice receives a line the command prints on stderr.
+	Notice(text string)
+}
+
+// A CaptureHandler that also has a method Progress(watermark int64) is
+// told when the agent promises that no packet older than watermark
+// (nanoseconds since the epoch, the agent's clock) will follow.
+
+// CaptureResult is how a remote capture ended.
+type CaptureResult struct {
+	Interfaces []*pktout.Interface
+	// Stats per interface: Received and Dropped (by the kernel) as the
+	// agent counted them, Captured as packets that reached this client.
+	Stats []pktout.Stats
+	// AgentDropped per interface: packets the agent dropped because this
+	// client read too slowly.
+	AgentDropped []uint64
+	// Final is false when the stream ended before the agent's final
+	// counts (the agent went away, ctx ended, the handler stopped): then
+	// Received and Dropped are zero.
+	Final  bool
+	Reason agentpb.EndReason
+	// Err is the agent's capture error, if Reason is END_REASON_ERROR.
+	Err string
+	// Ended counts the interfaces whose part ended early.
+	Ended int
+}
+
+// StopGrace is how long a stopped call waits for the agent's final counts
+// before it gives up on them.
+const StopGrace = 2 * time.Second
+
+// Capture runs a capture on the agent and hands what it streams to h.
+// It returns when the agent sends its final counts, when h stops it, or
+// when ctx ends: then the agent is asked to stop (as SIGINT stops a local
+// capture) and Capture waits up to StopGrace for what it still sends and
+// its final counts, then cancels the call. The result is not nil once
+// Start has been received, also with an error.
+func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h CaptureHandler) (*CaptureResult, error) {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var idc = make(chan string, 1)
+	defer c.stopOnDone(ctx, cancel, idc)()
+	st, err := c.api.Capture(sctx, req)
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	var res *CaptureResult
+	var pkt pktout.Packet
+	var stopped bool
+	var id string
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			err = c.protocol("stream ended without final counts")
+		}
+		if err != nil {
+			if res != nil {
+				h.Flush()
+			}
+			return res, c.wrap(err)
+		}
+		if res == nil {
+			switch x := m.Msg.(type) {
+			case *agentpb.CaptureMessage_Notice:
+				h.Notice(x.Notice.Text)
+				continue
+			case *agentpb.CaptureMessage_Start:
+				ifcs, err := startInterfaces(x.Start)
+				if err != nil {
+					return nil, c.protocol("%v", err)
+				}
+				id = x.Start.Id
+				idc <- id
+				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}
+				if err := h.Start(ifcs); err != nil {
+					return res, err
+				}
+				continue
+			default:
+				return nil, c.protocol("%T before the start of the capture", m.Msg)
+			}
+		}
+		switch x := m.Msg.(type) {
+		case *agentpb.CaptureMessage_Packets:
+			err := parseRecords(x.Packets.Records, len(res.Interfaces), func(r *record) error {
+				if stopped {
+					return nil // validated, not delivered
+				}
+				pkt = pktout.Packet{Interface: res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
+				if err := h.Packet(&pkt); err != nil {
+					if errors.Is(err, capture.ErrStop) {
+						res.Stats[r.iface].Captured++
+					}
+					return err
+				}
+				res.Stats[r.iface].Captured++
+				return nil
+			})
+			if errors.Is(err, ErrBadRecords) {
+				h.Flush()
+				return res, c.protocol("%v", err)
+			}
+			if errors.Is(err, capture.ErrStop) {
+				// The handler has what it wants: stop the agent too and
+				// read on to its final counts, delivering nothing more.
+				stopped = true
+				c.api.Stop(sctx, &agentpb.StopRequest{Id: id})
+				err = nil
+			}
+			if err == nil {
+				err = h.Flush()
+			}
+			if err != nil {
+				return res, err
+			}
+		case *agentpb.CaptureMessage_Notice:
+			h.Notice(x.Notice.Text)
+		case *agentpb.CaptureMessage_Progress:
+			if p, ok := h.(interface{ Progress(watermark int64) }); ok {
+				p.Progress(x.Progress.Watermark)
+			}
+		case *agentpb.CaptureMessage_Ended:
+			if x.Ended.Index >= uint32(len(res.Interfaces)) {
+				return res, c.protocol("ended interface %d of %d", x.Ended.Index, len(res.Interfaces))
+			}
+			res.Ended++
+			reason := errors.New(x.Ended.Reason)
+			if x.Ended.NamespaceGone {
+				reason = &remoteEnd{msg: x.Ended.Reason, kind: capture.ErrNamespaceGone}
+			} else {
+				reason = &remoteEnd{msg: x.Ended.Reason, kind: capture.ErrInterfaceGone}
+			}
+			h.Ended(res.Interfaces[x.Ended.Index], reason)
+		case *agentpb.CaptureMessage_Final:
+			f := x.Final
+			res.Final, res.Reason, res.Err = true, f.Reason, f.Error
+			for _, ct := range f.Counts {
+				if ct.Index >= uint32(len(res.Interfaces)) {
+					return res, c.protocol("counts of interface %d of %d", ct.Index, len(res.Interfaces))
+				}
+				s := &res.Stats[ct.Index]
+				s.Received, s.Dropped = ct.Received, ct.KernelDropped
+				res.AgentDropped[ct.Index] = ct.AgentDropped
+			}
+			return res, h.Flush()
+		default:
+			return res, c.protocol("unexpected message %T", m.Msg)
+		}
+	}
+}
+
+// stopOnDone asks the agent to stop the stream whose id comes on idc once
+// ctx ends, and cancels the call StopGrace later, or at once if no id has
+// come. The returned func ends the watch.
+func (c *Client) stopOnDone(ctx context.Context, cancel func(), idc <-chan string) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		var id string
+		select {
+		case id = <-idc:
+		default:
+			cancel()
+			return
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), StopGrace)
+		defer scancel()
+		if _, err := c.api.Stop(sctx, &agentpb.StopRequest{Id: id}); err != nil {
+			cancel()
+			return
+		}
+		select {
+		case <-done:
+		case <-sctx.Done():
+			cancel()
+		}
+	}()
+	return func() { close(done) }
+}
+
+// remoteEnd is an ended part's reason as the agent said it; errors.Is
+// matches capture.ErrNamespaceGone or ErrInterfaceGone as the agent's did.
+type remoteEnd struct {
+	msg  string
+	kind error
+}
+
+func (e *remoteEnd) Error() string        { return e.msg }
+func (e *remoteEnd) Is(target error) bool { return target == e.kind }
+
+func startInterfaces(s *agentpb.Start) ([]*pktout.Interface, error) {
+	if len(s.Interfaces) == 0 {
+		return nil, errors.New("capture started with no interface")
+	}
+	ifcs := make([]*pktout.Interface, len(s.Interfaces))
+	for i, p := range s.Interfaces {
+		if p.Index != uint32(i) {
+			return nil, errors.New("interfaces out of order")
+		}
+		if p.Snaplen == 0 || p.Snaplen > maxRecordData {
+			return nil, errors.New("interface snaplen out of range")
+		}
+		ifcs[i] = interfaceFromPB(p)
+	}
+	return ifcs, nil
+}

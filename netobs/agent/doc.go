@@ -1,0 +1,49 @@
+// Package agent is the netobs node agent and its clients: the server that
+// `netobs agent` runs, the client that `netobs ... --agent ADDR` and the
+// kubectl plugin use, and CaptureMerged, one pcapng from many agents.
+//
+// The API is gRPC, defined in agentpb/agent.proto. A request carries what
+// the command line carries (NSREFs, selector, filter, flags); the agent
+// resolves it on its own host with the CLI's own functions (Backend), so a
+// request means there what the same command means locally. Packets travel
+// in batches of packed records (see the Packets message), parsed here with
+// bounds checks; everything else is protobuf.
+//
+// # Server
+//
+// NewServer + Server.GRPCServer: serve it on a unix socket or a loopback
+// TCP listener. The server bounds the streams served at once
+// (Config.MaxStreams: RESOURCE_EXHAUSTED beyond) and, per capture, the
+// bytes queued for a slow client (Config.StreamBuffer: beyond it batches
+// are dropped and counted, reported as agent_dropped in the final counts);
+// the capture never waits for the client. When a call ends (client gone,
+// Stop, server stopped) the capture or watch is closed: rings, sockets,
+// namespace handles and goroutines are freed before the handler returns.
+// A Config.Token, if set, must come with every call as
+// "authorization: Bearer TOKEN" (compared in constant time).
+//
+// # Clients
+//
+//	c, err := agent.Dial("/run/netobs/agent.sock", "")     // or New(Source)
+//	res, err := c.Capture(ctx, &agentpb.CaptureRequest{Args: []string{"docker:web"}, Dash: -1}, handler)
+//
+// Client.Capture, Events, Sockets, Topology, Containers and Namespaces return
+// errors of type *Error; errors.Is tells ErrUsage (the agent refused the
+// request as a usage mistake: exit 2), ErrUnreachable, ErrBusy, ErrDenied
+// and ErrProtocol apart. Cancelling a call's context asks the agent to stop
+// (Stop) and waits up to StopGrace for its final counts.
+//
+// CaptureMerged(ctx, sources, req, w, opts) captures from many agents
+// (each a Source: a name and a dial function, e.g. through a Kubernetes
+// port-forward; optionally its own request) into one pcapng merged by
+// timestamp with a bounded reordering window (MergeOptions), one
+// interface per (source, namespace, interface) named
+// DEVICE@LABEL@SOURCE, and returns per-source counts. A source that fails
+// is reported and left out; the file stays valid.
+//
+// # Privileges
+//
+// The server needs what the local commands need (root: CAP_SYS_ADMIN to
+// enter namespaces, CAP_NET_RAW, CAP_NET_ADMIN). Clients need nothing but
+// access to the agent's socket.
+package agent
