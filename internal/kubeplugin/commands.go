@@ -1,4 +1,4 @@
-package main
+package kubeplugin
 
 import (
 	"fmt"
@@ -49,7 +49,7 @@ per-node counts (captured, dropped) go to stderr.`,
 				defer closeFn()
 			}
 			a.announce("capture", targets)
-			return a.env.agents.Capture(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Capture(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -85,7 +85,7 @@ func (a *app) eventsCmd() *cobra.Command {
 			}
 			req.Output = a.stdout
 			a.announce("events", targets)
-			return a.env.agents.Events(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Events(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -118,7 +118,7 @@ func (a *app) socketsCmd() *cobra.Command {
 				return err
 			}
 			req.Output = a.stdout
-			return a.env.agents.Sockets(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Sockets(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -171,7 +171,7 @@ func (a *app) psCmd() *cobra.Command {
 				}
 			}
 			req.Output = a.stdout
-			return a.env.agents.PS(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.PS(c.Context(), targets, req, a.stderr)
 		},
 	}
 	c.Flags().BoolVar(&req.JSON, "json", false, "one JSON object per container")
