@@ -429,4 +429,3 @@ func forEach(targets []kube.Target, f func(int, kube.Target)) {
 	}
 	wg.Wait()
 }
-
