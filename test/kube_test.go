@@ -165,7 +165,9 @@ func (k *kubeCluster) start(t *testing.T, stdout io.Writer, args ...string) *kub
 		},
 		Agents: kubeplugin.AgentClient{},
 	}
-	go func() { p.done <- kubeplugin.Run(ctx, append([]string{"--kubeconfig", k.kubeconfig}, args...), stdout, p.stderr, env) }()
+	go func() {
+		p.done <- kubeplugin.Run(ctx, append([]string{"--kubeconfig", k.kubeconfig}, args...), stdout, p.stderr, env)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
