@@ -27,16 +27,15 @@ import (
 // agent through the target's Dial (a port-forward through the API server)
 // with the agent package's client, one agent.Source per node named after
 // the node, and prints what they answer labelled with the node.
-type AgentClient struct {
-	// Token, if not empty, is sent to every agent (agents started with
-	// --token-file).
-	Token string
-}
+type AgentClient struct{}
 
 var _ kube.Agents = AgentClient{}
 
+// source is the agent of t: named after its node, reached by t.Dial. The
+// agents of deploy/kubernetes take no token: only port-forward reaches
+// their loopback port, and RBAC decides who may open one.
 func (c AgentClient) source(t kube.Target) agent.Source {
-	return agent.Source{Name: t.Node, Dial: t.Dial, Token: c.Token}
+	return agent.Source{Name: t.Node, Dial: t.Dial}
 }
 
 // NodeError is an operation that failed on one node's agent; the other
