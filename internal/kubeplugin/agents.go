@@ -209,6 +209,9 @@ func (c AgentClient) Events(ctx context.Context, targets []kube.Target, req kube
 			}
 			if err != nil && !errors.Is(err, errCount) && (ctx.Err() == nil || errors.Is(err, agent.ErrUsage)) {
 				errs[i] = &NodeError{Op: "events", Node: t.Node, Err: err}
+				// Said now too: the other nodes may be watched for long.
+				fmt.Fprintf(status, "kubectl-netobs: events: node %s failed, the other nodes are still watched: %s\n",
+					termsafe.Escape(t.Node), termsafe.Escape(err.Error()))
 			}
 		}()
 	}
