@@ -72,7 +72,9 @@ func (c AgentClient) Capture(ctx context.Context, targets []kube.Target, req kub
 		srcs = append(srcs, s)
 	}
 	var ng *pktout.PcapngWriter
+	opened := false
 	res, err := agent.CaptureMergedTo(ctx, srcs, nil, func(ifcs []*pktout.Interface) (capture.Handler, error) {
+		opened = true
 		names := make([]string, len(ifcs))
 		for i, ifc := range ifcs {
 			names[i] = termsafe.Escape(ifc.Name)
@@ -93,13 +95,18 @@ func (c AgentClient) Capture(ctx context.Context, targets []kube.Target, req kub
 		}
 		werr = ng.WriteStats(stats)
 	}
-	if err != nil {
+	if err != nil && (!opened || errors.Is(err, agent.ErrUsage)) {
 		if errors.Is(err, agent.ErrUsage) {
 			return err
 		}
 		return fmt.Errorf("capture: %w", err)
 	}
+	// The capture ran (to its end, or until writing failed): each node's
+	// counts.
 	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("capture: %w", err))
+	}
 	for _, r := range res {
 		var st pktout.Stats
 		var dropped uint64
@@ -121,7 +128,7 @@ func (c AgentClient) Capture(ctx context.Context, targets []kube.Target, req kub
 		fmt.Fprintf(status, "node %s: %d captured, %d received by filter, %d dropped by kernel, %d dropped by agent; %s\n",
 			termsafe.Escape(r.Name), st.Captured, st.Received, st.Dropped, dropped, state)
 	}
-	if werr != nil {
+	if werr != nil && err == nil {
 		errs = append(errs, fmt.Errorf("capture: write: %w", werr))
 	}
 	return errors.Join(errs...)
