@@ -210,6 +210,11 @@ func TestAgentThreeNodesMerged(t *testing.T) {
 		if m[i][6] != "to the end" {
 			t.Errorf("%s: %s", n.name, m[i][6])
 		}
+		// The agent's final counts reached the client: with nothing
+		// dropped it received what was captured.
+		if m[i][3] != m[i][2] {
+			t.Errorf("%s: %s captured, %s received by filter: the agent's final counts were lost", n.name, m[i][2], m[i][3])
+		}
 	}
 	desc := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_description", "-c", "1")
 	if !strings.HasPrefix(desc, "node node-") {

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/pktout"
@@ -136,25 +134,8 @@ func remoteSockets(a *app, addr, ref string, o sockdiag.Options, asJS bool) erro
 	return writeSocketsText(a, r.Sockets)
 }
 
-func procsText(ps []sockdiag.Proc) string {
-	var b strings.Builder
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s(pid=%d,fd=%d)", termsafe.Escape(p.Comm), p.PID, p.FD)
-	}
-	return b.String()
-}
-
 func writeSocketsText(a *app, socks []sockdiag.Socket) error {
-	w := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "Netid\tState\tRecv-Q\tSend-Q\tLocal Address:Port\tPeer Address:Port\tInode\tProcess")
-	for i := range socks {
-		s := &socks[i]
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\n", s.Proto, s.State, s.RecvQ, s.SendQ, termsafe.Escape(s.LocalString()), s.PeerString(), s.Inode, procsText(s.Procs))
-	}
-	return w.Flush()
+	return sockdiag.WriteTable(a.stdout, socks)
 }
 
 // writeSocketsJSON writes one object per socket (sockdiag's JSON form);

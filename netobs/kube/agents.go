@@ -2,14 +2,14 @@ package kube
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 )
 
 // Agents runs netobs operations on the agents of a set of targets and
 // merges what they return. It is the seam between resolving what to
-// observe (this package) and talking to agents (the agent client).
+// observe (this package) and talking to agents: the kubectl plugin's
+// implementation (internal/kubeplugin.AgentClient) uses the netobs agent
+// client, so that this package stays free of the capture code.
 //
 // Every method runs until ctx is cancelled, the request's own limit is
 // reached, or every agent's stream ends; it writes diagnostics and the
@@ -61,35 +61,4 @@ type SocketsRequest struct {
 type PSRequest struct {
 	JSON   bool
 	Output io.Writer
-}
-
-// ErrNoAgentClient is what [NoAgentClient] returns: this build has no
-// client for the agents' protocol.
-var ErrNoAgentClient = errors.New("this kubectl-netobs is built without the netobs agent client")
-
-// NoAgentClient is the Agents of a build without the agent client: every
-// method fails with ErrNoAgentClient, after resolution has succeeded, so
-// that the Kubernetes side can be used and checked on its own.
-type NoAgentClient struct{}
-
-var _ Agents = NoAgentClient{}
-
-func (NoAgentClient) Capture(ctx context.Context, t []Target, _ CaptureRequest, _ io.Writer) error {
-	return notBuilt("capture", t)
-}
-
-func (NoAgentClient) Events(ctx context.Context, t []Target, _ EventsRequest, _ io.Writer) error {
-	return notBuilt("events", t)
-}
-
-func (NoAgentClient) Sockets(ctx context.Context, t []Target, _ SocketsRequest, _ io.Writer) error {
-	return notBuilt("sockets", t)
-}
-
-func (NoAgentClient) PS(ctx context.Context, t []Target, _ PSRequest, _ io.Writer) error {
-	return notBuilt("ps", t)
-}
-
-func notBuilt(op string, t []Target) error {
-	return fmt.Errorf("%s on %d node(s): %w", op, len(t), ErrNoAgentClient)
 }

@@ -13,8 +13,6 @@
 #   KIND=kind KUBECTL=kubectl PODMAN=podman IMAGE=localhost/netobs:dev
 #   CLEANUP=pod|all   what to remove at the end (default pod)
 #
-# The plugin must be built with the agent client (netobs/agent) wired into
-# kube.Agents; a build without it stops after resolving, saying so.
 # Needs: kind, kubectl, podman (or DOCKER=1 to load from docker), make, go,
 # gcc, libpcap-dev, libdbus-1-dev. The cluster must exist: kind create cluster.
 set -euo pipefail
@@ -71,17 +69,21 @@ step "what kubectl netobs resolves"
 "$PLUGIN" --context "$CTX" -n "$NS" targets pod/web
 
 step "capture pod/web while another pod talks to it"
-"$PLUGIN" --context "$CTX" -n "$NS" capture pod/web -c 20 -w "$TMP/web.pcapng" tcp port 8080 &
+"$PLUGIN" --context "$CTX" -n "$NS" capture pod/web -c 20 -w "$TMP/web.pcapng" tcp port 8080 2> "$TMP/capture.err" &
 CAP=$!
 sleep 3
 k -n "$NS" run client --image=registry.k8s.io/e2e-test-images/agnhost:2.53 --restart=Never \
   --command -- sh -c "for i in 1 2 3 4 5; do wget -qO- http://$IP:8080/hostname; sleep 1; done"
 wait "$CAP"
+cat "$TMP/capture.err" >&2
+grep -q '^node .*: [0-9]* captured, .*; to the end$' "$TMP/capture.err" || { echo "FAIL: no per-node counts" >&2; exit 1; }
 
 step "check the capture"
 if command -v tshark >/dev/null; then
   n=$(tshark -r "$TMP/web.pcapng" 2>/dev/null | wc -l)
   tshark -r "$TMP/web.pcapng" -T fields -e frame.interface_name -e frame.interface_description | sort | uniq -c
+  tshark -r "$TMP/web.pcapng" -T fields -e frame.interface_name | grep -q "@pod:$NS/web@" ||
+    { echo "FAIL: interfaces not named DEVICE@pod:$NS/web@NODE" >&2; exit 1; }
   [ "$n" -gt 0 ] || { echo "FAIL: no packets captured" >&2; exit 1; }
   echo "OK: $n packets" >&2
 else
@@ -89,3 +91,8 @@ else
   [ -s "$TMP/web.pcapng" ] || { echo "FAIL: empty capture" >&2; exit 1; }
   echo "OK (install tshark to look inside)" >&2
 fi
+
+step "sockets and ps through the agents"
+"$PLUGIN" --context "$CTX" -n "$NS" sockets pod/web --listening | tee "$TMP/sockets.out"
+grep -q ':8080' "$TMP/sockets.out" || { echo "FAIL: sockets does not list the pod's listener" >&2; exit 1; }
+"$PLUGIN" --context "$CTX" ps | grep "$NS/web" || { echo "FAIL: ps does not list pod/web" >&2; exit 1; }

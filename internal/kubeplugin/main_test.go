@@ -1,4 +1,4 @@
-package main
+package kubeplugin
 
 import (
 	"bytes"
@@ -112,15 +112,15 @@ func plugin(t *testing.T, setup func(*fake.Clientset), args ...string) result {
 		setup(cs)
 	}
 	rec := &recorder{}
-	e := &env{
-		connect: func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error) {
+	e := &Env{
+		Connect: func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error) {
 			return cs, dialer{}, nil
 		},
-		agents: rec,
+		Agents: rec,
 	}
 	kc := kubeconfig(t)
 	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"--kubeconfig", kc}, args...), &out, &errb, e)
+	code := Run(context.Background(), append([]string{"--kubeconfig", kc}, args...), &out, &errb, e)
 	return result{code, out.String(), errb.String(), rec}
 }
 
@@ -234,20 +234,31 @@ func TestHostNetworkWarns(t *testing.T) {
 	}
 }
 
-// TestNoAgentClient: the build without the agent client resolves, then
-// says it cannot go further.
-func TestNoAgentClient(t *testing.T) {
+// TestAgentUnreachable: with the real agent client, an agent that cannot
+// be dialed (here: the dialer refuses) is named by its node, one line per
+// node, exit 1; capture says no agent could capture.
+func TestAgentUnreachable(t *testing.T) {
 	cs := fake.NewClientset(objects()...)
-	e := &env{
-		connect: func(clientcmd.ClientConfig, bool) (kubernetes.Interface, kube.PodDialer, error) {
+	e := &Env{
+		Connect: func(clientcmd.ClientConfig, bool) (kubernetes.Interface, kube.PodDialer, error) {
 			return cs, dialer{}, nil
 		},
-		agents: kube.NoAgentClient{},
+		Agents: AgentClient{},
 	}
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"--kubeconfig", kubeconfig(t), "capture", "-n", "default", "pod/a"}, &out, &errb, e)
-	if code != 1 || !strings.Contains(errb.String(), "capture on 1 node(s): this kubectl-netobs is built without the netobs agent client") {
-		t.Errorf("exit %d stderr %q", code, errb.String())
+	for _, args := range [][]string{
+		{"capture", "-n", "default", "pod/a", "-w", filepath.Join(t.TempDir(), "x.pcapng")},
+		{"sockets", "-n", "default", "pod/a", "pod/b"},
+		{"events", "-n", "default", "pod/a", "pod/b"},
+		{"ps"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), append([]string{"--kubeconfig", kubeconfig(t)}, args...), &out, &errb, e)
+		if code != 1 || !strings.Contains(errb.String(), "n1") || !strings.Contains(errb.String(), "agent unreachable") && !strings.Contains(errb.String(), "unreachable or gone") {
+			t.Errorf("%s: exit %d stderr %q", args[0], code, errb.String())
+		}
+		if args[0] != "capture" && !strings.Contains(errb.String(), "kubectl-netobs: "+args[0]+": node n2: ") {
+			t.Errorf("%s: stderr does not name node n2 on a line of its own: %q", args[0], errb.String())
+		}
 	}
 }
 
@@ -258,8 +269,8 @@ func TestKubeconfigContext(t *testing.T) {
 	kc := kubeconfig(t)
 	cs := fake.NewClientset(objects()...)
 	var gotServer string
-	e := &env{
-		connect: func(cfg clientcmd.ClientConfig, _ bool) (kubernetes.Interface, kube.PodDialer, error) {
+	e := &Env{
+		Connect: func(cfg clientcmd.ClientConfig, _ bool) (kubernetes.Interface, kube.PodDialer, error) {
 			rc, err := cfg.ClientConfig()
 			if err != nil {
 				return nil, nil, err
@@ -267,7 +278,7 @@ func TestKubeconfigContext(t *testing.T) {
 			gotServer = rc.Host
 			return cs, dialer{}, nil
 		},
-		agents: &recorder{},
+		Agents: &recorder{},
 	}
 	for _, tc := range []struct {
 		args []string
@@ -280,7 +291,7 @@ func TestKubeconfigContext(t *testing.T) {
 		{[]string{"-n", "other", "node/n1"}, "node n1 agent netobs/netobs-agent-1: pod:other/c\n"},
 	} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), append([]string{"targets", "--kubeconfig", kc}, tc.args...), &out, &errb, e)
+		code := Run(context.Background(), append([]string{"targets", "--kubeconfig", kc}, tc.args...), &out, &errb, e)
 		if code != 0 || out.String() != tc.want {
 			t.Errorf("%v: exit %d stdout %q stderr %q; want %q", tc.args, code, out.String(), errb.String(), tc.want)
 		}
@@ -289,7 +300,7 @@ func TestKubeconfigContext(t *testing.T) {
 		t.Errorf("client made for %q, want the kubeconfig's server", gotServer)
 	}
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"targets", "--kubeconfig", kc, "--context", "nope", "pod/a"}, &out, &errb, e); code != 1 || !strings.Contains(errb.String(), "nope") {
+	if code := Run(context.Background(), []string{"targets", "--kubeconfig", kc, "--context", "nope", "pod/a"}, &out, &errb, e); code != 1 || !strings.Contains(errb.String(), "nope") {
 		t.Errorf("unknown context: exit %d stderr %q", code, errb.String())
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package kubeplugin
 
 import (
 	"fmt"
@@ -18,10 +18,17 @@ func (a *app) captureCmd() *cobra.Command {
 		Use:   "capture pod/NAME|deploy/NAME|node/NAME... [-n NS] [-l SEL] [-A] [-i IF] [-w FILE|-] [-c N] [FILTER]",
 		Short: "Capture packets in pods on their nodes into one pcapng merged by time",
 		Long: `capture captures packets in the network namespaces of the pods named, on
-each pod's node through its netobs agent, and writes one pcapng merged by
-timestamp with one interface per (node, pod, interface). Everything after
-the references is a libpcap filter expression, as for tcpdump. Final
-per-node counts (captured, dropped) go to stderr.`,
+each pod's node through its netobs agent (all nodes at once), and with -w
+writes one pcapng merged by timestamp with one interface per (node, pod,
+interface), named DEVICE@pod:NAMESPACE/NAME@NODE and described with the
+node, the pod and its sandbox; -w - writes it to stdout, which must not be
+a terminal. Without -w it prints a line per packet (--json: an object).
+Everything after the references is a libpcap filter expression, as for
+tcpdump. At the end one line per node goes to stderr: captured, received
+by filter, dropped by the kernel, dropped by the agent (a client too slow),
+and how that node ended. A node whose agent fails or goes away is named,
+the others are captured to the end, the file stays valid, and the exit
+status is 1.`,
 		Example: `  kubectl netobs capture pod/web-7d4b9 -w web.pcapng port 80
   kubectl netobs capture deploy/web -n shop -w - | wireshark -k -i -
   kubectl netobs capture node/worker-1 -i eth0 -c 100 -w node.pcapng
@@ -49,7 +56,7 @@ per-node counts (captured, dropped) go to stderr.`,
 				defer closeFn()
 			}
 			a.announce("capture", targets)
-			return a.env.agents.Capture(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Capture(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -71,6 +78,10 @@ func (a *app) eventsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "events pod/NAME|deploy/NAME|node/NAME... [-n NS] [-l SEL] [-A]",
 		Short: "Report link, address, route and neighbour changes in pods, on their nodes",
+		Long: `events watches the network namespaces of the pods named, on each pod's
+node through its netobs agent (all nodes at once), and prints the changes
+as they come, each namespace labelled pod:NAMESPACE/NAME@NODE (with
+--json, a "node" field). -c N ends after N changes in all nodes.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			refs, rest, err := splitArgs(args)
 			if err != nil {
@@ -85,7 +96,7 @@ func (a *app) eventsCmd() *cobra.Command {
 			}
 			req.Output = a.stdout
 			a.announce("events", targets)
-			return a.env.agents.Events(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Events(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -105,6 +116,10 @@ func (a *app) socketsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "sockets pod/NAME|deploy/NAME|node/NAME... [-n NS] [-l SEL] [-A] [-t] [-u] [--listening]",
 		Short: "List TCP and UDP sockets in pods, on their nodes",
+		Long: `sockets lists the sockets of the pods named, asked of every pod's node's
+netobs agent at once: per node and pod a line "NODE net:[INODE]
+pod:NAMESPACE/NAME" and the table of netobs sockets (with --json one
+object per socket with the node's and the pod's fields).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			refs, rest, err := splitArgs(args)
 			if err != nil {
@@ -118,7 +133,7 @@ func (a *app) socketsCmd() *cobra.Command {
 				return err
 			}
 			req.Output = a.stdout
-			return a.env.agents.Sockets(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.Sockets(c.Context(), targets, req, a.stderr)
 		},
 	}
 	f := c.Flags()
@@ -136,6 +151,9 @@ func (a *app) psCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ps [node/NAME...]",
 		Short: "List the containers and pods the agents see, on every node or those named",
+		Long: `ps lists the containers and pod sandboxes the netobs agent of every node
+(or of the nodes named) sees through its node's runtimes, with a NODE
+column (with --json, a "node" field).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			refs, rest, err := splitArgs(args)
 			if err != nil {
@@ -171,7 +189,7 @@ func (a *app) psCmd() *cobra.Command {
 				}
 			}
 			req.Output = a.stdout
-			return a.env.agents.PS(c.Context(), targets, req, a.stderr)
+			return a.env.Agents.PS(c.Context(), targets, req, a.stderr)
 		},
 	}
 	c.Flags().BoolVar(&req.JSON, "json", false, "one JSON object per container")

@@ -1,4 +1,4 @@
-package main
+package kubeplugin
 
 import (
 	"context"
@@ -10,24 +10,29 @@ import (
 	"strings"
 
 	"github.com/netobs/netobs/internal/termsafe"
+	"github.com/netobs/netobs/netobs/agent"
 	"github.com/netobs/netobs/netobs/kube"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// env is what the commands need from outside: the API server and the
-// agents. Tests replace both.
-type env struct {
-	// connect makes a client from the kubeconfig flags and says which
-	// namespace they select and whether -n gave it.
-	connect func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error)
-	agents  kube.Agents
+// Env is what the commands need from outside: the API server and the
+// agents. Tests replace both (a fake clientset, a dialer that reaches the
+// agents directly).
+type Env struct {
+	// Connect makes a client from the kubeconfig flags, and the dialer
+	// that reaches a port of a pod (the API server's port-forward).
+	Connect func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error)
+	// Agents runs the operations on the nodes' agents.
+	Agents kube.Agents
 }
 
-func defaultEnv() *env {
-	return &env{
-		connect: func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error) {
+// DefaultEnv is the plugin's real environment: the kubeconfig's API
+// server, its port-forward, and the netobs agent client.
+func DefaultEnv() *Env {
+	return &Env{
+		Connect: func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error) {
 			rc, err := cfg.ClientConfig()
 			if err != nil {
 				return nil, nil, err
@@ -39,7 +44,7 @@ func defaultEnv() *env {
 			}
 			return cs, &kube.PortForwarder{Config: rc, Client: cs, SPDYOnly: spdyOnly}, nil
 		},
-		agents: kube.NoAgentClient{},
+		Agents: AgentClient{},
 	}
 }
 
@@ -47,7 +52,7 @@ func defaultEnv() *env {
 // shares.
 type app struct {
 	stdout, stderr io.Writer
-	env            *env
+	env            *Env
 
 	loading       *clientcmd.ClientConfigLoadingRules
 	overrides     clientcmd.ConfigOverrides
@@ -70,13 +75,13 @@ func isUsage(err error) bool {
 	var ue usageError
 	var rs *kube.RefSyntaxError
 	var se *kube.SelectorError
-	return errors.As(err, &ue) || errors.As(err, &rs) || errors.As(err, &se)
+	return errors.As(err, &ue) || errors.As(err, &rs) || errors.As(err, &se) || errors.Is(err, agent.ErrUsage)
 }
 
-// run executes the plugin with args and returns the exit status: 0, 1 for
+// Run executes the plugin with args and returns the exit status: 0, 1 for
 // a runtime failure, 2 for a usage mistake. Each error is one line on
 // stderr (joined errors, one line each).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, e *env) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, e *Env) int {
 	a := &app{stdout: stdout, stderr: stderr, env: e}
 	root := a.rootCmd()
 	root.SetArgs(args)
@@ -150,7 +155,7 @@ func (a *app) resolver() (*kube.Resolver, string, bool, error) {
 	if err != nil {
 		return nil, "", false, fmt.Errorf("kubeconfig: %w", err)
 	}
-	cs, d, err := a.env.connect(cfg, a.spdyOnly)
+	cs, d, err := a.env.Connect(cfg, a.spdyOnly)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("kubeconfig: %w", err)
 	}
