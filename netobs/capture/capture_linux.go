@@ -220,9 +220,12 @@ func (c *Capture) runOne(h Handler) error {
 	// goroutine is), and every park and wake-up of a locked goroutine
 	// hands its thread over twice; a goroutine of its own has no thread
 	// to hand over.
-	done := make(chan error, 1)
-	go func() { done <- r.read(direct{h}) }()
-	err := <-done
+	err := r.usePoller()
+	if err == nil {
+		done := make(chan error, 1)
+		go func() { done <- r.read(direct{h}) }()
+		err = <-done
+	}
 	if ferr := h.Flush(); err == nil || errors.Is(err, ErrStop) {
 		if ferr != nil {
 			err = ferr

@@ -131,13 +131,6 @@ func openRing(t Target, device string, cfg Config, comp *compiler, ifc *Interfac
 	if r.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return r, os.NewSyscallError("eventfd", err)
 	}
-	if err := unix.SetNonblock(r.fd, true); err != nil {
-		return r, os.NewSyscallError("fcntl O_NONBLOCK", err)
-	}
-	r.file = os.NewFile(uintptr(r.fd), "packet socket")
-	if r.rc, err = r.file.SyscallConn(); err != nil {
-		return r, err
-	}
 	// Bind last: the protocol of the socket was 0, so nothing was queued
 	// before the filter was in place.
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: r.ifindex}
@@ -256,6 +249,24 @@ func (r *ring) setupRing(cfg Config) error {
 	}
 	r.mem = mem
 	return nil
+}
+
+// usePoller puts the socket into Go's poller, for wait. Only a lone ring's
+// reader waits there: the merged readers wait in poll(2) on all their
+// rings at once, and a socket in the poller would wake the poller's
+// thread once per block for nothing.
+func (r *ring) usePoller() error {
+	if err := unix.SetNonblock(r.fd, true); err != nil {
+		return os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	r.efdMu.Lock()
+	defer r.efdMu.Unlock()
+	// From here the file owns fd; close closes it through the file. A
+	// wake that came first is seen by wait through woken.
+	r.file = os.NewFile(uintptr(r.fd), "packet socket")
+	var err error
+	r.rc, err = r.file.SyscallConn()
+	return err
 }
 
 // wake makes the reader drain what is ready and return. Safe to call from
