@@ -201,16 +201,31 @@ type direct struct{ h Handler }
 func (d direct) packet(r *ring, p *Packet) error {
 	err := d.h.Packet(p)
 	if err == nil || err == ErrStop {
-		r.captured.Add(1)
+		r.delivered++ // published by blockDone: one atomic add per block
 	}
 	return err
+}
+
+func (d direct) blockDone(r *ring) {
+	r.captured.Add(r.delivered)
+	r.delivered = 0
 }
 
 func (d direct) idle(*ring) error { return d.h.Flush() }
 
 func (c *Capture) runOne(h Handler) error {
 	r := c.rings[0]
-	err := r.read(direct{h})
+	// The reader parks in Go's poller whenever it catches up with the
+	// kernel. Run's caller may be locked to its thread (netobs's main
+	// goroutine is), and every park and wake-up of a locked goroutine
+	// hands its thread over twice; a goroutine of its own has no thread
+	// to hand over.
+	err := r.usePoller()
+	if err == nil {
+		done := make(chan error, 1)
+		go func() { done <- r.read(direct{h}) }()
+		err = <-done
+	}
 	if ferr := h.Flush(); err == nil || errors.Is(err, ErrStop) {
 		if ferr != nil {
 			err = ferr

@@ -249,3 +249,34 @@ func TestStartStopNoLeak(t *testing.T) {
 	before.CheckLeaks(t, "500 start/stop cycles")
 	nstest.CheckThreads(t)
 }
+
+// TestInterfaceRemovedEndsPart: deleting the captured interface reaches a
+// lone ring's reader as a socket error (it waits in Go's poller), which
+// ends the part with ErrInterfaceGone and keeps what was captured before.
+func TestInterfaceRemovedEndsPart(t *testing.T) {
+	nsA, nsB, _, ifB := pair(t)
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	col := &collector{}
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(context.Background(), col) }()
+	ping(t, nsA, "10.91.0.2", 3)
+	nstest.Run(t, "ip", "-n", nsB, "link", "del", ifB)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.ended) != 1 || !errors.Is(col.ended[0], capture.ErrInterfaceGone) {
+		t.Fatalf("ended: %v, want one ErrInterfaceGone", col.ended)
+	}
+	if len(col.pkts) < 6 {
+		t.Fatalf("%d packets kept, want the 6 of 3 pings", len(col.pkts))
+	}
+	if st := cp.Stats()[0]; st.Captured != uint64(len(col.pkts)) {
+		t.Fatalf("stats say %d captured, handler got %d", st.Captured, len(col.pkts))
+	}
+}

@@ -5,13 +5,15 @@
 // the namespace (through nsjoin's Do, so the socket stays bound to that
 // namespace), attaches the compiled filter before binding, so no packet
 // that fails the filter is ever queued, and maps a TPACKET_V3 ring that is
-// read from the host side. One goroutine reads the rings: with one socket,
-// Run's own goroutine hands packets straight from the ring to the Handler;
-// with several, a reader goroutine drains every ring with a single poll(2)
-// and copies packets out in batches, and Run merges them. The reader sleeps
-// in poll(2) on the sockets and on an eventfd that Close and context
-// cancellation signal. Rings are unmapped only after the reader has
-// returned, so closing never pulls memory from under a reader.
+// read from the host side. With one socket, one goroutine started by Run
+// hands packets straight from the ring to the Handler and, when it has
+// caught up, waits in Go's poller (the kernel signals once per ring block
+// handed over; Close and context cancellation move the socket's deadline).
+// With several, a reader goroutine drains every ring with a single poll(2)
+// and copies packets out in batches, and Run merges them; that reader
+// sleeps in poll(2) on the sockets and on an eventfd that Close and
+// context cancellation signal. Rings are unmapped only after the reader
+// has returned, so closing never pulls memory from under a reader.
 //
 // Filters are tcpdump expressions compiled by libpcap (cgo) for the link
 // type of each socket, once per link type, the way live tcpdump compiles

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -19,7 +20,8 @@ var zeros [4]byte // padding
 // it stays readable to its end, and Written says how many packets it
 // holds. Once a write has failed, every later call returns that error.
 type records struct {
-	w       io.Writer
+	w       io.Writer // as given: what is cut back
+	out     io.Writer // what buf is written through (outputWriter)
 	buf     []byte
 	ends    []recordEnd // records in buf, in order
 	base    int64       // w's offset when the writer started; -1 if w cannot be cut
@@ -40,7 +42,7 @@ type truncater interface {
 }
 
 func newRecords(w io.Writer) *records {
-	r := &records{w: w, buf: make([]byte, 0, writeBuffer), base: -1}
+	r := &records{w: w, out: outputWriter(w), buf: make([]byte, 0, writeBuffer), base: -1}
 	if t, ok := w.(truncater); ok {
 		if off, err := t.Seek(0, io.SeekCurrent); err == nil {
 			r.base = off // a pipe fails with ESPIPE: nothing to cut
@@ -68,7 +70,7 @@ func (r *records) flush() error {
 	if len(r.buf) == 0 {
 		return nil
 	}
-	n, err := r.w.Write(r.buf)
+	n, err := r.out.Write(r.buf)
 	if err == nil && n < len(r.buf) {
 		err = io.ErrShortWrite
 	}
@@ -122,13 +124,15 @@ func (pw *PcapWriter) Packet(p *Packet) error {
 	if pw.r.err != nil {
 		return pw.r.err
 	}
+	// One capacity check for the whole record, then stores into it.
+	caplen := len(p.Head) + len(p.Data)
 	b := pw.r.buf
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time/1e9))
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time%1e9))
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.CaptureLength()))
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Length))
-	b = append(b, p.Head...)
-	pw.r.buf = append(b, p.Data...)
+	n := len(b)
+	b = slices.Grow(b, 16+caplen)[:n+16+caplen]
+	binary.LittleEndian.PutUint64(b[n:], uint64(uint32(p.Time/1e9))|uint64(uint32(p.Time%1e9))<<32)
+	binary.LittleEndian.PutUint64(b[n+8:], uint64(uint32(caplen))|uint64(uint32(p.Length))<<32)
+	copy(b[n+16+copy(b[n+16:], p.Head):], p.Data)
+	pw.r.buf = b
 	return pw.r.end(true)
 }
 

@@ -3,6 +3,7 @@ package pktout_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -138,5 +139,60 @@ func TestWriterDiskFull(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWriterRegularFile: a regular file gets exactly the bytes any other
+// writer gets (on Linux they go through raw write(2) calls), across
+// several buffer flushes, and a write that fails is reported.
+func TestWriterRegularFile(t *testing.T) {
+	ifc := &pktout.Interface{ID: 0, Name: "eth0@a", LinkType: pktout.LinkEthernet, Snaplen: 2000}
+	write := func(w io.Writer) (uint64, error) {
+		h, err := pktout.NewPcapWriter(w, ifc)
+		if err != nil {
+			return 0, err
+		}
+		for i := 0; i < 2000; i++ { // about 1.5 MB: several flushes
+			frame := bytes.Repeat([]byte{byte(i)}, 60+i%1400)
+			if err := h.Packet(&pktout.Packet{Interface: ifc, Time: int64(i) * 1e6, Length: len(frame) + i%3, Data: frame}); err != nil {
+				return h.Written(), err
+			}
+		}
+		err = h.Flush()
+		return h.Written(), err
+	}
+	var want bytes.Buffer
+	if _, err := write(&want); err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/x.pcap"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := write(f)
+	f.Close()
+	if err != nil || n != 2000 {
+		t.Fatalf("regular file: %d packets written, error %v", n, err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("regular file holds %d bytes that differ from the %d written to a buffer", len(got), want.Len())
+	}
+	pkts, _, err := nstest.ReadPcap(path)
+	if err != nil || len(pkts) != 2000 {
+		t.Fatalf("reading it back: %d packets, %v", len(pkts), err)
+	}
+
+	ro, err := os.Open(path) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if n, err := write(ro); !errors.Is(err, syscall.EBADF) || n != 0 {
+		t.Fatalf("read-only file: %d packets written, error %v, want EBADF", n, err)
 	}
 }
