@@ -18,6 +18,9 @@ import (
 // capture waited in Go's poller, 0.69–0.93× tcpdump's CPU against
 // 0.61–0.67× with raw writes, interleaved runs).
 //
+// Only on local filesystems (localFS): a network or FUSE file may make
+// write(2) wait on its server.
+//
 // The cost: during such a write the goroutine keeps its P, so a write the
 // kernel makes wait (dirty-page throttling on a slow disk) delays a
 // stop-the-world pause of the garbage collector, and leaves one P fewer
@@ -38,11 +41,30 @@ func outputWriter(w io.Writer) io.Writer {
 		return w
 	}
 	var st unix.Stat_t
-	serr := rc.Control(func(fd uintptr) { err = unix.Fstat(int(fd), &st) })
-	if serr != nil || err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return w // pipes, terminals, sockets: they may block, so the runtime must know
+	var fs unix.Statfs_t
+	serr := rc.Control(func(fd uintptr) {
+		if err = unix.Fstat(int(fd), &st); err == nil {
+			err = unix.Fstatfs(int(fd), &fs)
+		}
+	})
+	if serr != nil || err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || !localFS(fs.Type) {
+		return w // pipes, terminals, sockets, network and FUSE files: they may block, so the runtime must know
 	}
 	return &rawFile{rc: rc}
+}
+
+// localFS reports whether a filesystem of this type keeps its writes in
+// local memory or on a local disk, so that write(2) never waits on a peer:
+// a write to NFS, CIFS or a FUSE file system may hang for as long as its
+// server does, and made raw it would hold a P (and so stop the garbage
+// collector's next pause, and with it the whole process, signals included).
+func localFS(magic int64) bool {
+	switch uint32(magic) {
+	case unix.TMPFS_MAGIC, unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC,
+		unix.F2FS_SUPER_MAGIC, unix.OVERLAYFS_SUPER_MAGIC, unix.RAMFS_MAGIC:
+		return true
+	}
+	return false
 }
 
 func (f *rawFile) Write(b []byte) (int, error) {

@@ -3,6 +3,8 @@ package pktout
 import (
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestOutputWriter: regular files are written with raw write(2); pipes,
@@ -24,5 +26,19 @@ func TestOutputWriter(t *testing.T) {
 	defer w.Close()
 	if got := outputWriter(w); got != w {
 		t.Errorf("pipe: writer %T, want the *os.File itself", got)
+	}
+}
+
+// TestLocalFS: raw writes only where write(2) cannot wait on a server.
+func TestLocalFS(t *testing.T) {
+	for _, m := range []int64{unix.TMPFS_MAGIC, unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC} {
+		if !localFS(m) {
+			t.Errorf("%#x not local", m)
+		}
+	}
+	for _, m := range []int64{unix.NFS_SUPER_MAGIC, unix.FUSE_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, 0x1234} {
+		if localFS(m) {
+			t.Errorf("%#x taken as local", m)
+		}
 	}
 }
