@@ -112,6 +112,14 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 			// every packet.
 			it := recordIter{b: x.Packets.Records, nifc: len(res.Interfaces)}
 			var err error
+			if bh, ok := h.(batchHandler); ok && !stopped {
+				for it.next() {
+					res.Stats[it.r.iface].Captured++
+				}
+				// The records before a malformed one, as Packet would
+				// have had them.
+				err = bh.records(x.Packets.Records[:len(x.Packets.Records)-len(it.b)])
+			}
 			for it.next() {
 				if stopped {
 					continue // validated, not delivered
@@ -212,6 +220,14 @@ func (c *Client) stopOnDone(ctx context.Context, cancel func(), idc <-chan strin
 		}
 	}()
 	return func() { close(done) }
+}
+
+// batchHandler is a CaptureHandler (the merge's) that takes the records
+// of a Packets message whole, once Capture has validated them, instead of
+// packet by packet. records aliases the message: the handler copies what
+// it keeps.
+type batchHandler interface {
+	records(b []byte) error
 }
 
 // remoteEnd is an ended part's reason as the agent said it; errors.Is

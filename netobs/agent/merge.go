@@ -210,6 +210,13 @@ func (h *sourceHandler) Packet(p *pktout.Packet) error {
 	return nil
 }
 
+// records takes a batch whole (see batchHandler): the same bytes Packet
+// would have appended one by one.
+func (h *sourceHandler) records(b []byte) error {
+	h.batch = append(h.batch, b...)
+	return nil
+}
+
 func (h *sourceHandler) Flush() error {
 	if len(h.batch) == 0 {
 		return nil
@@ -421,7 +428,9 @@ func (s *msource) next() bool {
 		}
 		// Validated by Client.Capture: a failure here is a bug.
 		caplen := int(le32(b[20:]))
-		parseRecords(b[:recordHeader+caplen], len(s.remote), func(r *record) error { s.head = *r; return nil })
+		it := recordIter{b: b[:recordHeader+caplen], nifc: len(s.remote)}
+		it.next()
+		s.head = it.r
 		s.off += recordHeader + caplen
 		s.hasHead = true
 		if s.head.time > s.mark {
