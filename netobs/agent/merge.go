@@ -251,6 +251,9 @@ type merger struct {
 	late    uint64
 	failed  int
 	counted bool // Count reached
+	// pkt is handed to out for each packet: one, not an allocation per
+	// packet (out sees it only during the call).
+	pkt pktout.Packet
 }
 
 func (m *merger) say(s *msource, format string, args ...any) {
@@ -467,12 +470,12 @@ func (m *merger) drain(all bool) error {
 		} else {
 			m.last = r.time
 		}
-		p := pktout.Packet{Interface: best.res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
+		m.pkt = pktout.Packet{Interface: best.res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
 		best.hasHead = false
 		m.held -= recordHeader + len(r.data)
 		best.res.Stats[r.iface].Captured++
 		m.n++
-		if err := m.out.Packet(&p); err != nil {
+		if err := m.out.Packet(&m.pkt); err != nil {
 			return err
 		}
 		if m.opts.Count > 0 && m.n >= m.opts.Count {
