@@ -198,9 +198,10 @@ func parsePacketsMessage(b []byte) (records []byte, count uint32, ok bool) {
 // into. Unlike gRPC's default pool it does not clear a buffer before
 // handing it out again: the transport reads a whole frame into exactly
 // the length it asked for, so no stale byte is ever seen, and clearing
-// every received byte cost as much as a tenth of the client's CPU in a
-// capture. Frames are at most 16 KiB (HTTP/2's default frame size, which
-// gRPC keeps); larger requests go to the default pool.
+// every received byte was about a tenth of the client's user time in a
+// capture (perf, bench/90-agent.sh). Frames are at most 16 KiB (HTTP/2's
+// default frame size, which gRPC keeps); larger requests go to the
+// default pool.
 type framePool struct{ p sync.Pool }
 
 const framePoolSize = 16 << 10
