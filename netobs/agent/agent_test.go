@@ -184,3 +184,49 @@ func TestTokenChecked(t *testing.T) {
 		}
 	}
 }
+
+// A batch whose third record is malformed: the packets before it reach
+// the output, packet by packet (Client.Capture) as whole records (the
+// merge), and the source fails with ErrProtocol.
+func TestMalformedBatchKeepsItsValidPrefix(t *testing.T) {
+	ifc := []*agentpb.Interface{{Index: 0, Name: "eth0@n", LinkType: 1, Snaplen: 100}}
+	m := packets(0, 5, 6)
+	p := m.GetPackets()
+	p.Records = appendRecord(p.Records, 7, false, 7, 4, nil, []byte{1, 2, 3, 4}) // interface 7 of 1
+	p.Count++
+	src := &scripted{ifcs: ifc, msgs: []*agentpb.CaptureMessage{m}}
+
+	c, err := New(Source{Name: "a", Dial: serve(t, src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var one collect
+	h := &collectRemote{collect: &one}
+	res, err := c.Capture(context.Background(), &agentpb.CaptureRequest{}, h)
+	if !errors.Is(err, ErrProtocol) {
+		t.Errorf("Capture: err = %v, want ErrProtocol", err)
+	}
+	if len(one.times) != 2 || res == nil || res.Stats[0].Captured != 2 {
+		t.Errorf("Capture delivered %v (res %+v), want the 2 packets before the bad record", one.times, res)
+	}
+
+	var merged collect
+	mres, err := CaptureMergedTo(context.Background(), []Source{{Name: "a", Dial: serve(t, src)}, {Name: "b", Dial: serve(t, &scripted{ifcs: ifc, msgs: []*agentpb.CaptureMessage{packets(0, 8)}})}},
+		&agentpb.CaptureRequest{}, merged.open, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{5, 6, 8}; len(merged.times) != 3 || merged.times[0] != 5 || merged.times[1] != 6 || merged.times[2] != 8 {
+		t.Errorf("merged %v, want %v", merged.times, want)
+	}
+	if !errors.Is(mres[0].Err, ErrProtocol) || mres[0].Stats[0].Captured != 2 {
+		t.Errorf("source a: err %v, captured %d; want ErrProtocol, 2", mres[0].Err, mres[0].Stats[0].Captured)
+	}
+}
+
+// collectRemote is collect as a CaptureHandler.
+type collectRemote struct{ *collect }
+
+func (c *collectRemote) Start(ifcs []*pktout.Interface) error { c.ifcs = ifcs; return nil }
+func (c *collectRemote) Notice(string)                        {}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/pktout"
@@ -61,7 +63,8 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	defer cancel()
 	var idc = make(chan string, 1)
 	defer c.stopOnDone(ctx, cancel, idc)()
-	st, err := c.api.Capture(sctx, req)
+	// The codec decodes Packets into frame's reused buffer.
+	st, err := c.api.Capture(sctx, req, grpc.ForceCodecV2(captureCodec{}))
 	if err != nil {
 		return nil, c.wrap(err)
 	}
@@ -69,8 +72,10 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	var pkt pktout.Packet
 	var stopped bool
 	var id string
+	var frame captureFrame
 	for {
-		m, err := st.Recv()
+		err := st.RecvMsg(&frame)
+		m := frame.Msg
 		if err == io.EOF {
 			err = c.protocol("stream ended without final counts")
 		}
@@ -103,20 +108,34 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 		}
 		switch x := m.Msg.(type) {
 		case *agentpb.CaptureMessage_Packets:
-			err := parseRecords(x.Packets.Records, len(res.Interfaces), func(r *record) error {
+			// A loop, not parseRecords with a closure: this runs for
+			// every packet.
+			it := recordIter{b: x.Packets.Records, nifc: len(res.Interfaces)}
+			var err error
+			if bh, ok := h.(batchHandler); ok && !stopped {
+				for it.next() {
+					res.Stats[it.r.iface].Captured++
+				}
+				// The records before a malformed one, as Packet would
+				// have had them.
+				err = bh.records(x.Packets.Records[:len(x.Packets.Records)-len(it.b)])
+			}
+			for it.next() {
 				if stopped {
-					return nil // validated, not delivered
+					continue // validated, not delivered
 				}
+				r := &it.r
 				pkt = pktout.Packet{Interface: res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
-				if err := h.Packet(&pkt); err != nil {
-					if errors.Is(err, capture.ErrStop) {
-						res.Stats[r.iface].Captured++
-					}
-					return err
+				if err = h.Packet(&pkt); err == nil || errors.Is(err, capture.ErrStop) {
+					res.Stats[r.iface].Captured++
 				}
-				res.Stats[r.iface].Captured++
-				return nil
-			})
+				if err != nil {
+					break
+				}
+			}
+			if it.err != nil {
+				err = it.err
+			}
 			if errors.Is(err, ErrBadRecords) {
 				h.Flush()
 				return res, c.protocol("%v", err)
@@ -201,6 +220,14 @@ func (c *Client) stopOnDone(ctx context.Context, cancel func(), idc <-chan strin
 		}
 	}()
 	return func() { close(done) }
+}
+
+// batchHandler is a CaptureHandler (the merge's) that takes the records
+// of a Packets message whole, once Capture has validated them, instead of
+// packet by packet. records aliases the message: the handler copies what
+// it keeps.
+type batchHandler interface {
+	records(b []byte) error
 }
 
 // remoteEnd is an ended part's reason as the agent said it; errors.Is

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	protov2 "google.golang.org/protobuf/proto"
+
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/pktout"
@@ -68,12 +70,12 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 		blockTO = time.Millisecond
 	}
 	h := &streamHandler{
-		q:       make(chan *agentpb.CaptureMessage, 1024+len(cp.Interfaces())),
+		q:       make(chan protov2.Message, 1024+len(cp.Interfaces())),
 		limit:   int64(s.cfg.StreamBuffer),
 		dropped: make([]atomic.Uint64, len(cp.Interfaces())),
 		limitN:  req.Count,
 		lag:     int64(2*blockTO + 100*time.Millisecond),
-		free:    make(chan []byte, 4),
+		free:    make(batchPool, 4),
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -112,7 +114,8 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 // streamHandler batches packets into Packets messages and queues them
 // without ever blocking the capture.
 type streamHandler struct {
-	q       chan *agentpb.CaptureMessage
+	// q holds *agentpb.CaptureMessage and *packetBatch.
+	q       chan protov2.Message
 	queued  atomic.Int64 // bytes of records in q
 	limit   int64
 	dropped []atomic.Uint64 // per interface: packets the queue had no room for
@@ -125,8 +128,9 @@ type streamHandler struct {
 	// must not claim a watermark past them.
 	pending atomic.Bool
 	lag     int64 // how late a packet can surface after its timestamp
-	// free holds batch buffers whose message has been sent (marshalled).
-	free chan []byte
+	// free holds batch buffers that gRPC has written out (see
+	// captureCodec).
+	free batchPool
 }
 
 func (h *streamHandler) Packet(p *capture.Packet) error {
@@ -160,7 +164,6 @@ func (h *streamHandler) Ended(ifc *capture.Interface, reason error) {
 func (h *streamHandler) push(ctl *agentpb.CaptureMessage) {
 	if h.count > 0 {
 		size := int64(len(h.batch))
-		msg := &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Packets{Packets: &agentpb.Packets{Records: h.batch, Count: h.count}}}
 		if h.queued.Load()+size > h.limit || len(h.q) >= cap(h.q)-len(h.dropped)-1 {
 			parseRecords(h.batch, len(h.dropped), func(r *record) error {
 				h.dropped[r.iface].Add(1)
@@ -169,9 +172,9 @@ func (h *streamHandler) push(ctl *agentpb.CaptureMessage) {
 			h.batch = h.batch[:0]
 		} else {
 			h.queued.Add(size)
-			h.q <- msg
-			// A buffer the sender is done with, else a new one: the
-			// queue bounds how many exist.
+			h.q <- newPacketBatch(h.batch, h.count, h.free)
+			// A buffer gRPC is done with, else a new one: the queue and
+			// gRPC's flow control bound how many exist.
 			select {
 			case b := <-h.free:
 				h.batch = b[:0]
@@ -199,20 +202,12 @@ func (h *streamHandler) send(stream agentpb.Agent_CaptureServer) error {
 			if !ok {
 				return nil
 			}
-			if p := m.GetPackets(); p != nil {
-				h.queued.Add(-int64(len(p.Records)))
+			if b, ok := m.(*packetBatch); ok {
+				h.queued.Add(-int64(len(*b.records)))
 			}
-			err := stream.Send(m)
-			if p := m.GetPackets(); p != nil && err == nil {
-				// Send has marshalled the message into gRPC's buffers;
-				// only a stats handler or binary log (the agent installs
-				// neither) would look at it later.
-				select {
-				case h.free <- p.Records:
-				default:
-				}
-			}
-			if err != nil {
+			// SendMsg, not Send: m may be a *packetBatch, whose buffer
+			// comes back to h.free when gRPC has written it.
+			if err := stream.SendMsg(m); err != nil {
 				// Drain so that push never blocks on a full queue.
 				go func() {
 					for range h.q {

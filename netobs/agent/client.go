@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 )
 
@@ -90,6 +91,7 @@ func New(src Source) (*Client, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4 << 20)),
 		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
 		grpc.WithReadBufferSize(256 << 10), grpc.WithWriteBufferSize(64 << 10),
+		experimental.WithBufferPool(new(framePool)),
 	}
 	if src.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(src.Token)))

@@ -210,6 +210,13 @@ func (h *sourceHandler) Packet(p *pktout.Packet) error {
 	return nil
 }
 
+// records takes a batch whole (see batchHandler): the same bytes Packet
+// would have appended one by one.
+func (h *sourceHandler) records(b []byte) error {
+	h.batch = append(h.batch, b...)
+	return nil
+}
+
 func (h *sourceHandler) Flush() error {
 	if len(h.batch) == 0 {
 		return nil
@@ -244,6 +251,9 @@ type merger struct {
 	late    uint64
 	failed  int
 	counted bool // Count reached
+	// pkt is handed to out for each packet: one, not an allocation per
+	// packet (out sees it only during the call).
+	pkt pktout.Packet
 }
 
 func (m *merger) say(s *msource, format string, args ...any) {
@@ -421,7 +431,9 @@ func (s *msource) next() bool {
 		}
 		// Validated by Client.Capture: a failure here is a bug.
 		caplen := int(le32(b[20:]))
-		parseRecords(b[:recordHeader+caplen], len(s.remote), func(r *record) error { s.head = *r; return nil })
+		it := recordIter{b: b[:recordHeader+caplen], nifc: len(s.remote)}
+		it.next()
+		s.head = it.r
 		s.off += recordHeader + caplen
 		s.hasHead = true
 		if s.head.time > s.mark {
@@ -458,12 +470,12 @@ func (m *merger) drain(all bool) error {
 		} else {
 			m.last = r.time
 		}
-		p := pktout.Packet{Interface: best.res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
+		m.pkt = pktout.Packet{Interface: best.res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
 		best.hasHead = false
 		m.held -= recordHeader + len(r.data)
 		best.res.Stats[r.iface].Captured++
 		m.n++
-		if err := m.out.Packet(&p); err != nil {
+		if err := m.out.Packet(&m.pkt); err != nil {
 			return err
 		}
 		if m.opts.Count > 0 && m.n >= m.opts.Count {

@@ -49,36 +49,63 @@ func appendRecord(b []byte, iface uint32, outgoing bool, t int64, length int, he
 // snapshot length before fn sees it, so fn may index interfaces with
 // iface. An error names the record and leaves the rest unread.
 func parseRecords(b []byte, nifc int, fn func(r *record) error) error {
-	var r record
-	for n := 0; len(b) > 0; n++ {
-		if len(b) < recordHeader {
-			return fmt.Errorf("%w: record %d: %d bytes left, shorter than a header", ErrBadRecords, n, len(b))
-		}
-		r.iface = binary.LittleEndian.Uint32(b[0:])
-		flags := binary.LittleEndian.Uint32(b[4:])
-		r.time = int64(binary.LittleEndian.Uint64(b[8:]))
-		r.length = binary.LittleEndian.Uint32(b[16:])
-		caplen := binary.LittleEndian.Uint32(b[20:])
-		switch {
-		case int64(r.iface) >= int64(nifc):
-			return fmt.Errorf("%w: record %d: interface %d of %d", ErrBadRecords, n, r.iface, nifc)
-		case flags&^flagOutgoing != 0:
-			return fmt.Errorf("%w: record %d: unknown flags %#x", ErrBadRecords, n, flags)
-		case caplen > maxRecordData:
-			return fmt.Errorf("%w: record %d: %d bytes, more than %d", ErrBadRecords, n, caplen, maxRecordData)
-		case uint64(caplen) > uint64(len(b)-recordHeader):
-			return fmt.Errorf("%w: record %d: %d bytes announced, %d present", ErrBadRecords, n, caplen, len(b)-recordHeader)
-		case r.length < caplen:
-			return fmt.Errorf("%w: record %d: %d bytes captured of a %d-byte packet", ErrBadRecords, n, caplen, r.length)
-		}
-		r.outgoing = flags&flagOutgoing != 0
-		r.data = b[recordHeader : recordHeader+caplen : recordHeader+caplen]
-		if err := fn(&r); err != nil {
+	it := recordIter{b: b, nifc: nifc}
+	for it.next() {
+		if err := fn(&it.r); err != nil {
 			return err
 		}
-		b = b[recordHeader+caplen:]
 	}
-	return nil
+	return it.err
+}
+
+// recordIter walks the records of a batch as parseRecords does, without a
+// call through a func value for each packet (the client's per-packet loop).
+type recordIter struct {
+	b    []byte
+	nifc int
+	n    int // records read
+	r    record
+	err  error // ErrBadRecords once a record is malformed
+}
+
+// next reads the next record into it.r; false at the end or on a
+// malformed record (it.err).
+func (it *recordIter) next() bool {
+	b := it.b
+	if len(b) == 0 || it.err != nil {
+		return false
+	}
+	n := it.n
+	if len(b) < recordHeader {
+		it.err = fmt.Errorf("%w: record %d: %d bytes left, shorter than a header", ErrBadRecords, n, len(b))
+		return false
+	}
+	r := &it.r
+	r.iface = binary.LittleEndian.Uint32(b[0:])
+	flags := binary.LittleEndian.Uint32(b[4:])
+	r.time = int64(binary.LittleEndian.Uint64(b[8:]))
+	r.length = binary.LittleEndian.Uint32(b[16:])
+	caplen := binary.LittleEndian.Uint32(b[20:])
+	switch {
+	case int64(r.iface) >= int64(it.nifc):
+		it.err = fmt.Errorf("%w: record %d: interface %d of %d", ErrBadRecords, n, r.iface, it.nifc)
+	case flags&^flagOutgoing != 0:
+		it.err = fmt.Errorf("%w: record %d: unknown flags %#x", ErrBadRecords, n, flags)
+	case caplen > maxRecordData:
+		it.err = fmt.Errorf("%w: record %d: %d bytes, more than %d", ErrBadRecords, n, caplen, maxRecordData)
+	case uint64(caplen) > uint64(len(b)-recordHeader):
+		it.err = fmt.Errorf("%w: record %d: %d bytes announced, %d present", ErrBadRecords, n, caplen, len(b)-recordHeader)
+	case r.length < caplen:
+		it.err = fmt.Errorf("%w: record %d: %d bytes captured of a %d-byte packet", ErrBadRecords, n, caplen, r.length)
+	}
+	if it.err != nil {
+		return false
+	}
+	r.outgoing = flags&flagOutgoing != 0
+	r.data = b[recordHeader : recordHeader+caplen : recordHeader+caplen]
+	it.b = b[recordHeader+caplen:]
+	it.n++
+	return true
 }
 
 func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }

@@ -155,7 +155,10 @@ func (s *Server) GRPCServer() *grpc.Server {
 		// Large flow-control windows and buffers: packet batches are
 		// up to 768 KiB, and gRPC's 64 KiB defaults cost a round trip each.
 		grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window),
-		grpc.WriteBufferSize(256<<10), grpc.ReadBufferSize(64<<10))
+		grpc.WriteBufferSize(256<<10), grpc.ReadBufferSize(64<<10),
+		// Packet batches go out without being copied into a marshal
+		// buffer; the bytes on the wire are protobuf's.
+		grpc.ForceServerCodecV2(captureCodec{}))
 	agentpb.RegisterAgentServer(g, s)
 	return g
 }
