@@ -280,3 +280,36 @@ func TestInterfaceRemovedEndsPart(t *testing.T) {
 		t.Fatalf("stats say %d captured, handler got %d", st.Captured, len(col.pkts))
 	}
 }
+
+// TestInterfaceDownThenRemoved: the kernel reports ENETDOWN once, when
+// the interface goes down; removing it afterwards sends no second error.
+// The part must still end with ErrInterfaceGone, not wait forever.
+func TestInterfaceDownThenRemoved(t *testing.T) {
+	nsA, nsB, _, ifB := pair(t)
+	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	col := &collector{}
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(context.Background(), col) }()
+	ping(t, nsA, "10.91.0.2", 2)
+	nstest.Run(t, "ip", "-n", nsB, "link", "set", ifB, "down")
+	time.Sleep(500 * time.Millisecond) // the reader takes the one ENETDOWN while the interface exists
+	nstest.Run(t, "ip", "-n", nsB, "link", "del", ifB)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		// Not a speed limit: before the fix the capture never ended.
+		t.Fatal("the capture did not end after its interface was removed")
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.ended) != 1 || !errors.Is(col.ended[0], capture.ErrInterfaceGone) {
+		t.Fatalf("ended: %v, want one ErrInterfaceGone", col.ended)
+	}
+}

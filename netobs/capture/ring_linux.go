@@ -53,6 +53,10 @@ type ring struct {
 	nblocks   int
 	cur       int
 	ifindex   int // bound interface, 0 for any
+	// down: the bound interface went down (ENETDOWN). The kernel reports
+	// that once, at the down that precedes a removal too, so while it is
+	// down periodic looks whether it is still there.
+	down bool
 	loIndex   int // loopback's index in this namespace, -1 if unknown
 	snaplen   int
 	blockTO   time.Duration
@@ -172,6 +176,19 @@ func ifIndex(fd int, name string) (int, error) {
 		return 0, err
 	}
 	return int(ifr.Uint32()), nil
+}
+
+// ifUp reports whether the interface is administratively up, asked
+// through fd's network namespace.
+func ifUp(fd int, name string) (bool, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return false, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return false, err
+	}
+	return ifr.Uint16()&unix.IFF_UP != 0, nil
 }
 
 func ifHWType(fd int, name string) (uint16, error) {
@@ -453,6 +470,11 @@ func (r *ring) endPart(s sink, why error) error {
 // interface are still there.
 func (r *ring) periodic() error {
 	r.readStats()
+	if r.down {
+		if err := r.stillThere(); err != nil {
+			return err
+		}
+	}
 	if gone, why := r.target.NS.Gone(); gone {
 		return fmt.Errorf("%w: %s", ErrNamespaceGone, why)
 	}
@@ -486,13 +508,25 @@ func (r *ring) socketError() error {
 		return nil
 	}
 	if unix.Errno(soerr) == unix.ENETDOWN && r.ifindex != 0 {
-		idx, err := ifIndex(r.fd, r.ifc.Device)
-		if err != nil || idx != r.ifindex {
-			return fmt.Errorf("%w: %s was removed from %s", ErrInterfaceGone, r.ifc.Device, r.ifc.Label)
-		}
-		return nil
+		// Down, or being removed: the kernel sends no second error when
+		// the interface then goes away, so periodic looks again.
+		r.down = true
+		return r.stillThere()
 	}
 	return os.NewSyscallError("capture socket", unix.Errno(soerr))
+}
+
+// stillThere returns ErrInterfaceGone if the bound interface no longer
+// exists, and clears down once it is up again.
+func (r *ring) stillThere() error {
+	idx, err := ifIndex(r.fd, r.ifc.Device)
+	if err != nil || idx != r.ifindex {
+		return fmt.Errorf("%w: %s was removed from %s", ErrInterfaceGone, r.ifc.Device, r.ifc.Label)
+	}
+	if up, err := ifUp(r.fd, r.ifc.Device); err == nil && up {
+		r.down = false
+	}
+	return nil
 }
 
 func (r *ring) readBlock(bd *unix.TpacketHdrV1, s sink) error {
