@@ -56,10 +56,10 @@ type ring struct {
 	// down: the bound interface went down (ENETDOWN). The kernel reports
 	// that once, at the down that precedes a removal too, so while it is
 	// down periodic looks whether it is still there.
-	down bool
-	loIndex   int // loopback's index in this namespace, -1 if unknown
-	snaplen   int
-	blockTO   time.Duration
+	down    bool
+	loIndex int // loopback's index in this namespace, -1 if unknown
+	snaplen int
+	blockTO time.Duration
 
 	received atomic.Uint64
 	dropped  atomic.Uint64
