@@ -75,7 +75,8 @@ type Config struct {
 	// the device per frame; reads of the queues then return nothing (but
 	// frames sent by XDP redirect, which skip the filter), and writes work
 	// as before. The device's TX dropped counter counts every frame
-	// dropped so. Not with Persist: the filter would stay on the device.
+	// dropped so. TAP only (the kernel takes such a filter only on TAP
+	// devices), and not with Persist: the filter would stay on the device.
 	Discard bool
 	// Mirror, if not empty, names an interface of the target whose
 	// ingress and egress traffic is mirrored into the device.
@@ -171,6 +172,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: route %v given twice", ErrInvalid, p.Masked())
 		}
 		routes[p.Masked()] = true
+	}
+	if c.Discard && c.Kind != TAP {
+		return fmt.Errorf("%w: only a tap device can discard what it is sent (the kernel takes TUNATTACHFILTER only on taps)", ErrInvalid)
 	}
 	if c.Discard && c.Persist {
 		return fmt.Errorf("%w: a persistent device cannot discard what it is sent (the filter would outlive netobs)", ErrInvalid)
