@@ -81,9 +81,10 @@ type Options struct {
 	// io_uring batches) instead of an AF_PACKET ring bound to the device
 	// in the target. The ring (the default) costs no system call per
 	// frame or batch, but sees only frames that pass the namespace's
-	// packet taps: not those of senders that bypass the qdisc layer
-	// (PACKET_QDISC_BYPASS, as trafgen does without -Q; pktgen) nor XDP
-	// redirects into the device, which the queue path reads. TUN devices
+	// packet taps (dev_queue_xmit_nit): those of the stack, of packet
+	// sockets (qdisc bypass included) and of tc mirred, not those of the
+	// kernel's pktgen or of XDP redirects into the device, which the
+	// queue path reads (with the ring, they count as Dropped). TUN devices
 	// (the kernel cannot make them drop what the ring has seen) and
 	// persistent ones (Device.Persist) are always read from their queues.
 	ReadQueue bool
@@ -166,9 +167,9 @@ type Result struct {
 	// queues, it is the device's TX dropped counter (frames not read fast
 	// enough). Reading the ring, it is the ring's drops (full ring) plus
 	// the frames the device transmitted that the ring did not see (sent
-	// before the ring was bound, or by a sender that bypasses the packet
-	// taps; not counted after a stop on Count, when the ring has stopped
-	// while the namespace may still send).
+	// before the ring was bound, or past the packet taps; those are not
+	// counted after a stop on Count, when the ring has stopped while the
+	// namespace may still send).
 	Dropped uint64
 	// Ring reports whether the frames were read through the AF_PACKET
 	// ring rather than the device's queues.
