@@ -8,7 +8,10 @@
 #    while the device drops what the ring saw), by the same with
 #    --read-queue (the device's queue, io_uring batches, --txqueuelen 65536
 #    by default) and by the naive reader (bench/naivetap: a water device
-#    read in a loop, one frame per Read, nothing written), one after the
+#    read in a loop, one frame per Read, nothing written), with water's
+#    queue (naive) and with a queue that holds the whole burst (naive-bigq,
+#    txqueuelen 524288: it then reads every frame, as the ring does, so
+#    the two do the same work), one after the
 #    other, ROUNDS times (default 1) interleaved. Reported per burst: frames
 #    read and lost (naive and --read-queue: the tap's TX dropped counter;
 #    the ring: netobs's own "dropped by kernel" count, as the device's TX
@@ -70,11 +73,15 @@ burst() {
   case $reader in
     netobs) "$NETOBS" attach "$NS" --tap --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
     netobs-queue) "$NETOBS" attach "$NS" --tap --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
-    naive) ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
+    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
   esac
   pids+=("$pid")
   wait_dev "$pid"
-  if [ "$reader" != naive ]; then
+  # naive-bigq: the same loop with a queue that holds the whole burst (near
+  # the largest the kernel resizes a TUN queue to), so
+  # that it reads every frame, as netobs's ring does: equal work.
+  [ "$reader" = naive-bigq ] && ip -n "$NS" link set "$DEV" txqueuelen 524288
+  if [ "${reader#naive}" = "$reader" ]; then
     until grep -q 'netobs: attached' "$work/netobs.err"; do kill -0 "$pid" 2>/dev/null || { echo "netobs exited early" >&2; exit 1; }; sleep 0.01; done
   fi
   ip -n "$NS" link set "$DEV" up
@@ -116,7 +123,7 @@ printf '%-5s %-12s %7s %8s %7s %8s %9s %9s %9s %9s %11s\n' size reader qlen lost
 for round in $(seq "${ROUNDS:-1}"); do
 for size in ${SIZES:-64 1500}; do
   declare -A res=()
-  for reader in naive netobs netobs-queue; do
+  for reader in naive naive-bigq netobs netobs-queue; do
     read -r qlen lost ticks tgs bticks nread secs < <(burst $reader $size)
     read -r rd both sys < <(awk -v c="$ticks" -v g="$tgs" -v b="$bticks" -v t="$TICK" -v n="$nread" 'BEGIN{
       if (n == 0) n = 1; printf "%.0f %.0f %.0f\n", c/t*1e9/n, (c/t+g)*1e9/n, b/t*1e9/n }')
@@ -126,8 +133,10 @@ for size in ${SIZES:-64 1500}; do
   done
   echo "io_uring used (${size}B): netobs $(cat "$work/uring.netobs") (ring path), netobs --read-queue $(cat "$work/uring.netobs-queue"); load $(cut -d' ' -f1-3 /proc/loadavg)"
   for r in netobs netobs-queue; do
-    awk -v r=$r -v s=$size -v a="${res[$r.rd]}" -v b="${res[naive.rd]}" -v c="${res[$r.both]}" -v d="${res[naive.both]}" -v e="${res[$r.sys]}" -v f="${res[naive.sys]}" 'BEGIN{
-      printf "ratio %sB %s/naive, CPU per frame read: reader %.2fx, reader+trafgen %.2fx, whole machine %.2fx\n", s, r, a/b, c/d, e/f }'
+    for base in naive naive-bigq; do
+      awk -v r=$r -v base=$base -v s=$size -v a="${res[$r.rd]}" -v b="${res[$base.rd]}" -v c="${res[$r.both]}" -v d="${res[$base.both]}" -v e="${res[$r.sys]}" -v f="${res[$base.sys]}" 'BEGIN{
+        printf "ratio %sB %s/%s, CPU per frame read: reader %.2fx, reader+trafgen %.2fx, whole machine %.2fx\n", s, r, base, a/b, c/d, e/f }'
+    done
   done
 done
 done
