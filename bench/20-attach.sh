@@ -2,21 +2,33 @@
 # Benchmark for netobs attach (run by make bench, or alone as root):
 #
 # 1. Capture: trafgen, inside the target namespace, sends 1,000,000 frames
-#    of 64 and of 1500 bytes at its full rate into a TAP device. The device
-#    is read from the host by `netobs attach --tap -w FILE` (pcap) and, in
-#    the same run, by the naive reader (bench/naivetap: a water device read
-#    in a loop, one frame per Read, nothing written). netobs runs twice: with
-#    its default transmit queue and with --txqueuelen 524288 (near the
-#    kernel's limit), which holds a whole burst. Reported: frames lost (the
-#    tap's TX dropped counter), CPU seconds of the reader over the burst
-#    (utime+stime from /proc/PID/stat) per frame it read, and ratios.
+#    of 64 and of 1500 bytes at its full rate (-Q: through the qdisc layer)
+#    into a TAP device. The device is read from the host by `netobs attach
+#    --tap -w FILE` (pcap; the default reads an AF_PACKET ring on the device
+#    while the device drops what the ring saw), by the same with
+#    --read-queue (the device's queue, io_uring batches, --txqueuelen 65536
+#    by default) and by the naive reader (bench/naivetap: a water device
+#    read in a loop, one frame per Read, nothing written), with water's
+#    queue (naive) and with a queue that holds the whole burst (naive-bigq,
+#    txqueuelen 524288: it then reads every frame, as the ring does, so
+#    the two do the same work), one after the
+#    other, ROUNDS times (default 1) interleaved. Reported per burst: frames
+#    read and lost (naive and --read-queue: the tap's TX dropped counter;
+#    the ring: netobs's own "dropped by kernel" count, as the device's TX
+#    dropped counter counts every frame it discards), and CPU per frame
+#    read: the reader's (utime+stime from /proc/PID/stat), the reader's plus
+#    trafgen's (the ring's copy is done in the sender's system calls, so it
+#    is charged to trafgen), and the whole machine's (/proc/stat busy time
+#    over the burst, which includes whatever else runs), each as a ratio to
+#    the naive loop's in the same round.
 # 2. Inject: frames per second writing a pcap of 100,000 64-byte frames
 #    into the device with `netobs attach --inject --inject-only`, against
 #    tcpreplay --topspeed on the same device.
 #
-# FRAMES=N changes the burst size. netobs writes its pcap to /dev/null
-# (formatting and write(2) included, no file system cost); OUT=file
-# writes it to a tmpfs file instead (1.5 GB for the 1500-byte burst).
+# FRAMES=N changes the burst size, ROUNDS=N the rounds, SIZES="64 1500" the
+# frame sizes. netobs writes its pcap to /dev/null (formatting and write(2)
+# included, no file system cost); OUT=file writes it to a tmpfs file
+# instead (1.5 GB for the 1500-byte burst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
@@ -33,7 +45,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-for t in trafgen tcpreplay ip go; do
+for t in trafgen tcpreplay ip go lscpu /usr/bin/time; do
   command -v $t >/dev/null || { echo "bench 20-attach: needs $t (make deps)" >&2; exit 1; }
 done
 [ -x "$NETOBS" ] || go build -o "$NETOBS" ./cmd/netobs
@@ -52,36 +64,37 @@ wait_dev() {
   done
 }
 
-# burst READER SIZE: prints "lost cpu_s frames_read seconds" for one burst.
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+
+# burst READER SIZE: prints "qlen lost reader_ticks trafgen_s busy_ticks frames_read seconds" for one burst.
 burst() {
-  local reader=$1 size=$2 pid
+  local reader=$1 size=$2 pid out=/dev/null
+  [ "${OUT:-}" = file ] && out=$work/cap.pcap
   case $reader in
-    netobs)
-      local out=/dev/null
-      [ "${OUT:-}" = file ] && out=$work/cap.pcap
-      "$NETOBS" attach "$NS" --tap --name "$DEV" -w "$out" 2>"$work/netobs.err" &
-      pid=$! ;;
-    netobs-bigq)
-      local out=/dev/null
-      [ "${OUT:-}" = file ] && out=$work/cap.pcap
-      "$NETOBS" attach "$NS" --tap --name "$DEV" --txqueuelen 524288 -w "$out" 2>"$work/netobs.err" &
-      pid=$! ;;
-    naive)
-      ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" &
-      pid=$! ;;
+    netobs) "$NETOBS" attach "$NS" --tap --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    netobs-queue) "$NETOBS" attach "$NS" --tap --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
   esac
   pids+=("$pid")
   wait_dev "$pid"
+  # naive-bigq: the same loop with a queue that holds the whole burst (near
+  # the largest the kernel resizes a TUN queue to), so
+  # that it reads every frame, as netobs's ring does: equal work.
+  [ "$reader" = naive-bigq ] && ip -n "$NS" link set "$DEV" txqueuelen 524288
+  if [ "${reader#naive}" = "$reader" ]; then
+    until grep -q 'netobs: attached' "$work/netobs.err"; do kill -0 "$pid" 2>/dev/null || { echo "netobs exited early" >&2; exit 1; }; sleep 0.01; done
+  fi
   ip -n "$NS" link set "$DEV" up
   printf '{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x98, 0x08,0x00, fill(0x00, %d) }\n' $((size - 14)) >"$work/frame.cfg"
   sleep 0.2
-  local d0 p0 c0 t0 t1 d1 p1 c1
-  d0=$(stat tx_dropped); p0=$(stat tx_packets); c0=$(cpu "$pid")
+  local d0 p0 c0 b0 t0 t1 d1 p1 c1 b1
+  d0=$(stat tx_dropped); p0=$(stat tx_packets); c0=$(cpu "$pid"); b0=$(busy)
   t0=$(date +%s%N)
-  ip netns exec "$NS" trafgen -o "$DEV" -c "$work/frame.cfg" -n "$FRAMES" -P 1 -Q -C -q >/dev/null 2>&1 ||
-    ip netns exec "$NS" trafgen -o "$DEV" -c "$work/frame.cfg" -n "$FRAMES" -P 1 -Q -C >/dev/null
+  /usr/bin/time -o "$work/tg.time" -f '%U %S' ip netns exec "$NS" trafgen -o "$DEV" -c "$work/frame.cfg" -n "$FRAMES" -P 1 -Q -C -q >/dev/null 2>&1 ||
+    /usr/bin/time -o "$work/tg.time" -f '%U %S' ip netns exec "$NS" trafgen -o "$DEV" -c "$work/frame.cfg" -n "$FRAMES" -P 1 -Q -C >/dev/null
   t1=$(date +%s%N)
-  # Wait until every frame is either read or dropped.
+  # Wait until every frame is either queued or dropped by the device, and
+  # the ring's last block is handed over (10 ms block timeout).
   local n=0
   while :; do
     d1=$(stat tx_dropped); p1=$(stat tx_packets)
@@ -89,32 +102,43 @@ burst() {
     n=$((n + 1)); [ $n -gt 500 ] && break
     sleep 0.01
   done
-  c1=$(cpu "$pid")
+  sleep 0.1
+  c1=$(cpu "$pid"); b1=$(busy)
   local qlen; qlen=$(ip -n "$NS" -o link show "$DEV" | grep -o 'qlen [0-9]*' | cut -d' ' -f2)
   # Whether the reader batched its reads through io_uring: its ring is an
   # open anon_inode:[io_uring] descriptor.
   if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'io_uring'; then echo yes >"$work/uring.$reader"; else echo no >"$work/uring.$reader"; fi
   kill -INT "$pid"; wait "$pid" || true
   rm -f "$work/cap.pcap"
-  echo "$qlen $((d1 - d0)) $(awk -v c=$((c1 - c0)) -v t="$TICK" 'BEGIN{printf "%.2f", c/t}') $((p1 - p0)) $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
+  local lost=$((d1 - d0)) nread=$((p1 - p0))
+  if [ "$reader" = netobs ]; then
+    read -r nread lost < <(sed -n 's/^netobs: \([0-9]*\) frames read, [0-9]* written, \([0-9]*\) dropped by kernel.*/\1 \2/p' "$work/netobs.err")
+  fi
+  local tg; tg=$(awk '{printf "%.2f", $1 + $2}' "$work/tg.time")
+  echo "$qlen $lost $((c1 - c0)) $tg $((b1 - b0)) $nread $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
 }
 
-echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 inside the namespace; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), load $(cut -d' ' -f1 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
-printf '%-5s %-12s %7s %8s %7s %8s %7s %12s %11s\n' size reader qlen lost lost% read cpu_s ns/frame_read trafgen_fps
-for size in 64 1500; do
+echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 -Q inside the namespace; $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
+printf '%-5s %-12s %7s %8s %7s %8s %9s %9s %9s %9s %11s\n' size reader qlen lost lost% read rd_ns/f rd+tg_ns/f sys_ns/f tg_s trafgen_fps
+for round in $(seq "${ROUNDS:-1}"); do
+for size in ${SIZES:-64 1500}; do
   declare -A res=()
-  for reader in naive netobs netobs-bigq; do
-    read -r qlen lost cpus nread secs < <(burst $reader $size)
-    nsf=$(awk -v c="$cpus" -v n="$nread" 'BEGIN{printf "%.0f", (n > 0 ? c*1e9/n : 0)}')
+  for reader in naive naive-bigq netobs netobs-queue; do
+    read -r qlen lost ticks tgs bticks nread secs < <(burst $reader $size)
+    read -r rd both sys < <(awk -v c="$ticks" -v g="$tgs" -v b="$bticks" -v t="$TICK" -v n="$nread" 'BEGIN{
+      if (n == 0) n = 1; printf "%.0f %.0f %.0f\n", c/t*1e9/n, (c/t+g)*1e9/n, b/t*1e9/n }')
     fps=$(awk -v n="$FRAMES" -v s="$secs" 'BEGIN{printf "%.0f", n/s}')
-    printf '%-5s %-12s %7s %8d %6.2f%% %8d %7s %12s %11s\n' $size $reader "$qlen" "$lost" "$(awk -v l="$lost" -v n="$FRAMES" 'BEGIN{print 100*l/n}')" "$nread" "$cpus" "$nsf" "$fps"
-    res[$reader.lost]=$lost; res[$reader.nsf]=$nsf
+    printf '%-5s %-12s %7s %8d %6.2f%% %8d %9s %9s %9s %9s %11s\n' $size $reader "$qlen" "$lost" "$(awk -v l="$lost" -v n="$FRAMES" 'BEGIN{print 100*l/n}')" "$nread" "$rd" "$both" "$sys" "$tgs" "$fps"
+    res[$reader.rd]=$rd; res[$reader.both]=$both; res[$reader.sys]=$sys
   done
-  echo "io_uring used by netobs (${size}B): $(cat "$work/uring.netobs") (default queue), $(cat "$work/uring.netobs-bigq") (big queue)"
-  for r in netobs netobs-bigq; do
-    awk -v r=$r -v nl="${res[$r.lost]}" -v bl="${res[naive.lost]}" -v nc="${res[$r.nsf]}" -v bc="${res[naive.nsf]}" -v s=$size 'BEGIN{
-      printf "ratio %sB %s/naive: frames lost %s/%s (%.2fx), CPU per frame read %.2fx\n", s, r, nl, bl, (bl > 0 ? nl/bl : 0), (bc > 0 ? nc/bc : 0) }'
+  echo "io_uring used (${size}B): netobs $(cat "$work/uring.netobs") (ring path), netobs --read-queue $(cat "$work/uring.netobs-queue"); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for r in netobs netobs-queue; do
+    for base in naive naive-bigq; do
+      awk -v r=$r -v base=$base -v s=$size -v a="${res[$r.rd]}" -v b="${res[$base.rd]}" -v c="${res[$r.both]}" -v d="${res[$base.both]}" -v e="${res[$r.sys]}" -v f="${res[$base.sys]}" 'BEGIN{
+        printf "ratio %sB %s/%s, CPU per frame read: reader %.2fx, reader+trafgen %.2fx, whole machine %.2fx\n", s, r, base, a/b, c/d, e/f }'
+    done
   done
+done
 done
 
 echo

@@ -31,6 +31,14 @@
 // and unblocks pending reads. Cleanup removes what netobs processes
 // killed with SIGKILL left behind.
 //
+// # Discarding what the namespace sends
+//
+// With Config.Discard (TAP only) the device drops every frame the
+// namespace sends through it, after the frame passed the packet taps:
+// an AF_PACKET socket bound to the device reads them, and the device's
+// queue stays empty (TUNATTACHFILTER with a program that accepts
+// nothing; each frame counts as TX dropped). Writes are not affected.
+//
 // # File descriptors
 //
 // Every descriptor is close-on-exec and non-blocking under Go's poller:

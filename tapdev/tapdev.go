@@ -66,6 +66,18 @@ type Config struct {
 	Queues int
 	// Persist keeps the device after Close and after the process exits.
 	Persist bool
+	// Discard makes the device drop every frame the namespace sends
+	// through it instead of queueing it for the host to read: a classic
+	// BPF program that accepts nothing is attached to its queues
+	// (TUNATTACHFILTER) before the device goes up. Such frames still pass
+	// the namespace's packet taps first (dev_queue_xmit_nit), so an
+	// AF_PACKET socket bound to the device sees them without a read of
+	// the device per frame; reads of the queues then return nothing (but
+	// frames sent by XDP redirect, which skip the filter), and writes work
+	// as before. The device's TX dropped counter counts every frame
+	// dropped so. TAP only (the kernel takes such a filter only on TAP
+	// devices), and not with Persist: the filter would stay on the device.
+	Discard bool
 	// Mirror, if not empty, names an interface of the target whose
 	// ingress and egress traffic is mirrored into the device.
 	Mirror string
@@ -160,6 +172,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: route %v given twice", ErrInvalid, p.Masked())
 		}
 		routes[p.Masked()] = true
+	}
+	if c.Discard && c.Kind != TAP {
+		return fmt.Errorf("%w: only a tap device can discard what it is sent (the kernel takes TUNATTACHFILTER only on taps)", ErrInvalid)
+	}
+	if c.Discard && c.Persist {
+		return fmt.Errorf("%w: a persistent device cannot discard what it is sent (the filter would outlive netobs)", ErrInvalid)
 	}
 	if c.Mirror != "" {
 		if err := ValidName(c.Mirror); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/netobs/netobs/internal/nlwire"
 	"github.com/netobs/netobs/nsjoin"
@@ -263,6 +264,12 @@ func (d *Device) configure(cfg Config) error {
 			return fmt.Errorf("set mac %s: %w", cfg.MAC, err)
 		}
 	}
+	if cfg.Discard {
+		// Before the device goes up, so that no frame is queued.
+		if err := d.queues[0].discard(); err != nil {
+			return fmt.Errorf("discard transmitted frames: %w", err)
+		}
+	}
 	for _, p := range cfg.Addrs {
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 		if p.Addr().Is6() {
@@ -311,6 +318,31 @@ func (q *Queue) ioctl(req uint, arg int) error {
 		return err
 	}
 	return os.NewSyscallError("ioctl", serr)
+}
+
+// tunAttachFilter is TUNATTACHFILTER, _IOW('T', 213, struct sock_fprog):
+// TUNSETIFF's direction bits (they differ between architectures) with
+// this request's size and number.
+var tunAttachFilter = uint(unix.TUNSETIFF)&^(0x1fff<<16|0xff) | uint(unsafe.Sizeof(unix.SockFprog{}))<<16 | 213
+
+// discard attaches a classic BPF program that accepts nothing to the
+// device: the kernel applies it to every queue, those attached later
+// included, and runs it in the device's transmit routine, after the
+// packet taps and before the frame is queued.
+func (q *Queue) discard() error {
+	prog := [1]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	fp := unix.SockFprog{Len: 1, Filter: &prog[0]}
+	var errno syscall.Errno
+	err := q.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(tunAttachFilter), uintptr(unsafe.Pointer(&fp)))
+	})
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return os.NewSyscallError("ioctl TUNATTACHFILTER", errno)
+	}
+	return nil
 }
 
 // undo releases what a failed Create made, persistent or not.

@@ -356,3 +356,55 @@ func TestCreateNeverAttachesToExisting(t *testing.T) {
 		t.Errorf("another /dev/net/tun descriptor of the process was closed: %v", err)
 	}
 }
+
+// TestDiscard: a device made with Discard queues nothing the namespace
+// sends (each frame counts as TX dropped) while writes still reach the
+// namespace; a persistent one and a tun are refused.
+func TestDiscard(t *testing.T) {
+	nstest.RequireTools(t, "ip", "ping")
+	nsName := nstest.NetNS(t)
+	ns := nsopen.Open(t, nsName)
+	if _, err := Create(ns, Config{Kind: TAP, Name: nstest.UniqueName("tap"), Discard: true, Persist: true}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Discard with Persist: %v, want ErrInvalid", err)
+	}
+	if _, err := Create(ns, Config{Kind: TUN, Name: nstest.UniqueName("tun"), Discard: true}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Discard on a tun: %v, want ErrInvalid", err)
+	}
+	name := nstest.UniqueName("tap")
+	d, err := Create(ns, Config{Kind: TAP, Name: name, Discard: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.7.1/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	nstest.Run(t, "ip", "-n", nsName, "neigh", "replace", "10.9.7.2", "lladdr", "02:00:00:00:00:02", "dev", name)
+	before, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pings = 5
+	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", "10.9.7.2").Run()
+	st, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.TxDropped - before.TxDropped; got < pings || st.TxPackets != before.TxPackets {
+		t.Errorf("stats %+v after %d pings (before %+v): want %d more TX dropped, no TX packet", st, pings, before, pings)
+	}
+	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+	if n, err := d.Queues()[0].TryReadBatch(bufs, sizes); n != 0 || err != nil {
+		t.Errorf("TryReadBatch: %d frames, %v; want none queued", n, err)
+	}
+	frame := arpReply(make([]byte, 42), net.HardwareAddr{2, 0, 0, 0, 0, 2}, net.IPv4(10, 9, 7, 2))
+	if _, err := d.Write(frame); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if st2, err := d.Stats(); err != nil || st2.RxPackets != st.RxPackets+1 {
+		t.Errorf("stats after a write %+v (%v), want RX packets %d", st2, err, st.RxPackets+1)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(t, nsName, name) {
+		t.Errorf("%s still in %s after Close", name, nsName)
+	}
+}

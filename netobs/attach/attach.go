@@ -77,6 +77,17 @@ type Options struct {
 	Inject *InjectFile
 	// InjectOnly stops Run when the injection is done, without reading.
 	InjectOnly bool
+	// ReadQueue reads the frames from the device's queues (read(2) or
+	// io_uring batches) instead of an AF_PACKET ring bound to the device
+	// in the target. The ring (the default) costs no system call per
+	// frame or batch, but sees only frames that pass the namespace's
+	// packet taps (dev_queue_xmit_nit): those of the stack, of packet
+	// sockets (qdisc bypass included) and of tc mirred, not those of the
+	// kernel's pktgen or of XDP redirects into the device, which the
+	// queue path reads (with the ring, they count as Dropped). TUN devices
+	// (the kernel cannot make them drop what the ring has seen) and
+	// persistent ones (Device.Persist) are always read from their queues.
+	ReadQueue bool
 	// Log receives progress lines (device created, frames injected); nil
 	// discards them.
 	Log io.Writer
@@ -151,9 +162,18 @@ type Result struct {
 	// number injected; InjectFailed the injected frames the kernel
 	// refused.
 	Read, Written, InjectFailed uint64
-	// Dropped is the number of frames the kernel dropped because they
-	// were not read fast enough: the device's TX dropped counter.
+	// Dropped is the number of frames the namespace sent through the
+	// device that the kernel dropped before netobs read them. Reading the
+	// queues, it is the device's TX dropped counter (frames not read fast
+	// enough). Reading the ring, it is the ring's drops (full ring) plus
+	// the frames the device transmitted that the ring did not see (sent
+	// before the ring was bound, or past the packet taps; those are not
+	// counted after a stop on Count, when the ring has stopped while the
+	// namespace may still send).
 	Dropped uint64
+	// Ring reports whether the frames were read through the AF_PACKET
+	// ring rather than the device's queues.
+	Ring bool
 	// InjectTime is how long the injection took.
 	InjectTime time.Duration
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netobs/netobs/netobs/capture"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/netobs/netobs/tapdev"
@@ -93,20 +94,34 @@ func run(ctx context.Context, o Options) (Result, error) {
 		}
 		defer ns.Close()
 	}
+	useRing := !o.ReadQueue && !o.InjectOnly && !o.Device.Persist && o.Device.Kind == tapdev.TAP
+	// Reading the ring, the device drops what it is sent once the ring
+	// has seen it, so its queue does not hold every frame a second time.
+	o.Device.Discard = useRing
 	dev, err := tapdev.Create(ns, o.Device)
 	if err != nil {
 		return Result{}, namedError{err}
 	}
 	defer dev.Close()
 	r := &runner{o: o, dev: dev, stopped: make(chan struct{})}
-	r.res.Device, r.res.Namespace = dev.Name(), dev.Namespace()
+	r.res.Device, r.res.Namespace, r.res.Ring = dev.Name(), dev.Namespace(), useRing
 	if r.sink, err = newSink(o.Output, o.Format, dev.Name(), dev.Kind(), dev.Namespace(), o.Owner); err != nil {
 		return r.res, fmt.Errorf("write %v header: %w", o.Format, err)
+	}
+	var cp *capture.Capture
+	if useRing {
+		if cp, err = openRing(ns, dev.Name()); err != nil {
+			return r.res, err
+		}
+		defer cp.Close()
 	}
 	before, err := dev.Stats()
 	if err != nil {
 		return r.res, err
 	}
+	// The device is new: what it dropped before the ring was bound was
+	// sent by the namespace and never seen.
+	unseenAtStart := before.TxDropped
 	mirror := ""
 	if m := dev.Mirroring(); m != "" {
 		mirror = ", mirroring " + m
@@ -126,9 +141,21 @@ func run(ctx context.Context, o Options) (Result, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.relayEvents(ch) }()
 	}
-	fmt.Fprintf(o.Log, "netobs: attached %s %s (%d queue(s)%s) in %s (%s)\n", dev.Kind(), dev.Name(), len(dev.Queues()), mirror, dev.Namespace(), o.Ref)
+	how := ""
+	if useRing {
+		how = ", read through an AF_PACKET ring"
+	}
+	fmt.Fprintf(o.Log, "netobs: attached %s %s (%d queue(s)%s%s) in %s (%s)\n", dev.Kind(), dev.Name(), len(dev.Queues()), mirror, how, dev.Namespace(), o.Ref)
 
-	if !o.InjectOnly {
+	ringCtx, stopRing := context.WithCancel(context.Background())
+	defer stopRing()
+	ringDone := make(chan struct{})
+	if cp != nil {
+		go func() { defer close(ringDone); r.readRing(ringCtx, cp) }()
+	} else {
+		close(ringDone)
+	}
+	if !o.InjectOnly && cp == nil {
 		for _, q := range dev.Queues() {
 			wg.Add(1)
 			go func() { defer wg.Done(); r.read(q) }()
@@ -143,18 +170,34 @@ func run(ctx context.Context, o Options) (Result, error) {
 
 	// Stop the readers without closing the device, so the final counts
 	// can still be read from the kernel.
+	atStop, statsErr := dev.Stats()
+	stopRing() // the ring's reader delivers what the kernel handed over, then returns
 	for _, q := range dev.Queues() {
 		q.SetReadDeadline(time.Now())
 	}
 	wg.Wait()
-	if r.res.Reason == Cancelled || r.res.Reason == NamespaceGone {
+	<-ringDone
+	if cp == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) {
 		// Frames the namespace sent before the stop are still queued in
 		// the kernel; they belong in the output.
 		r.drain()
 	}
 	r.res.Read = r.nread.Load()
-	if after, err := dev.Stats(); err == nil {
-		r.res.Dropped = after.TxDropped - before.TxDropped
+	switch {
+	case cp != nil:
+		st := cp.Stats()[0]
+		r.res.Dropped = st.Dropped + unseenAtStart
+		// Frames the device dropped that the ring did not receive: sent
+		// before it was bound, or past the packet taps. Counted where
+		// the ring ran until after the device's counter was read, so
+		// that no frame sent after the stop counts.
+		if statsErr == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) && atStop.TxDropped > st.Received+unseenAtStart {
+			r.res.Dropped = st.Dropped + atStop.TxDropped - st.Received
+		}
+	default:
+		if after, err := dev.Stats(); err == nil {
+			r.res.Dropped = after.TxDropped - before.TxDropped
+		}
 	}
 	r.mu.Lock()
 	ferr := r.sink.flush(true, &r.res)
@@ -286,6 +329,108 @@ func (r *runner) write(bufs [][]byte, sizes []int) bool {
 	r.mu.Unlock()
 	if werr != nil {
 		r.outputFailed(werr)
+		return false
+	}
+	if count > 0 && total >= count {
+		r.stop(CountReached, "", nil)
+		return false
+	}
+	return true
+}
+
+// ringSize is the AF_PACKET ring attach reads: about 130,000 64-byte or
+// 10,000 1500-byte frames.
+const ringSize = 16 << 20
+
+// ringBlockTimeout bounds how late a frame is handed over when few come.
+const ringBlockTimeout = 10 * time.Millisecond
+
+// openRing opens the AF_PACKET ring on the device in the target (capture
+// creates its socket there through nsjoin) that keeps only the frames the
+// device transmits: those the namespace sends through it.
+func openRing(ns *nsjoin.NS, dev string) (*capture.Capture, error) {
+	cp, err := capture.Open([]capture.Target{{NS: ns, Label: dev}}, capture.Config{
+		Interfaces: []string{dev}, Snaplen: snapLen, BufferSize: ringSize,
+		BlockTimeout: ringBlockTimeout, Outgoing: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dev, err)
+	}
+	return cp, nil
+}
+
+// readRing writes what the ring receives until ctx is cancelled (after
+// the frames handed over by then), Count is reached, the output fails or
+// the device goes away.
+func (r *runner) readRing(ctx context.Context, cp *capture.Capture) {
+	h := &ringHandler{r: r}
+	if err := cp.Run(ctx, h); err != nil && !r.isStopped() {
+		r.stop(0, "", fmt.Errorf("read %s: %w", r.dev.Name(), err))
+	}
+}
+
+// ringHandler hands the ring's frames to the sink.
+type ringHandler struct {
+	r   *runner
+	buf []byte // a frame whose VLAN tag the ring put back (Head)
+}
+
+func (h *ringHandler) Packet(p *capture.Packet) error {
+	data := p.Data
+	if len(p.Head) > 0 {
+		h.buf = append(append(h.buf[:0], p.Head...), p.Data...)
+		data = h.buf
+	}
+	if !h.r.writeOne(p.Time, data) {
+		return capture.ErrStop
+	}
+	return nil
+}
+
+// Flush pushes text and JSON out whenever the ring is caught up; the
+// watch flushes binary output on its interval.
+func (h *ringHandler) Flush() error {
+	r := h.r
+	if r.o.Format != Text && r.o.Format != JSON {
+		return nil
+	}
+	r.mu.Lock()
+	err := r.sink.flush(false, nil)
+	r.mu.Unlock()
+	if err != nil {
+		r.outputFailed(err)
+		return capture.ErrStop
+	}
+	return nil
+}
+
+func (h *ringHandler) Ended(_ *capture.Interface, reason error) {
+	if errors.Is(reason, capture.ErrNamespaceGone) {
+		h.r.stop(NamespaceGone, reason.Error(), nil)
+		return
+	}
+	h.r.stop(DeviceGone, h.r.dev.Name()+" deleted in the namespace", nil)
+}
+
+// writeOne writes one frame to the sink, up to Count, and reports
+// whether reading should go on.
+func (r *runner) writeOne(ts int64, data []byte) bool {
+	count := r.o.Count
+	r.mu.Lock()
+	total := r.nread.Load()
+	if count > 0 && total >= count {
+		r.mu.Unlock()
+		r.stop(CountReached, "", nil)
+		return false
+	}
+	err := r.sink.frame(time.Unix(0, ts), data)
+	if err == nil {
+		total++
+		r.nread.Store(total)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.outputFailed(err)
 		return false
 	}
 	if count > 0 && total >= count {

@@ -59,6 +59,9 @@ type Config struct {
 	Immediate bool
 	// BlockTimeout overrides DefaultBlockTimeout when Immediate is false.
 	BlockTimeout time.Duration
+	// Outgoing keeps only the packets the interfaces transmit (packet
+	// type PACKET_OUTGOING), checked in the kernel before Filter.
+	Outgoing bool
 }
 
 // Target is one namespace to capture in.

@@ -50,7 +50,7 @@ func OpenContext(ctx context.Context, targets []Target, cfg Config) (*Capture, e
 	if len(targets) == 0 {
 		return nil, wrap("capture", "", errors.New("no namespace given"))
 	}
-	comp := &compiler{ctx: ctx, expr: cfg.Filter, snaplen: cfg.Snaplen}
+	comp := &compiler{ctx: ctx, expr: cfg.Filter, snaplen: cfg.Snaplen, outgoing: cfg.Outgoing}
 	if cfg.Filter != "" {
 		// Check the expression once, so a bad one is reported once and
 		// before any namespace is entered; the program is kept for the

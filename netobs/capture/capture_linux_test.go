@@ -313,3 +313,43 @@ func TestInterfaceDownThenRemoved(t *testing.T) {
 		t.Fatalf("ended: %v, want one ErrInterfaceGone", col.ended)
 	}
 }
+
+// TestOutgoing: with Outgoing the socket keeps what the interface sends
+// (the replies of nsB) and not what it receives (the requests), with and
+// without a filter expression.
+func TestOutgoing(t *testing.T) {
+	nsA, nsB, _, ifB := pair(t)
+	for _, filter := range []string{"", "icmp"} {
+		if filter != "" && !capture.FiltersSupported {
+			continue
+		}
+		cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: filter, Outgoing: true, Immediate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var col collector
+		done := make(chan error, 1)
+		go func() { done <- cp.Run(ctx, &col) }()
+		ping(t, nsA, "10.91.0.2", 5)
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		cp.Close()
+		replies := 0
+		for _, p := range col.pkts {
+			if !p.Outgoing {
+				t.Errorf("filter %q: an incoming packet was kept", filter)
+			}
+			// IPv4 ICMP echo reply from 10.91.0.2.
+			if d := p.Data; len(d) >= 42 && d[12] == 8 && d[13] == 0 && d[23] == 1 && d[34] == 0 && d[29] == 2 {
+				replies++
+			}
+		}
+		if replies != 5 {
+			t.Errorf("filter %q: %d echo replies among %d packets kept, want 5", filter, replies, len(col.pkts))
+		}
+	}
+}

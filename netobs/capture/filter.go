@@ -38,6 +38,11 @@ const (
 	bpfMSH       = 0xa0
 	bpfRvalMask  = 0x18
 	bpfK         = 0x00
+	bpfW         = 0x00
+	bpfJMP       = 0x05
+	bpfJEQ       = 0x10
+
+	packetOutgoing = 4 // PACKET_OUTGOING
 
 	skfAdOff      = 0xfffff000 // SKF_AD_OFF (-0x1000) as an unsigned offset
 	skfAdProtocol = 0
@@ -59,10 +64,11 @@ func dlt(l LinkType) int {
 // compiler compiles one Capture's filter expression, once per link type,
 // in a way its context can interrupt.
 type compiler struct {
-	ctx     context.Context
-	expr    string
-	snaplen int
-	progs   map[LinkType][]insn // libpcap's output, before fixCooked
+	ctx      context.Context
+	expr     string
+	snaplen  int
+	outgoing bool                // prefix the program with a check of the packet type
+	progs    map[LinkType][]insn // libpcap's output, before fixCooked
 }
 
 // compile returns the program to attach to a socket of link type link.
@@ -88,7 +94,21 @@ func (c *compiler) compile(link LinkType) ([]insn, error) {
 			return nil, err
 		}
 	}
+	if c.outgoing {
+		prog = append(outgoingOnly(), prog...)
+	}
 	return prog, nil
+}
+
+// outgoingOnly is the prefix that drops every packet but those the
+// interface transmits: its jumps are relative, so the program after it
+// runs unchanged.
+func outgoingOnly() []insn {
+	return []insn{
+		{Code: bpfLD | bpfW | bpfABS, K: skfAdOff + skfAdPkttype},
+		{Code: bpfJMP | bpfJEQ | bpfK, Jt: 1, Jf: 0, K: packetOutgoing},
+		{Code: bpfRET | bpfK, K: 0},
+	}
 }
 
 // compileContext runs libpcap's compiler, which cannot be interrupted and
