@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/attach"
 	"github.com/netobs/netobs/netobs/events"
 	"github.com/netobs/netobs/tapdev"
@@ -183,7 +184,7 @@ or --inject that has no other end yet).`,
 					removeOutput = func() { os.Remove(wfile) }
 				}
 			}
-			if f.Binary() && isTerminal(out) {
+			if f.Binary() && termsafe.IsTerminal(out) {
 				return usageErrorf("attach: refusing to write %s to a terminal: use -w FILE or redirect stdout", f)
 			}
 			var in *attach.InjectFile

@@ -174,7 +174,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	var out *os.File
 	if f.write == "-" {
 		o, ok := a.stdout.(*os.File)
-		if ok && captureIsTTY(o) {
+		if ok && termsafe.IsTerminal(o) {
 			return usageErrorf("capture: refusing to write binary capture data to a terminal (redirect stdout or use -w FILE)")
 		}
 		out = o
@@ -215,7 +215,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 				return err
 			}
 			defer file.Close()
-			if captureIsTTY(file) {
+			if termsafe.IsTerminal(file) {
 				return usageErrorf("capture: refusing to write binary capture data to a terminal (%s)", f.write)
 			}
 			w = file
@@ -240,7 +240,7 @@ func runCapture(a *app, c *cobra.Command, f captureFlags, args []string) error {
 	ch := &countingHandler{Handler: h, limit: uint64(f.count), stderr: a.stderr, parts: len(cp.Interfaces()), targets: targets,
 		moved: func(t capture.Target) bool { return containerMoved(a, t) }}
 	stopLive := func() {}
-	if se, ok := a.stderr.(*os.File); ok && f.write != "" && captureIsTTY(se) {
+	if se, ok := a.stderr.(*os.File); ok && f.write != "" && termsafe.IsTerminal(se) {
 		stopLive = liveCounter(se, cp)
 	}
 	runErr := cp.Run(a.ctx, ch)

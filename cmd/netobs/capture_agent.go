@@ -27,7 +27,7 @@ func runRemoteCapture(a *app, f captureFlags, cfg capture.Config, args []string,
 	req := &agentpb.CaptureRequest{Args: args, Dash: int32(dash), Selector: f.selector, Interfaces: cfg.Interfaces,
 		Snaplen: int32(cfg.Snaplen), BufferSize: int64(cfg.BufferSize), Immediate: cfg.Immediate, Count: uint64(f.count)}
 	if f.write == "-" {
-		if o, ok := a.stdout.(*os.File); ok && captureIsTTY(o) {
+		if o, ok := a.stdout.(*os.File); ok && termsafe.IsTerminal(o) {
 			return usageErrorf("capture: refusing to write binary capture data to a terminal (redirect stdout or use -w FILE)")
 		}
 	}
@@ -65,7 +65,7 @@ func (o *remoteOutput) open(ifcs []*pktout.Interface, appName string) (capture.H
 			return nil, err
 		}
 		o.file = file
-		if captureIsTTY(file) {
+		if termsafe.IsTerminal(file) {
 			return nil, usageErrorf("capture: refusing to write binary capture data to a terminal (%s)", f.write)
 		}
 		w = file

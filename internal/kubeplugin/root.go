@@ -267,7 +267,7 @@ func version() string {
 // openOutput opens -w's FILE, or stdout for "-" unless it is a terminal.
 func (a *app) openOutput(name string) (io.Writer, func() error, error) {
 	if name == "-" {
-		if f, ok := a.stdout.(*os.File); ok && isTerminal(f) {
+		if f, ok := a.stdout.(*os.File); ok && termsafe.IsTerminal(f) {
 			return nil, nil, usageErrorf("capture: refusing to write pcapng to a terminal: redirect stdout or pipe it (-w - | wireshark -k -i -)")
 		}
 		return a.stdout, func() error { return nil }, nil

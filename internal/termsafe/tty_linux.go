@@ -1,4 +1,4 @@
-package main
+package termsafe
 
 import (
 	"io"
@@ -7,9 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// isTerminal reports whether w is a terminal. It asks through SyscallConn,
+// IsTerminal reports whether w is an *os.File open on a terminal, so that
+// binary capture data is not written to one. It asks through SyscallConn,
 // not Fd, which would switch a non-blocking descriptor to blocking mode.
-func isTerminal(w io.Writer) bool {
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
