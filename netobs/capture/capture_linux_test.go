@@ -250,19 +250,27 @@ func TestStartStopNoLeak(t *testing.T) {
 	nstest.CheckThreads(t)
 }
 
-// TestInterfaceRemovedEndsPart: deleting the captured interface reaches a
-// lone ring's reader as a socket error (it waits in Go's poller), which
-// ends the part with ErrInterfaceGone and keeps what was captured before.
-func TestInterfaceRemovedEndsPart(t *testing.T) {
-	nsA, nsB, _, ifB := pair(t)
+// runLoneICMP starts a capture of ICMP on one interface of a fresh veth
+// pair (a lone ring, its reader in Go's poller); done gets Run's result.
+// The capture is closed when the test ends.
+func runLoneICMP(t *testing.T) (nsA, nsB, ifB string, cp *capture.Capture, col *collector, done chan error) {
+	nsA, nsB, _, ifB = pair(t)
 	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Close()
-	col := &collector{}
-	done := make(chan error, 1)
+	t.Cleanup(func() { cp.Close() })
+	col = &collector{}
+	done = make(chan error, 1)
 	go func() { done <- cp.Run(context.Background(), col) }()
+	return nsA, nsB, ifB, cp, col, done
+}
+
+// TestInterfaceRemovedEndsPart: deleting the captured interface reaches a
+// lone ring's reader as a socket error (it waits in Go's poller), which
+// ends the part with ErrInterfaceGone and keeps what was captured before.
+func TestInterfaceRemovedEndsPart(t *testing.T) {
+	nsA, nsB, ifB, cp, col, done := runLoneICMP(t)
 	ping(t, nsA, "10.91.0.2", 3)
 	nstest.Run(t, "ip", "-n", nsB, "link", "del", ifB)
 	if err := <-done; err != nil {
@@ -285,15 +293,7 @@ func TestInterfaceRemovedEndsPart(t *testing.T) {
 // the interface goes down; removing it afterwards sends no second error.
 // The part must still end with ErrInterfaceGone, not wait forever.
 func TestInterfaceDownThenRemoved(t *testing.T) {
-	nsA, nsB, _, ifB := pair(t)
-	cp, err := capture.Open([]capture.Target{{NS: nsopen.Open(t, nsB)}}, capture.Config{Interfaces: []string{ifB}, Filter: "icmp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	col := &collector{}
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(context.Background(), col) }()
+	nsA, nsB, ifB, _, col, done := runLoneICMP(t)
 	ping(t, nsA, "10.91.0.2", 2)
 	nstest.Run(t, "ip", "-n", nsB, "link", "set", ifB, "down")
 	time.Sleep(500 * time.Millisecond) // the reader takes the one ENETDOWN while the interface exists
