@@ -126,6 +126,19 @@ func (h *remoteHandler) Start(ifcs []*pktout.Interface) error {
 	return nil
 }
 
+// EnhancedPackets writes the agent's pcapng blocks, checked by the
+// client, to the pcapng output as they are (agent.BlocksHandler).
+func (h *remoteHandler) EnhancedPackets(b []byte, packets uint64) error {
+	if h.out.ng == nil {
+		return errors.New("capture: pcapng blocks for an output that is not pcapng")
+	}
+	if err := h.out.ng.WriteEnhancedPackets(b, packets); err != nil {
+		return err
+	}
+	h.n += packets
+	return nil
+}
+
 func (h *remoteHandler) Notice(text string) { fmt.Fprintln(h.stderr, termsafe.Escape(text)) }
 
 func remoteCaptureOne(a *app, f captureFlags, req *agentpb.CaptureRequest, tok string, out *remoteOutput) error {
@@ -136,6 +149,12 @@ func remoteCaptureOne(a *app, f captureFlags, req *agentpb.CaptureRequest, tok s
 	}
 	defer cl.Close()
 	h := &remoteHandler{countingHandler: &countingHandler{limit: uint64(f.count), stderr: a.stderr}, out: out}
+	if f.write != "" && f.format == "pcapng" && f.count == 0 {
+		// The agent sends the file's own packet blocks: they are copied
+		// to it, not written again packet by packet. (-c counts packets
+		// one by one: it keeps the records.)
+		req.PacketFormat = agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
+	}
 	res, runErr := cl.Capture(a.ctx, req, h)
 	var ue usageError
 	if errors.As(runErr, &ue) {

@@ -37,7 +37,14 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals...)
 	go func() { cancel(interrupted{(<-sigs).(syscall.Signal)}) }()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	// The command runs on a goroutine of its own, main staying locked to
+	// the main thread: each time a locked goroutine blocks and wakes, the
+	// runtime hands its thread over with a futex wake and a context
+	// switch, and a capture's loop (local, or a client reading an agent's
+	// stream) blocks and wakes thousands of times a second.
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }()
+	code := <-done
 	// The handler stays to the end: a second stop signal (a user pressing
 	// Ctrl-C twice, a supervisor repeating SIGTERM) that arrives after run
 	// has cleaned up must not kill netobs with the default action between

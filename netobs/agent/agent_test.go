@@ -230,3 +230,61 @@ type collectRemote struct{ *collect }
 
 func (c *collectRemote) Start(ifcs []*pktout.Interface) error { c.ifcs = ifcs; return nil }
 func (c *collectRemote) Notice(string)                        {}
+
+// blocksRemote is collectRemote taking pcapng blocks whole
+// (BlocksHandler).
+type blocksRemote struct {
+	collectRemote
+	blocks  []byte
+	packets uint64
+}
+
+func (b *blocksRemote) EnhancedPackets(blocks []byte, packets uint64) error {
+	b.blocks = append(b.blocks, blocks...)
+	b.packets += packets
+	return nil
+}
+
+// With PACKET_FORMAT_PCAPNG the client checks the agent's blocks: a
+// handler that takes them whole gets the valid ones as they came, one
+// that does not gets them packet by packet, and a malformed block (here
+// longer than the interface's snapshot length) ends the call with
+// ErrProtocol after the blocks before it.
+func TestPcapngBlocksChecked(t *testing.T) {
+	ifc := []*agentpb.Interface{{Index: 0, Name: "eth0@n", LinkType: 1, Snaplen: 100}}
+	p0 := &pktout.Interface{ID: 0}
+	var good []byte
+	for _, ts := range []int64{5, 6} {
+		good = pktout.AppendEnhancedPacket(good, &pktout.Packet{Interface: p0, Time: ts, Length: 4, Data: []byte{1, 2, 3, 4}})
+	}
+	bad := pktout.AppendEnhancedPacket(append([]byte(nil), good...), &pktout.Packet{Interface: p0, Time: 7, Length: 101, Data: make([]byte, 101)})
+	msg := func(b []byte) *agentpb.CaptureMessage {
+		return &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Packets{Packets: &agentpb.Packets{Records: b}}}
+	}
+	req := &agentpb.CaptureRequest{PacketFormat: agentpb.PacketFormat_PACKET_FORMAT_PCAPNG}
+	for _, tc := range []struct {
+		name    string
+		blocks  []byte
+		wantErr bool
+	}{{"valid", good, false}, {"malformed third", bad, true}} {
+		src := &scripted{ifcs: ifc, msgs: []*agentpb.CaptureMessage{msg(tc.blocks)}}
+		c, err := New(Source{Name: "a", Dial: serve(t, src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := &blocksRemote{collectRemote: collectRemote{collect: &collect{}}}
+		res, err := c.Capture(context.Background(), req, whole)
+		if errors.Is(err, ErrProtocol) != tc.wantErr || res == nil || res.Stats[0].Captured != 2 {
+			t.Errorf("%s, whole: err %v, res %+v; want protocol error %v and 2 captured", tc.name, err, res, tc.wantErr)
+		}
+		if !bytes.Equal(whole.blocks, good) || whole.packets != 2 || len(whole.times) != 0 {
+			t.Errorf("%s, whole: got %d bytes in %d packets (and %d one by one), want the %d bytes of the 2 valid blocks", tc.name, len(whole.blocks), whole.packets, len(whole.times), len(good))
+		}
+		one := &collectRemote{collect: &collect{}}
+		res, err = c.Capture(context.Background(), req, one)
+		if errors.Is(err, ErrProtocol) != tc.wantErr || res == nil || res.Stats[0].Captured != 2 || len(one.times) != 2 || one.times[0] != 5 || one.times[1] != 6 {
+			t.Errorf("%s, one by one: err %v, times %v; want protocol error %v and packets 5, 6", tc.name, err, one.times, tc.wantErr)
+		}
+		c.Close()
+	}
+}

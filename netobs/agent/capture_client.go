@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -46,6 +47,8 @@ type CaptureResult struct {
 	Err string
 	// Ended counts the interfaces whose part ended early.
 	Ended int
+	// snaplens are the interfaces' snapshot lengths.
+	snaplens []uint32
 }
 
 // StopGrace is how long a stopped call waits for the agent's final counts
@@ -73,6 +76,7 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	var stopped bool
 	var id string
 	var frame captureFrame
+	pcapng := req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
 	for {
 		err := st.RecvMsg(&frame)
 		m := frame.Msg
@@ -98,6 +102,9 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 				id = x.Start.Id
 				idc <- id
 				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}
+				for _, ifc := range ifcs {
+					res.snaplens = append(res.snaplens, uint32(ifc.Snaplen))
+				}
 				if err := h.Start(ifcs); err != nil {
 					return res, err
 				}
@@ -108,35 +115,13 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 		}
 		switch x := m.Msg.(type) {
 		case *agentpb.CaptureMessage_Packets:
-			// A loop, not parseRecords with a closure: this runs for
-			// every packet.
-			it := recordIter{b: x.Packets.Records, nifc: len(res.Interfaces)}
 			var err error
-			if bh, ok := h.(batchHandler); ok && !stopped {
-				for it.next() {
-					res.Stats[it.r.iface].Captured++
-				}
-				// The records before a malformed one, as Packet would
-				// have had them.
-				err = bh.records(x.Packets.Records[:len(x.Packets.Records)-len(it.b)])
+			if pcapng {
+				err = deliverBlocks(x.Packets.Records, res, h, stopped, &pkt)
+			} else {
+				err = deliverRecords(x.Packets.Records, res, h, stopped, &pkt)
 			}
-			for it.next() {
-				if stopped {
-					continue // validated, not delivered
-				}
-				r := &it.r
-				pkt = pktout.Packet{Interface: res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
-				if err = h.Packet(&pkt); err == nil || errors.Is(err, capture.ErrStop) {
-					res.Stats[r.iface].Captured++
-				}
-				if err != nil {
-					break
-				}
-			}
-			if it.err != nil {
-				err = it.err
-			}
-			if errors.Is(err, ErrBadRecords) {
+			if errors.Is(err, ErrBadRecords) || errors.Is(err, pktout.ErrBadBlock) {
 				h.Flush()
 				return res, c.protocol("%v", err)
 			}
@@ -187,6 +172,90 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 			return res, c.protocol("unexpected message %T", m.Msg)
 		}
 	}
+}
+
+// deliverRecords hands the packed records b to h (whole, to a
+// batchHandler), counting them captured, unless the capture was stopped:
+// then they are only checked.
+func deliverRecords(b []byte, res *CaptureResult, h CaptureHandler, stopped bool, pkt *pktout.Packet) error {
+	// A loop, not parseRecords with a closure: this runs for every packet.
+	it := recordIter{b: b, nifc: len(res.Interfaces)}
+	var err error
+	if bh, ok := h.(batchHandler); ok && !stopped {
+		for it.next() {
+			res.Stats[it.r.iface].Captured++
+		}
+		// The records before a malformed one, as Packet would have had
+		// them.
+		err = bh.records(b[:len(b)-len(it.b)])
+	}
+	for it.next() {
+		if stopped {
+			continue // checked, not delivered
+		}
+		r := &it.r
+		*pkt = pktout.Packet{Interface: res.Interfaces[r.iface], Time: r.time, Length: int(r.length), Data: r.data, Outgoing: r.outgoing}
+		if err = h.Packet(pkt); err == nil || errors.Is(err, capture.ErrStop) {
+			res.Stats[r.iface].Captured++
+		}
+		if err != nil {
+			break
+		}
+	}
+	if it.err != nil {
+		err = it.err
+	}
+	return err
+}
+
+// BlocksHandler is a CaptureHandler that writes pcapng: asking for
+// PACKET_FORMAT_PCAPNG, it gets each message's enhanced packet blocks
+// whole, once Capture has checked them (pktout.ReadEnhancedPacket against
+// the Start interfaces and their snapshot lengths), instead of packet by
+// packet. b aliases the message: the handler copies what it keeps.
+type BlocksHandler interface {
+	CaptureHandler
+	EnhancedPackets(b []byte, packets uint64) error
+}
+
+// deliverBlocks is deliverRecords for pcapng enhanced packet blocks.
+func deliverBlocks(b []byte, res *CaptureResult, h CaptureHandler, stopped bool, pkt *pktout.Packet) error {
+	if bh, ok := h.(BlocksHandler); ok || stopped {
+		captured := make([]uint64, len(res.Interfaces))
+		whole, n, err := pktout.CheckEnhancedPackets(b, res.snaplens, captured)
+		if stopped {
+			return err // checked, not delivered
+		}
+		for i, c := range captured {
+			res.Stats[i].Captured += c
+		}
+		if n > 0 {
+			// The blocks before a malformed one, as Packet would have
+			// had them.
+			if werr := bh.EnhancedPackets(b[:whole], n); werr != nil {
+				return werr
+			}
+		}
+		return err
+	}
+	for rest := b; len(rest) > 0; {
+		p, size, err := pktout.ReadEnhancedPacket(rest, len(res.Interfaces), maxRecordData)
+		if err == nil && len(p.Data) > res.Interfaces[p.Interface].Snaplen {
+			err = fmt.Errorf("%w: %d bytes of data, more than the interface's snapshot length %d", pktout.ErrBadBlock, len(p.Data), res.Interfaces[p.Interface].Snaplen)
+		}
+		if err != nil {
+			return err
+		}
+		rest = rest[size:]
+		*pkt = pktout.Packet{Interface: res.Interfaces[p.Interface], Time: p.Time, Length: int(p.Length), Data: p.Data}
+		if err = h.Packet(pkt); err == nil || errors.Is(err, capture.ErrStop) {
+			res.Stats[p.Interface].Captured++
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopOnDone asks the agent to stop the stream whose id comes on idc once

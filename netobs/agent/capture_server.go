@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	protov2 "google.golang.org/protobuf/proto"
 
 	"github.com/netobs/netobs/netobs/agent/agentpb"
@@ -29,6 +31,11 @@ func ownerOf(c *runtime.Container) *pktout.Owner {
 func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_CaptureServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	switch req.PacketFormat {
+	case agentpb.PacketFormat_PACKET_FORMAT_RECORDS, agentpb.PacketFormat_PACKET_FORMAT_PCAPNG:
+	default:
+		return status.Errorf(codes.InvalidArgument, "unknown packet format %d", req.PacketFormat)
+	}
 	var nt notices
 	targets, filter, err := s.cfg.Backend.CaptureTargets(ctx, req.Args, int(req.Dash), req.Selector, &nt)
 	defer func() {
@@ -76,6 +83,7 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 		limitN:  req.Count,
 		lag:     int64(2*blockTO + 100*time.Millisecond),
 		free:    make(batchPool, 4),
+		pcapng:  req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG,
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -131,10 +139,16 @@ type streamHandler struct {
 	// free holds batch buffers that gRPC has written out (see
 	// captureCodec).
 	free batchPool
+	// pcapng: batches hold pcapng enhanced packet blocks, not records.
+	pcapng bool
 }
 
 func (h *streamHandler) Packet(p *capture.Packet) error {
-	h.batch = appendRecord(h.batch, uint32(p.Interface.ID), p.Outgoing, p.Time, p.Length, p.Head, p.Data)
+	if h.pcapng {
+		h.batch = pktout.AppendEnhancedPacket(h.batch, p)
+	} else {
+		h.batch = appendRecord(h.batch, uint32(p.Interface.ID), p.Outgoing, p.Time, p.Length, p.Head, p.Data)
+	}
 	h.count++
 	h.pending.Store(true)
 	h.n++
@@ -165,10 +179,7 @@ func (h *streamHandler) push(ctl *agentpb.CaptureMessage) {
 	if h.count > 0 {
 		size := int64(len(h.batch))
 		if h.queued.Load()+size > h.limit || len(h.q) >= cap(h.q)-len(h.dropped)-1 {
-			parseRecords(h.batch, len(h.dropped), func(r *record) error {
-				h.dropped[r.iface].Add(1)
-				return nil
-			})
+			h.countDropped()
 			h.batch = h.batch[:0]
 		} else {
 			h.queued.Add(size)
@@ -187,6 +198,26 @@ func (h *streamHandler) push(ctl *agentpb.CaptureMessage) {
 	}
 	if ctl != nil {
 		h.q <- ctl
+	}
+}
+
+// countDropped counts the packets of the batch, which is not sent, as
+// dropped.
+func (h *streamHandler) countDropped() {
+	if !h.pcapng {
+		parseRecords(h.batch, len(h.dropped), func(r *record) error {
+			h.dropped[r.iface].Add(1)
+			return nil
+		})
+		return
+	}
+	for b := h.batch; len(b) > 0; {
+		p, n, err := pktout.ReadEnhancedPacket(b, len(h.dropped), maxRecordData)
+		if err != nil {
+			return
+		}
+		h.dropped[p.Interface].Add(1)
+		b = b[n:]
 	}
 }
 

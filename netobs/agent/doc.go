@@ -7,7 +7,10 @@
 // resolves it on its own host with the CLI's own functions (Backend), so a
 // request means there what the same command means locally. Packets travel
 // in batches of packed records (see the Packets message), parsed here with
-// bounds checks; everything else is protobuf. Both ends marshal the
+// bounds checks, or, when the request asks for PACKET_FORMAT_PCAPNG (a
+// single client writing pcapng: a BlocksHandler), as the pcapng enhanced
+// packet blocks the client's file holds, checked and written as they
+// are; everything else is protobuf. Both ends marshal the
 // batches with a codec (codec.go) that saves copies but puts protobuf's
 // own bytes on the wire: the agent hands its batch buffer to gRPC instead
 // of marshalling it, the client decodes into one reused buffer.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	protov2 "google.golang.org/protobuf/proto"
+
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
@@ -112,6 +114,11 @@ func CaptureMergedTo(ctx context.Context, sources []Source, req *agentpb.Capture
 		r := req
 		if s.Request != nil {
 			r = s.Request
+		}
+		if r.PacketFormat != agentpb.PacketFormat_PACKET_FORMAT_RECORDS {
+			// The merge interleaves packed records (batchHandler).
+			r = protov2.Clone(r).(*agentpb.CaptureRequest)
+			r.PacketFormat = agentpb.PacketFormat_PACKET_FORMAT_RECORDS
 		}
 		wg.Add(1)
 		go func() {

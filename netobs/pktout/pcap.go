@@ -84,8 +84,36 @@ func (r *records) flush() error {
 			r.packets++
 		}
 	}
-	r.flushed += int64(whole)
 	r.buf, r.ends = r.buf[:0], r.ends[:0]
+	return r.wrote(whole, n, err)
+}
+
+// run writes b, whole records holding packets packets, straight from b
+// after what is buffered. When the write fails part-way, whole says how
+// many of the n bytes written end a record and how many packets those
+// hold.
+func (r *records) run(b []byte, packets uint64, whole func(n int) (int, uint64)) error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	n, err := r.out.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		r.packets += packets
+		return r.wrote(n, n, nil)
+	}
+	w, pk := whole(n)
+	r.packets += pk
+	return r.wrote(w, n, err)
+}
+
+// wrote records that n bytes reached w, the first whole of them ending a
+// record, and err: after a failed write it cuts w back to the last whole
+// record.
+func (r *records) wrote(whole, n int, err error) error {
+	r.flushed += int64(whole)
 	if err != nil {
 		r.err = err
 		if n > whole {
@@ -249,10 +277,17 @@ func (nw *PcapngWriter) Packet(p *Packet) error {
 	if nw.r.err != nil {
 		return nw.r.err
 	}
+	nw.r.buf = AppendEnhancedPacket(nw.r.buf, p)
+	return nw.r.end(true)
+}
+
+// AppendEnhancedPacket appends p to b as the enhanced packet block a
+// PcapngWriter writes for it: interface ID p.Interface.ID, timestamp in
+// nanoseconds (if_tsresol 9), no options. The outgoing flag is not kept.
+func AppendEnhancedPacket(b []byte, p *Packet) []byte {
 	caplen := p.CaptureLength()
 	pad := (4 - caplen&3) & 3
-	total := uint32(32 + caplen + pad)
-	b := nw.r.buf
+	total := uint32(epbHeader + 4 + caplen + pad)
 	b = binary.LittleEndian.AppendUint32(b, ngEPB)
 	b = binary.LittleEndian.AppendUint32(b, total)
 	b = binary.LittleEndian.AppendUint32(b, uint32(p.Interface.ID))
@@ -263,8 +298,112 @@ func (nw *PcapngWriter) Packet(p *Packet) error {
 	b = append(b, p.Head...)
 	b = append(b, p.Data...)
 	b = append(b, zeros[:pad]...)
-	nw.r.buf = binary.LittleEndian.AppendUint32(b, total)
-	return nw.r.end(true)
+	return binary.LittleEndian.AppendUint32(b, total)
+}
+
+// epbHeader is the size of an enhanced packet block before its data.
+const epbHeader = 28
+
+// ErrBadBlock: bytes that should be enhanced packet blocks as
+// AppendEnhancedPacket writes them are not.
+var ErrBadBlock = errors.New("malformed pcapng enhanced packet block")
+
+// EnhancedPacket is one enhanced packet block read by
+// ReadEnhancedPacket; Data aliases the block.
+type EnhancedPacket struct {
+	Interface uint32
+	Time      int64 // nanoseconds since the epoch
+	Length    uint32
+	Data      []byte
+}
+
+// ReadEnhancedPacket reads the enhanced packet block at the start of b,
+// which must be laid out exactly as AppendEnhancedPacket lays it out (no
+// options, padding to 4 bytes, the trailing length equal to the leading
+// one), for an interface below nifc and with at most maxData bytes of
+// data. It returns the block's size; an error wraps ErrBadBlock.
+func ReadEnhancedPacket(b []byte, nifc int, maxData uint32) (EnhancedPacket, int, error) {
+	var p EnhancedPacket
+	if len(b) < epbHeader+4 {
+		return p, 0, fmt.Errorf("%w: %d bytes left, shorter than a block", ErrBadBlock, len(b))
+	}
+	typ := binary.LittleEndian.Uint32(b[0:])
+	total := binary.LittleEndian.Uint32(b[4:])
+	p.Interface = binary.LittleEndian.Uint32(b[8:])
+	p.Time = int64(uint64(binary.LittleEndian.Uint32(b[12:]))<<32 | uint64(binary.LittleEndian.Uint32(b[16:])))
+	caplen := binary.LittleEndian.Uint32(b[20:])
+	p.Length = binary.LittleEndian.Uint32(b[24:])
+	switch {
+	case typ != ngEPB:
+		return p, 0, fmt.Errorf("%w: block type %#x", ErrBadBlock, typ)
+	case int64(p.Interface) >= int64(nifc):
+		return p, 0, fmt.Errorf("%w: interface %d of %d", ErrBadBlock, p.Interface, nifc)
+	case caplen > maxData:
+		return p, 0, fmt.Errorf("%w: %d bytes of data, more than %d", ErrBadBlock, caplen, maxData)
+	case p.Length < caplen:
+		return p, 0, fmt.Errorf("%w: %d bytes captured of a %d-byte packet", ErrBadBlock, caplen, p.Length)
+	case uint64(total) != epbHeader+4+uint64(caplen)+uint64((4-caplen&3)&3):
+		return p, 0, fmt.Errorf("%w: block length %d for %d bytes of data", ErrBadBlock, total, caplen)
+	case uint64(total) > uint64(len(b)):
+		return p, 0, fmt.Errorf("%w: %d bytes announced, %d present", ErrBadBlock, total, len(b))
+	case binary.LittleEndian.Uint32(b[total-4:]) != total:
+		return p, 0, fmt.Errorf("%w: trailing length differs", ErrBadBlock)
+	}
+	p.Data = b[epbHeader : epbHeader+caplen : epbHeader+caplen]
+	return p, int(total), nil
+}
+
+// CheckEnhancedPackets checks the run of enhanced packet blocks b as
+// ReadEnhancedPacket does, each for an interface i < len(snaplens) and
+// with at most snaplens[i] bytes of data, and adds one to captured[i] for
+// each. whole is the length of the blocks before the first malformed one
+// (all of b when err is nil), packets their number. It is
+// ReadEnhancedPacket's loop for a run, without a call per block.
+func CheckEnhancedPackets(b []byte, snaplens []uint32, captured []uint64) (whole int, packets uint64, err error) {
+	rest := b
+	for len(rest) >= epbHeader+4 {
+		total := binary.LittleEndian.Uint32(rest[4:])
+		ifc := binary.LittleEndian.Uint32(rest[8:])
+		caplen := binary.LittleEndian.Uint32(rest[20:])
+		if binary.LittleEndian.Uint32(rest[0:]) != ngEPB || uint64(ifc) >= uint64(len(snaplens)) ||
+			caplen > snaplens[ifc] || binary.LittleEndian.Uint32(rest[24:]) < caplen ||
+			uint64(total) != epbHeader+4+uint64(caplen)+uint64((4-caplen&3)&3) || uint64(total) > uint64(len(rest)) ||
+			binary.LittleEndian.Uint32(rest[total-4:]) != total {
+			break
+		}
+		captured[ifc]++
+		packets++
+		rest = rest[total:]
+	}
+	whole = len(b) - len(rest)
+	if len(rest) > 0 {
+		// Say what is wrong with it, as ReadEnhancedPacket does.
+		maxData := ^uint32(0)
+		if _, _, err = ReadEnhancedPacket(rest, len(snaplens), maxData); err == nil {
+			ifc := binary.LittleEndian.Uint32(rest[8:])
+			err = fmt.Errorf("%w: %d bytes of data, more than the interface's snapshot length %d", ErrBadBlock, binary.LittleEndian.Uint32(rest[20:]), snaplens[ifc])
+		}
+	}
+	return whole, packets, err
+}
+
+// WriteEnhancedPackets writes b, a run of whole enhanced packet blocks of
+// this writer's interfaces holding packets packets (as ReadEnhancedPacket
+// checks them), as it is: it is how a capture made elsewhere in pcapng
+// blocks reaches the file without each packet being written again. A
+// write that fails part-way leaves only whole blocks in a file, as Packet
+// does.
+func (nw *PcapngWriter) WriteEnhancedPackets(b []byte, packets uint64) error {
+	return nw.r.run(b, packets, func(n int) (whole int, pk uint64) {
+		for {
+			_, size, err := ReadEnhancedPacket(b[whole:], len(nw.ifcs), ^uint32(0))
+			if err != nil || whole+size > n {
+				return whole, pk
+			}
+			whole += size
+			pk++
+		}
+	})
 }
 
 // Flush writes buffered blocks out.

@@ -29,6 +29,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PacketFormat is the layout of Packets.records.
+type PacketFormat int32
+
+const (
+	// The packed records described at Packets (the default).
+	PacketFormat_PACKET_FORMAT_RECORDS PacketFormat = 0
+	// pcapng enhanced packet blocks, little-endian, exactly as netobs
+	// capture writes them to a pcapng file: interface ID = the Interface's
+	// index, timestamps in nanoseconds since the epoch (if_tsresol 9), no
+	// options. A single-source client writing pcapng copies them to its
+	// file without rewriting each packet. The outgoing flag is not carried.
+	PacketFormat_PACKET_FORMAT_PCAPNG PacketFormat = 1
+)
+
+// Enum value maps for PacketFormat.
+var (
+	PacketFormat_name = map[int32]string{
+		0: "PACKET_FORMAT_RECORDS",
+		1: "PACKET_FORMAT_PCAPNG",
+	}
+	PacketFormat_value = map[string]int32{
+		"PACKET_FORMAT_RECORDS": 0,
+		"PACKET_FORMAT_PCAPNG":  1,
+	}
+)
+
+func (x PacketFormat) Enum() *PacketFormat {
+	p := new(PacketFormat)
+	*p = x
+	return p
+}
+
+func (x PacketFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PacketFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_agent_proto_enumTypes[0].Descriptor()
+}
+
+func (PacketFormat) Type() protoreflect.EnumType {
+	return &file_agent_proto_enumTypes[0]
+}
+
+func (x PacketFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PacketFormat.Descriptor instead.
+func (PacketFormat) EnumDescriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{0}
+}
+
 type EndReason int32
 
 const (
@@ -72,11 +125,11 @@ func (x EndReason) String() string {
 }
 
 func (EndReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_agent_proto_enumTypes[0].Descriptor()
+	return file_agent_proto_enumTypes[1].Descriptor()
 }
 
 func (EndReason) Type() protoreflect.EnumType {
-	return &file_agent_proto_enumTypes[0]
+	return &file_agent_proto_enumTypes[1]
 }
 
 func (x EndReason) Number() protoreflect.EnumNumber {
@@ -85,7 +138,7 @@ func (x EndReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndReason.Descriptor instead.
 func (EndReason) EnumDescriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{0}
+	return file_agent_proto_rawDescGZIP(), []int{1}
 }
 
 type StopRequest struct {
@@ -1094,7 +1147,9 @@ type CaptureRequest struct {
 	BufferSize int64    `protobuf:"varint,6,opt,name=buffer_size,json=bufferSize,proto3" json:"buffer_size,omitempty"`
 	Immediate  bool     `protobuf:"varint,7,opt,name=immediate,proto3" json:"immediate,omitempty"`
 	// count stops the capture after this many packets (0: no limit).
-	Count         uint64 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint64 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	// packet_format is how Packets.records carries the packets.
+	PacketFormat  PacketFormat `protobuf:"varint,9,opt,name=packet_format,json=packetFormat,proto3,enum=netobs.agent.v1.PacketFormat" json:"packet_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1183,6 +1238,13 @@ func (x *CaptureRequest) GetCount() uint64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *CaptureRequest) GetPacketFormat() PacketFormat {
+	if x != nil {
+		return x.PacketFormat
+	}
+	return PacketFormat_PACKET_FORMAT_RECORDS
 }
 
 type Interface struct {
@@ -1360,8 +1422,8 @@ func (x *Start) GetId() string {
 }
 
 // Packets carries packets in a packed form, because one protobuf message
-// per packet costs more than capturing it: records is a sequence of
-// records, each a 24-byte little-endian header followed by caplen bytes of
+// per packet costs more than capturing it. With PACKET_FORMAT_RECORDS,
+// records is a sequence of records, each a 24-byte little-endian header followed by caplen bytes of
 // packet data (no padding):
 //
 //	u32 interface index, u32 flags (bit 0: outgoing),
@@ -3171,7 +3233,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12,\n" +
 	"\x05owner\x18\x03 \x01(\v2\x16.netobs.agent.v1.OwnerR\x05owner\x121\n" +
 	"\asockets\x18\x04 \x03(\v2\x17.netobs.agent.v1.SocketR\asockets\x12\x18\n" +
-	"\anotices\x18\x05 \x03(\tR\anotices\"\xe3\x01\n" +
+	"\anotices\x18\x05 \x03(\tR\anotices\"\xa7\x02\n" +
 	"\x0eCaptureRequest\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x12\n" +
 	"\x04dash\x18\x02 \x01(\x05R\x04dash\x12\x1a\n" +
@@ -3183,7 +3245,8 @@ const file_agent_proto_rawDesc = "" +
 	"\vbuffer_size\x18\x06 \x01(\x03R\n" +
 	"bufferSize\x12\x1c\n" +
 	"\timmediate\x18\a \x01(\bR\timmediate\x12\x14\n" +
-	"\x05count\x18\b \x01(\x04R\x05count\"\xa0\x02\n" +
+	"\x05count\x18\b \x01(\x04R\x05count\x12B\n" +
+	"\rpacket_format\x18\t \x01(\x0e2\x1d.netobs.agent.v1.PacketFormatR\fpacketFormat\"\xa0\x02\n" +
 	"\tInterface\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -3340,7 +3403,10 @@ const file_agent_proto_rawDesc = "" +
 	"namespaces\x12:\n" +
 	"\tprocesses\x18\x02 \x03(\v2\x1c.netobs.agent.v1.TopoProcessR\tprocesses\x12/\n" +
 	"\x05edges\x18\x03 \x03(\v2\x19.netobs.agent.v1.TopoEdgeR\x05edges\x12\x18\n" +
-	"\anotices\x18\x04 \x03(\tR\anotices*\x85\x01\n" +
+	"\anotices\x18\x04 \x03(\tR\anotices*C\n" +
+	"\fPacketFormat\x12\x19\n" +
+	"\x15PACKET_FORMAT_RECORDS\x10\x00\x12\x18\n" +
+	"\x14PACKET_FORMAT_PCAPNG\x10\x01*\x85\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12END_REASON_STOPPED\x10\x01\x12\x14\n" +
@@ -3368,98 +3434,100 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_agent_proto_goTypes = []any{
-	(EndReason)(0),                 // 0: netobs.agent.v1.EndReason
-	(*StopRequest)(nil),            // 1: netobs.agent.v1.StopRequest
-	(*StopResponse)(nil),           // 2: netobs.agent.v1.StopResponse
-	(*ListNamespacesRequest)(nil),  // 3: netobs.agent.v1.ListNamespacesRequest
-	(*Namespace)(nil),              // 4: netobs.agent.v1.Namespace
-	(*ListNamespacesResponse)(nil), // 5: netobs.agent.v1.ListNamespacesResponse
-	(*ListContainersRequest)(nil),  // 6: netobs.agent.v1.ListContainersRequest
-	(*Container)(nil),              // 7: netobs.agent.v1.Container
-	(*ListContainersResponse)(nil), // 8: netobs.agent.v1.ListContainersResponse
-	(*SocketsRequest)(nil),         // 9: netobs.agent.v1.SocketsRequest
-	(*Owner)(nil),                  // 10: netobs.agent.v1.Owner
-	(*Socket)(nil),                 // 11: netobs.agent.v1.Socket
-	(*Proc)(nil),                   // 12: netobs.agent.v1.Proc
-	(*SocketsResponse)(nil),        // 13: netobs.agent.v1.SocketsResponse
-	(*CaptureRequest)(nil),         // 14: netobs.agent.v1.CaptureRequest
-	(*Interface)(nil),              // 15: netobs.agent.v1.Interface
-	(*Start)(nil),                  // 16: netobs.agent.v1.Start
-	(*Packets)(nil),                // 17: netobs.agent.v1.Packets
-	(*Progress)(nil),               // 18: netobs.agent.v1.Progress
-	(*Notice)(nil),                 // 19: netobs.agent.v1.Notice
-	(*Ended)(nil),                  // 20: netobs.agent.v1.Ended
-	(*InterfaceCounts)(nil),        // 21: netobs.agent.v1.InterfaceCounts
-	(*Final)(nil),                  // 22: netobs.agent.v1.Final
-	(*CaptureMessage)(nil),         // 23: netobs.agent.v1.CaptureMessage
-	(*EventsRequest)(nil),          // 24: netobs.agent.v1.EventsRequest
-	(*EventNamespace)(nil),         // 25: netobs.agent.v1.EventNamespace
-	(*Change)(nil),                 // 26: netobs.agent.v1.Change
-	(*Event)(nil),                  // 27: netobs.agent.v1.Event
-	(*EventsFinal)(nil),            // 28: netobs.agent.v1.EventsFinal
-	(*EventsMessage)(nil),          // 29: netobs.agent.v1.EventsMessage
-	(*EventsReady)(nil),            // 30: netobs.agent.v1.EventsReady
-	(*TopologyRequest)(nil),        // 31: netobs.agent.v1.TopologyRequest
-	(*TopoNamespace)(nil),          // 32: netobs.agent.v1.TopoNamespace
-	(*TopoCounters)(nil),           // 33: netobs.agent.v1.TopoCounters
-	(*TopoInterface)(nil),          // 34: netobs.agent.v1.TopoInterface
-	(*TopoProcess)(nil),            // 35: netobs.agent.v1.TopoProcess
-	(*TopoEdge)(nil),               // 36: netobs.agent.v1.TopoEdge
-	(*TopologyResponse)(nil),       // 37: netobs.agent.v1.TopologyResponse
-	nil,                            // 38: netobs.agent.v1.Container.LabelsEntry
+	(PacketFormat)(0),              // 0: netobs.agent.v1.PacketFormat
+	(EndReason)(0),                 // 1: netobs.agent.v1.EndReason
+	(*StopRequest)(nil),            // 2: netobs.agent.v1.StopRequest
+	(*StopResponse)(nil),           // 3: netobs.agent.v1.StopResponse
+	(*ListNamespacesRequest)(nil),  // 4: netobs.agent.v1.ListNamespacesRequest
+	(*Namespace)(nil),              // 5: netobs.agent.v1.Namespace
+	(*ListNamespacesResponse)(nil), // 6: netobs.agent.v1.ListNamespacesResponse
+	(*ListContainersRequest)(nil),  // 7: netobs.agent.v1.ListContainersRequest
+	(*Container)(nil),              // 8: netobs.agent.v1.Container
+	(*ListContainersResponse)(nil), // 9: netobs.agent.v1.ListContainersResponse
+	(*SocketsRequest)(nil),         // 10: netobs.agent.v1.SocketsRequest
+	(*Owner)(nil),                  // 11: netobs.agent.v1.Owner
+	(*Socket)(nil),                 // 12: netobs.agent.v1.Socket
+	(*Proc)(nil),                   // 13: netobs.agent.v1.Proc
+	(*SocketsResponse)(nil),        // 14: netobs.agent.v1.SocketsResponse
+	(*CaptureRequest)(nil),         // 15: netobs.agent.v1.CaptureRequest
+	(*Interface)(nil),              // 16: netobs.agent.v1.Interface
+	(*Start)(nil),                  // 17: netobs.agent.v1.Start
+	(*Packets)(nil),                // 18: netobs.agent.v1.Packets
+	(*Progress)(nil),               // 19: netobs.agent.v1.Progress
+	(*Notice)(nil),                 // 20: netobs.agent.v1.Notice
+	(*Ended)(nil),                  // 21: netobs.agent.v1.Ended
+	(*InterfaceCounts)(nil),        // 22: netobs.agent.v1.InterfaceCounts
+	(*Final)(nil),                  // 23: netobs.agent.v1.Final
+	(*CaptureMessage)(nil),         // 24: netobs.agent.v1.CaptureMessage
+	(*EventsRequest)(nil),          // 25: netobs.agent.v1.EventsRequest
+	(*EventNamespace)(nil),         // 26: netobs.agent.v1.EventNamespace
+	(*Change)(nil),                 // 27: netobs.agent.v1.Change
+	(*Event)(nil),                  // 28: netobs.agent.v1.Event
+	(*EventsFinal)(nil),            // 29: netobs.agent.v1.EventsFinal
+	(*EventsMessage)(nil),          // 30: netobs.agent.v1.EventsMessage
+	(*EventsReady)(nil),            // 31: netobs.agent.v1.EventsReady
+	(*TopologyRequest)(nil),        // 32: netobs.agent.v1.TopologyRequest
+	(*TopoNamespace)(nil),          // 33: netobs.agent.v1.TopoNamespace
+	(*TopoCounters)(nil),           // 34: netobs.agent.v1.TopoCounters
+	(*TopoInterface)(nil),          // 35: netobs.agent.v1.TopoInterface
+	(*TopoProcess)(nil),            // 36: netobs.agent.v1.TopoProcess
+	(*TopoEdge)(nil),               // 37: netobs.agent.v1.TopoEdge
+	(*TopologyResponse)(nil),       // 38: netobs.agent.v1.TopologyResponse
+	nil,                            // 39: netobs.agent.v1.Container.LabelsEntry
 }
 var file_agent_proto_depIdxs = []int32{
-	7,  // 0: netobs.agent.v1.Namespace.containers:type_name -> netobs.agent.v1.Container
-	4,  // 1: netobs.agent.v1.ListNamespacesResponse.namespaces:type_name -> netobs.agent.v1.Namespace
-	38, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
-	7,  // 3: netobs.agent.v1.ListContainersResponse.containers:type_name -> netobs.agent.v1.Container
-	12, // 4: netobs.agent.v1.Socket.procs:type_name -> netobs.agent.v1.Proc
-	10, // 5: netobs.agent.v1.SocketsResponse.owner:type_name -> netobs.agent.v1.Owner
-	11, // 6: netobs.agent.v1.SocketsResponse.sockets:type_name -> netobs.agent.v1.Socket
-	10, // 7: netobs.agent.v1.Interface.owner:type_name -> netobs.agent.v1.Owner
-	15, // 8: netobs.agent.v1.Start.interfaces:type_name -> netobs.agent.v1.Interface
-	21, // 9: netobs.agent.v1.Final.counts:type_name -> netobs.agent.v1.InterfaceCounts
-	0,  // 10: netobs.agent.v1.Final.reason:type_name -> netobs.agent.v1.EndReason
-	16, // 11: netobs.agent.v1.CaptureMessage.start:type_name -> netobs.agent.v1.Start
-	17, // 12: netobs.agent.v1.CaptureMessage.packets:type_name -> netobs.agent.v1.Packets
-	18, // 13: netobs.agent.v1.CaptureMessage.progress:type_name -> netobs.agent.v1.Progress
-	19, // 14: netobs.agent.v1.CaptureMessage.notice:type_name -> netobs.agent.v1.Notice
-	20, // 15: netobs.agent.v1.CaptureMessage.ended:type_name -> netobs.agent.v1.Ended
-	22, // 16: netobs.agent.v1.CaptureMessage.final:type_name -> netobs.agent.v1.Final
-	10, // 17: netobs.agent.v1.EventNamespace.owner:type_name -> netobs.agent.v1.Owner
-	25, // 18: netobs.agent.v1.Event.ns:type_name -> netobs.agent.v1.EventNamespace
-	26, // 19: netobs.agent.v1.Event.changes:type_name -> netobs.agent.v1.Change
-	27, // 20: netobs.agent.v1.EventsMessage.event:type_name -> netobs.agent.v1.Event
-	19, // 21: netobs.agent.v1.EventsMessage.notice:type_name -> netobs.agent.v1.Notice
-	28, // 22: netobs.agent.v1.EventsMessage.final:type_name -> netobs.agent.v1.EventsFinal
-	30, // 23: netobs.agent.v1.EventsMessage.ready:type_name -> netobs.agent.v1.EventsReady
-	34, // 24: netobs.agent.v1.TopoNamespace.interfaces:type_name -> netobs.agent.v1.TopoInterface
-	33, // 25: netobs.agent.v1.TopoInterface.counters:type_name -> netobs.agent.v1.TopoCounters
-	32, // 26: netobs.agent.v1.TopologyResponse.namespaces:type_name -> netobs.agent.v1.TopoNamespace
-	35, // 27: netobs.agent.v1.TopologyResponse.processes:type_name -> netobs.agent.v1.TopoProcess
-	36, // 28: netobs.agent.v1.TopologyResponse.edges:type_name -> netobs.agent.v1.TopoEdge
-	3,  // 29: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
-	6,  // 30: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
-	9,  // 31: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
-	14, // 32: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
-	24, // 33: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
-	31, // 34: netobs.agent.v1.Agent.Topology:input_type -> netobs.agent.v1.TopologyRequest
-	1,  // 35: netobs.agent.v1.Agent.Stop:input_type -> netobs.agent.v1.StopRequest
-	5,  // 36: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
-	8,  // 37: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
-	13, // 38: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
-	23, // 39: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
-	29, // 40: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
-	37, // 41: netobs.agent.v1.Agent.Topology:output_type -> netobs.agent.v1.TopologyResponse
-	2,  // 42: netobs.agent.v1.Agent.Stop:output_type -> netobs.agent.v1.StopResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 0: netobs.agent.v1.Namespace.containers:type_name -> netobs.agent.v1.Container
+	5,  // 1: netobs.agent.v1.ListNamespacesResponse.namespaces:type_name -> netobs.agent.v1.Namespace
+	39, // 2: netobs.agent.v1.Container.labels:type_name -> netobs.agent.v1.Container.LabelsEntry
+	8,  // 3: netobs.agent.v1.ListContainersResponse.containers:type_name -> netobs.agent.v1.Container
+	13, // 4: netobs.agent.v1.Socket.procs:type_name -> netobs.agent.v1.Proc
+	11, // 5: netobs.agent.v1.SocketsResponse.owner:type_name -> netobs.agent.v1.Owner
+	12, // 6: netobs.agent.v1.SocketsResponse.sockets:type_name -> netobs.agent.v1.Socket
+	0,  // 7: netobs.agent.v1.CaptureRequest.packet_format:type_name -> netobs.agent.v1.PacketFormat
+	11, // 8: netobs.agent.v1.Interface.owner:type_name -> netobs.agent.v1.Owner
+	16, // 9: netobs.agent.v1.Start.interfaces:type_name -> netobs.agent.v1.Interface
+	22, // 10: netobs.agent.v1.Final.counts:type_name -> netobs.agent.v1.InterfaceCounts
+	1,  // 11: netobs.agent.v1.Final.reason:type_name -> netobs.agent.v1.EndReason
+	17, // 12: netobs.agent.v1.CaptureMessage.start:type_name -> netobs.agent.v1.Start
+	18, // 13: netobs.agent.v1.CaptureMessage.packets:type_name -> netobs.agent.v1.Packets
+	19, // 14: netobs.agent.v1.CaptureMessage.progress:type_name -> netobs.agent.v1.Progress
+	20, // 15: netobs.agent.v1.CaptureMessage.notice:type_name -> netobs.agent.v1.Notice
+	21, // 16: netobs.agent.v1.CaptureMessage.ended:type_name -> netobs.agent.v1.Ended
+	23, // 17: netobs.agent.v1.CaptureMessage.final:type_name -> netobs.agent.v1.Final
+	11, // 18: netobs.agent.v1.EventNamespace.owner:type_name -> netobs.agent.v1.Owner
+	26, // 19: netobs.agent.v1.Event.ns:type_name -> netobs.agent.v1.EventNamespace
+	27, // 20: netobs.agent.v1.Event.changes:type_name -> netobs.agent.v1.Change
+	28, // 21: netobs.agent.v1.EventsMessage.event:type_name -> netobs.agent.v1.Event
+	20, // 22: netobs.agent.v1.EventsMessage.notice:type_name -> netobs.agent.v1.Notice
+	29, // 23: netobs.agent.v1.EventsMessage.final:type_name -> netobs.agent.v1.EventsFinal
+	31, // 24: netobs.agent.v1.EventsMessage.ready:type_name -> netobs.agent.v1.EventsReady
+	35, // 25: netobs.agent.v1.TopoNamespace.interfaces:type_name -> netobs.agent.v1.TopoInterface
+	34, // 26: netobs.agent.v1.TopoInterface.counters:type_name -> netobs.agent.v1.TopoCounters
+	33, // 27: netobs.agent.v1.TopologyResponse.namespaces:type_name -> netobs.agent.v1.TopoNamespace
+	36, // 28: netobs.agent.v1.TopologyResponse.processes:type_name -> netobs.agent.v1.TopoProcess
+	37, // 29: netobs.agent.v1.TopologyResponse.edges:type_name -> netobs.agent.v1.TopoEdge
+	4,  // 30: netobs.agent.v1.Agent.ListNamespaces:input_type -> netobs.agent.v1.ListNamespacesRequest
+	7,  // 31: netobs.agent.v1.Agent.ListContainers:input_type -> netobs.agent.v1.ListContainersRequest
+	10, // 32: netobs.agent.v1.Agent.Sockets:input_type -> netobs.agent.v1.SocketsRequest
+	15, // 33: netobs.agent.v1.Agent.Capture:input_type -> netobs.agent.v1.CaptureRequest
+	25, // 34: netobs.agent.v1.Agent.Events:input_type -> netobs.agent.v1.EventsRequest
+	32, // 35: netobs.agent.v1.Agent.Topology:input_type -> netobs.agent.v1.TopologyRequest
+	2,  // 36: netobs.agent.v1.Agent.Stop:input_type -> netobs.agent.v1.StopRequest
+	6,  // 37: netobs.agent.v1.Agent.ListNamespaces:output_type -> netobs.agent.v1.ListNamespacesResponse
+	9,  // 38: netobs.agent.v1.Agent.ListContainers:output_type -> netobs.agent.v1.ListContainersResponse
+	14, // 39: netobs.agent.v1.Agent.Sockets:output_type -> netobs.agent.v1.SocketsResponse
+	24, // 40: netobs.agent.v1.Agent.Capture:output_type -> netobs.agent.v1.CaptureMessage
+	30, // 41: netobs.agent.v1.Agent.Events:output_type -> netobs.agent.v1.EventsMessage
+	38, // 42: netobs.agent.v1.Agent.Topology:output_type -> netobs.agent.v1.TopologyResponse
+	3,  // 43: netobs.agent.v1.Agent.Stop:output_type -> netobs.agent.v1.StopResponse
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -3486,7 +3554,7 @@ func file_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
