@@ -518,7 +518,11 @@ func (r *runner) inject() {
 	}
 	r.res.InjectTime = time.Since(start)
 	rate := float64(r.res.Written) / r.res.InjectTime.Seconds()
-	fmt.Fprintf(r.o.Log, "netobs: injected %d frames from %s into %s in %v (%.0f frames/s)", r.res.Written, in.Path, r.dev.Name(), r.res.InjectTime.Round(time.Microsecond), rate)
+	how := "one write(2) per frame"
+	if q.WritesUring() {
+		how = fmt.Sprintf("io_uring batches of %d", batch)
+	}
+	fmt.Fprintf(r.o.Log, "netobs: injected %d frames from %s into %s in %v (%.0f frames/s, %s)", r.res.Written, in.Path, r.dev.Name(), r.res.InjectTime.Round(time.Microsecond), rate, how)
 	if r.res.InjectFailed > 0 || firstErr != nil {
 		fmt.Fprintf(r.o.Log, "; %d failed, first: %v", r.res.InjectFailed, firstErr)
 	}
