@@ -257,8 +257,9 @@ func newInject(path string, r io.Reader, rs io.ReadSeeker, k tapdev.Kind) (*Inje
 }
 
 // injectBuffer is the size of the file's read buffer: it must hold a
-// record header and the largest record.
-const injectBuffer = 1 << 20
+// record header and the largest record, and no more, so that it stays in
+// a core's cache (1 MiB was slower).
+const injectBuffer = 288 << 10
 
 // open reads the file header and sets up pcap or next.
 func (in *InjectFile) open() error {
