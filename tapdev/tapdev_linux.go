@@ -634,6 +634,16 @@ func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
 	return written, first
 }
 
+// WritesUring reports whether WriteBatch writes through io_uring: false
+// before the first WriteBatch, once io_uring was found unavailable or
+// disabled (WriteBatch then makes one write(2) per frame), and after
+// Close.
+func (q *Queue) WritesUring() bool {
+	q.ringMu.Lock()
+	defer q.ringMu.Unlock()
+	return q.wring != nil && !q.noRing
+}
+
 // setNoRing makes the queue use read(2) and write(2) from now on.
 func (q *Queue) setNoRing() {
 	q.ringMu.Lock()

@@ -44,3 +44,4 @@ func (q *Queue) ReadBatch(bufs [][]byte, sizes []int) (int, error)    { return 0
 func (q *Queue) TryReadBatch(bufs [][]byte, sizes []int) (int, error) { return 0, errGOOS }
 func (q *Queue) WriteBatch(frames [][]byte) (int, error)              { return 0, errGOOS }
 func (q *Queue) SetReadDeadline(t time.Time) error                    { return errGOOS }
+func (q *Queue) WritesUring() bool                                    { return false }

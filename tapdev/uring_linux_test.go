@@ -126,6 +126,9 @@ func TestWriteBatch(t *testing.T) {
 			q := d.Queues()[0]
 			writeFrames(t, d)
 			checkPath(t, q, &q.wring, path)
+			if got := q.WritesUring(); got != (path == "io_uring") {
+				t.Errorf("path %s: WritesUring() = %v", path, got)
+			}
 			d.Close()
 			if _, err := q.WriteBatch([][]byte{make([]byte, 60)}); !errors.Is(err, os.ErrClosed) {
 				t.Errorf("WriteBatch after Close: %v", err)
@@ -160,6 +163,9 @@ func TestUringWithoutReadWrite(t *testing.T) {
 		t.Errorf("write ring made %v, fallback to write(2) %v; want both", q.wring != nil, q.noRing)
 	}
 	checkDrained(t, q.wring)
+	if q.WritesUring() {
+		t.Error("WritesUring() = true after the fallback to write(2)")
+	}
 
 	// Frames queued for reading: three UDP datagrams to a neighbour with
 	// a static entry, so they leave through the device at once.

@@ -375,6 +375,49 @@ func TestAttachInject(t *testing.T) {
 	}
 }
 
+// TestAttachInjectReportsPath: --inject says whether it wrote through
+// io_uring batches or one write(2) per frame (NETOBS_NO_IO_URING=1), and
+// every frame arrives either way (the device's RX counter, read with ip).
+func TestAttachInjectReportsPath(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip")
+	frame := udpFrame(t, net.IPv4(10, 77, 0, 1), 9, "path")
+	frames := make([][]byte, 200) // more than one batch of 64
+	for i := range frames {
+		frames[i] = frame
+	}
+	pcap := writePcap(t, layers.LinkTypeEthernet, frames...)
+	for _, c := range []struct{ path, want string }{
+		{"io_uring", "io_uring batches of 64)"},
+		{"syscalls", "one write(2) per frame)"},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			if c.path == "syscalls" {
+				t.Setenv("NETOBS_NO_IO_URING", "1")
+			} else if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(b)) != "0" {
+				nstest.Unavailable(t, "io_uring disabled: sysctl kernel.io_uring_disabled="+strings.TrimSpace(string(b)))
+			}
+			ns := nstest.NetNS(t)
+			dev := nstest.UniqueName("tap")
+			r := netobs(t, "attach", ns, "--tap", "--name", dev, "--persist", "--inject", pcap, "--inject-only")
+			t.Cleanup(func() { exec.Command("ip", "-n", ns, "link", "del", dev).Run() })
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "injected 200 frames") || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("stderr does not report 200 frames injected by %q:\n%s", c.want, r.stderr)
+			}
+			out, err := inNS(ns, "cat", "/sys/class/net/"+dev+"/statistics/rx_packets").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(out)); got != "200" {
+				t.Errorf("device RX counter %s, want 200", got)
+			}
+		})
+	}
+}
+
 func TestAttachBadInput(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "ip", "tc", "unshare", "setpriv", "script")

@@ -477,34 +477,20 @@ func (r *runner) inject() {
 	q := r.dev.Queues()[0]
 	start := time.Now()
 	var firstErr error
-	// Frames are copied out of the reader's buffer into one arena per
-	// batch and written with one WriteBatch call.
-	arena := make([]byte, 0, batch*2048)
-	ends := make([]int, 0, batch)
+	// A batch of frames is handed out by the reader, in place where it
+	// can (a classic pcap file), and written with one WriteBatch call.
 	frames := make([][]byte, 0, batch)
-	eof := false
-	for !eof && !r.isStopped() {
-		arena, ends, frames = arena[:0], ends[:0], frames[:0]
-		for len(ends) < batch {
-			data, err := in.Next()
-			if err == io.EOF {
-				eof = true
-				break
-			}
-			if err != nil {
-				// A file that changed since OpenInject read it through,
-				// or one that could not be read ahead (a pipe).
-				r.stop(0, "", fmt.Errorf("inject %s: %w", in.Path, err))
-				eof = true
-				break
-			}
-			arena = append(arena, data...)
-			ends = append(ends, len(arena))
+	for !r.isStopped() {
+		var err error
+		frames, err = in.batch(frames[:0], batch)
+		if err == io.EOF {
+			break
 		}
-		prev := 0
-		for _, e := range ends {
-			frames = append(frames, arena[prev:e:e])
-			prev = e
+		if err != nil {
+			// A file that changed since OpenInject read it through,
+			// or one that could not be read ahead (a pipe).
+			r.stop(0, "", fmt.Errorf("inject %s: %w", in.Path, err))
+			break
 		}
 		n, err := q.WriteBatch(frames)
 		r.res.Written += uint64(n)
@@ -518,7 +504,11 @@ func (r *runner) inject() {
 	}
 	r.res.InjectTime = time.Since(start)
 	rate := float64(r.res.Written) / r.res.InjectTime.Seconds()
-	fmt.Fprintf(r.o.Log, "netobs: injected %d frames from %s into %s in %v (%.0f frames/s)", r.res.Written, in.Path, r.dev.Name(), r.res.InjectTime.Round(time.Microsecond), rate)
+	how := "one write(2) per frame"
+	if q.WritesUring() {
+		how = fmt.Sprintf("io_uring batches of %d", batch)
+	}
+	fmt.Fprintf(r.o.Log, "netobs: injected %d frames from %s into %s in %v (%.0f frames/s, %s)", r.res.Written, in.Path, r.dev.Name(), r.res.InjectTime.Round(time.Microsecond), rate, how)
 	if r.res.InjectFailed > 0 || firstErr != nil {
 		fmt.Fprintf(r.o.Log, "; %d failed, first: %v", r.res.InjectFailed, firstErr)
 	}
