@@ -201,14 +201,11 @@ func TestAttachCountSIGTERMPersist(t *testing.T) {
 	if code := b.wait(t); code != 0 {
 		t.Fatalf("exit %d with --json -c 1: %s", code, b.stderr.String())
 	}
-	var fr struct {
-		Time, Interface, Proto, Src, Dst, Summary string
-		Length                                    int
-	}
+	var fr frameLine
 	if err := json.Unmarshal(b.stdout.Bytes(), &fr); err != nil {
 		t.Fatalf("--json output %q: %v", b.stdout.String(), err)
 	}
-	if fr.Interface != dev || fr.Length == 0 || fr.Time == "" || fr.Summary == "" || fr.Proto == "" {
+	if fr.Interface != dev || fr.Length == 0 || fr.Time.IsZero() || fr.Summary == "" || fr.Proto == "" {
 		t.Errorf("--json object lacks fields: %+v", fr)
 	}
 
@@ -493,18 +490,12 @@ func TestAttachEvents(t *testing.T) {
 	b := startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.74.0.1/24", "--json", "--events", "--event-kinds", "addr")
 	b.waitStderr(t, "netobs: attached") // said once the events are subscribed
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.75.0.9/32", "dev", "lo")
-	var ev struct {
-		Event struct {
-			NS   struct{ Name string } `json:"ns"`
-			Kind string                `json:"kind"`
-			Text string                `json:"text"`
-		} `json:"event"`
-	}
+	var ev evLine
 	found := false
 	for i := 0; i < 2000 && !found; i++ {
 		for _, line := range strings.Split(b.stdout.String(), "\n") {
-			if json.Unmarshal([]byte(line), &ev) == nil && strings.Contains(ev.Event.Text, "10.75.0.9/32") {
-				found = true
+			if e, err := parseAttachEvent(line); err == nil && strings.Contains(e.Text, "10.75.0.9/32") {
+				ev, found = e, true
 				break
 			}
 		}
@@ -513,8 +504,8 @@ func TestAttachEvents(t *testing.T) {
 	if !found {
 		t.Fatalf("no address event in the attach stream:\n%s", b.stdout.String())
 	}
-	if ev.Event.NS.Name != ns || ev.Event.Kind != "addr" {
-		t.Errorf("event %+v, want kind addr in namespace %s", ev.Event, ns)
+	if ev.NS.Name != ns || ev.Kind != "addr" {
+		t.Errorf("event %+v, want kind addr in namespace %s", ev, ns)
 	}
 	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d after SIGINT: %s", code, b.stderr.String())

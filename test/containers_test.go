@@ -70,14 +70,11 @@ func TestContainerCaptureJSONPodman(t *testing.T) {
 		t.Fatalf("%d lines, want 2: %s", len(lines), p.stdout.String())
 	}
 	for _, l := range lines {
-		var s struct {
-			Interface, Runtime, Container, Proto string
-			ID                                   string `json:"container_id"`
-		}
+		var s frameLine
 		if err := json.Unmarshal([]byte(l), &s); err != nil {
 			t.Fatal(err)
 		}
-		if s.Runtime != "podman" || s.Container != name || s.ID != id || s.Interface != "any@podman:"+name || s.Proto != "icmp" {
+		if s.Runtime != "podman" || s.Container != name || s.ContainerID != id || s.Interface != "any@podman:"+name || s.Proto != "icmp" {
 			t.Fatalf("line %s: want runtime podman, container %s, ID %s", l, name, id)
 		}
 	}
@@ -311,11 +308,11 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	id := r.Inspect(t, name, "{{.Id}}")
 	pid := r.Inspect(t, name, "{{.State.Pid}}")
 	netns := netnsOf(t, r, name)
-	type owner struct {
-		Runtime, Container string
-		ID                 string `json:"container_id"`
+	// The owner fields asserted: runtime, container and container_id.
+	wantOwner := jsonOwner{Runtime: "docker", Container: name, ContainerID: id}
+	ownerOf := func(o jsonOwner) jsonOwner {
+		return jsonOwner{Runtime: o.Runtime, Container: o.Container, ContainerID: o.ContainerID}
 	}
-	wantOwner := owner{Runtime: "docker", Container: name, ID: id}
 
 	text := startNetobs(t, "events", "--kinds", "addr", "-c", "1", ref)
 	js := startNetobs(t, "events", "--kinds", "addr", "-c", "1", "--json", ref)
@@ -330,18 +327,11 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	if out := text.stdout.String(); !strings.Contains(out, " "+netns+" "+ref+" ") || !strings.Contains(out, "10.77.0.1/32") {
 		t.Fatalf("events text %q: want the address 10.77.0.1/32 labelled %s %s", out, netns, ref)
 	}
-	var ev struct {
-		NS struct {
-			Inode uint64
-			Label string
-			owner
-		}
-		Action, Text string
-	}
+	var ev evLine
 	if err := json.Unmarshal(js.stdout.Bytes(), &ev); err != nil {
 		t.Fatalf("events --json %q: %v", js.stdout.String(), err)
 	}
-	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ev.NS.owner != wantOwner ||
+	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ownerOf(ev.NS.jsonOwner) != wantOwner ||
 		ev.Action != "add" || !strings.Contains(ev.Text, "10.77.0.1/32") {
 		t.Fatalf("events --json %s: want the add of 10.77.0.1/32 in %s labelled %s, owner %+v", js.stdout.String(), netns, ref, wantOwner)
 	}
@@ -362,15 +352,7 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var aev struct {
-		Event struct {
-			NS struct {
-				Label string
-				owner
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(line), &aev); err != nil || aev.Event.NS.Label != ref || aev.Event.NS.owner != wantOwner {
+	if aev, err := parseAttachEvent(line); err != nil || aev.NS.Label != ref || ownerOf(aev.NS.jsonOwner) != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, owner %+v", line, err, ref, wantOwner)
 	}
 	if code := at.stop(t, syscall.SIGINT); code != 0 {
@@ -390,17 +372,9 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 		t.Fatalf("sockets %s -tl:\n%s\nwant a first line %q, the header and the listener on 7788", ref, out, netns+" "+ref)
 	}
 	var found int
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "sockets", ref, "-tl", "--json")), "\n") {
-		var s struct {
-			LocalPort uint16 `json:"local_port"`
-			State     string
-			owner
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatalf("sockets --json line %q: %v", l, err)
-		}
-		if s.owner != wantOwner {
-			t.Fatalf("sockets --json line %s: want owner %+v", l, wantOwner)
+	for _, s := range socketsJSON(t, ref, "-tl") {
+		if ownerOf(s.jsonOwner) != wantOwner {
+			t.Fatalf("sockets --json line %+v: want owner %+v", s, wantOwner)
 		}
 		if s.LocalPort == 7788 && s.State == "LISTEN" {
 			found++
@@ -483,11 +457,8 @@ func TestPodmanWithoutAPIService(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
 	for _, l := range lines {
-		var s struct {
-			Runtime, Container string
-			ID                 string `json:"container_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil || s.Runtime != "podman" || s.Container != name || s.ID != id {
+		var s frameLine
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.Runtime != "podman" || s.Container != name || s.ContainerID != id {
 			t.Fatalf("capture line %s (%v): want podman container %s", l, err, name)
 		}
 	}

@@ -117,14 +117,11 @@ func TestCRICLI(t *testing.T) {
 		}
 		pods := map[string]int{}
 		for _, l := range strings.Split(strings.TrimSpace(p.stdout.String()), "\n") {
-			var s struct {
-				Runtime, Pod string
-				PodNS        string `json:"pod_namespace"`
-			}
+			var s frameLine
 			if err := json.Unmarshal([]byte(l), &s); err != nil {
 				t.Fatalf("capture %s: line %q: %v", sel, l, err)
 			}
-			if s.Runtime != "cri" || s.PodNS != ns {
+			if s.Runtime != "cri" || s.PodNamespace != ns {
 				t.Fatalf("capture %s: line %s, want runtime cri and pod_namespace %s", sel, l, ns)
 			}
 			pods[s.Pod]++
@@ -337,12 +334,11 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	pid := strconv.Itoa(c.PID(t, ctr))
 	want := readlink(t, "/proc/"+pid+"/ns/net")
 	ref := "pod:" + ns + "/" + name
-	type owner struct {
-		Runtime, Pod string
-		ID           string `json:"container_id"`
-		PodNS        string `json:"pod_namespace"`
+	// The owner fields asserted: runtime, pod, container_id and pod_namespace.
+	wantOwner := jsonOwner{Runtime: "cri", Pod: name, ContainerID: pod.ID, PodNamespace: ns}
+	ownerOf := func(o jsonOwner) jsonOwner {
+		return jsonOwner{Runtime: o.Runtime, Pod: o.Pod, ContainerID: o.ContainerID, PodNamespace: o.PodNamespace}
 	}
-	wantOwner := owner{Runtime: "cri", Pod: name, ID: pod.ID, PodNS: ns}
 
 	ev := startNetobs(t, "--runtime-endpoint", c.Socket, "events", ref, "--kinds", "addr", "-c", "1", "--json")
 	ev.waitStderr(t, "watching 1 namespaces")
@@ -350,16 +346,9 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
 	}
-	var e struct {
-		NS struct {
-			Inode uint64
-			Label string
-			owner
-		}
-		Action, Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
-		e.NS.Label != ref || e.NS.owner != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
+		e.NS.Label != ref || ownerOf(e.NS.jsonOwner) != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
 		t.Fatalf("events %s: %s (%v); want the add of 10.79.0.1/32 in %s labelled %s, %+v", ref, ev.stdout.String(), err, want, ref, wantOwner)
 	}
 
@@ -389,22 +378,11 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	if code := at.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 	}
-	var fr struct {
-		Interface string
-		owner
-	}
-	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.owner != wantOwner {
+	var fr frameLine
+	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || ownerOf(fr.jsonOwner) != wantOwner {
 		t.Fatalf("attach frame %s (%v): want it from %s labelled %+v", frame, err, dev, wantOwner)
 	}
-	var ae struct {
-		Event struct {
-			NS struct {
-				Label string
-				owner
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(event), &ae); err != nil || ae.Event.NS.Label != ref || ae.Event.NS.owner != wantOwner {
+	if ae, err := parseAttachEvent(event); err != nil || ae.NS.Label != ref || ownerOf(ae.NS.jsonOwner) != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, %+v", event, err, ref, wantOwner)
 	}
 }
@@ -441,7 +419,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 		}
 		got := map[string]bool{}
 		for _, l := range strings.Split(strings.TrimSpace(ev.stdout.String()), "\n") {
-			var e struct{ NS struct{ Label, Pod string } }
+			var e evLine
 			if err := json.Unmarshal([]byte(l), &e); err != nil {
 				t.Fatalf("events %s: line %q: %v", s, l, err)
 			}
@@ -485,14 +463,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 		}
 	}
 	var byPod = map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)), "\n") {
-		var s struct {
-			LocalPort uint16 `json:"local_port"`
-			Pod       string
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range sockLines(t, mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)) {
 		byPod[strconv.Itoa(int(s.LocalPort))] = s.Pod
 	}
 	if byPod["7701"] != base+"-0" || byPod["7702"] != base+"-1" {

@@ -20,17 +20,10 @@ import (
 	"github.com/netobs/netobs/internal/nstest"
 )
 
-// evNS and evLine mirror the JSON that `netobs events --json` prints.
-type evNS struct {
-	Inode uint64 `json:"inode"`
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-}
-
-type evChange struct {
-	Kind, Action, Key, Text string
-}
-
+// evLine mirrors one JSON line of `netobs events --json` (an events.Event),
+// with the "node" field `kubectl netobs events --json` adds; parseAttachEvent
+// reads the same object from a line of `netobs attach --json --events`.
+// Every test decodes event lines into it, so a renamed field fails them all.
 type evLine struct {
 	Time    time.Time  `json:"time"`
 	NS      evNS       `json:"ns"`
@@ -38,9 +31,76 @@ type evLine struct {
 	Action  string     `json:"action"`
 	Key     string     `json:"key"`
 	Text    string     `json:"text"`
+	Index   int        `json:"ifindex"`
 	Dev     string     `json:"dev"`
 	Notes   []string   `json:"notes"`
 	Changes []evChange `json:"changes"`
+	Node    string     `json:"node"`
+}
+
+// evNS mirrors events.Namespace: where an event came from, with the
+// label and owner netobs gives a container's namespace.
+type evNS struct {
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+	Name  string `json:"name"`
+	PID   int    `json:"pid"`
+	Ref   string `json:"ref"`
+	Label string `json:"label"`
+	jsonOwner
+}
+
+// jsonOwner mirrors pktout.Owner: the container fields netobs adds to the
+// JSON of a container's namespace (events) and of its frames (capture,
+// attach).
+type jsonOwner struct {
+	Runtime      string `json:"runtime"`
+	ContainerID  string `json:"container_id"`
+	Container    string `json:"container"`
+	Pod          string `json:"pod"`
+	PodNamespace string `json:"pod_namespace"`
+}
+
+// frameLine mirrors one JSON line of `netobs capture --json` and `netobs
+// attach --json` (a pktout.PacketSummary): a frame, with the owner of the
+// namespace it was captured in.
+type frameLine struct {
+	Time      time.Time `json:"time"`
+	Interface string    `json:"interface"`
+	Netns     string    `json:"netns"`
+	jsonOwner
+	Direction string `json:"direction"`
+	Length    int    `json:"length"`
+	CapLen    int    `json:"caplen"`
+	Proto     string `json:"proto"`
+	Src       string `json:"src"`
+	Dst       string `json:"dst"`
+	SrcPort   int    `json:"sport"`
+	DstPort   int    `json:"dport"`
+	Summary   string `json:"summary"`
+}
+
+// evChange mirrors events.Change, one difference a resync found.
+type evChange struct {
+	Kind   string `json:"kind"`
+	Action string `json:"action"`
+	Key    string `json:"key"`
+	Text   string `json:"text"`
+}
+
+// parseAttachEvent decodes a line of `netobs attach --json --events` that
+// carries a netlink event ({"event": {...}}); a frame's line is an error.
+func parseAttachEvent(line string) (evLine, error) {
+	var l struct {
+		Event *evLine `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(line), &l); err != nil {
+		return evLine{}, err
+	}
+	if l.Event == nil {
+		return evLine{}, fmt.Errorf("no \"event\" in %s", line)
+	}
+	return *l.Event, nil
 }
 
 // eventsProc is a `netobs events` running in the background.

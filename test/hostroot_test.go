@@ -133,13 +133,7 @@ func TestHostRootEverywhere(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events --all --host-root: exit %d: %s", code, ev.stderr.String())
 	}
-	var e struct {
-		NS struct {
-			Inode uint64
-			Name  string
-		}
-		Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || e.NS.Name != name || !strings.Contains(e.Text, "10.78.0.1/32") {
 		t.Fatalf("events --all --host-root: %q (%v), want the address in %s", ev.stdout.String(), err, name)
 	}

@@ -335,11 +335,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events: exit %d: %s", code, ev.stderr)
 	}
-	var e struct {
-		Node string
-		NS   struct{ Label string }
-		Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(bytes.TrimSpace([]byte(evOut.String())), &e); err != nil || e.Node != "node-b" || e.NS.Label != "pod:"+k.ns+"/"+k.pods[1].Name || !strings.Contains(e.Text, "10.99.0.1") {
 		t.Fatalf("events --json: %q (%v), want the address on node-b in pod %s", evOut.String(), err, k.pods[1].Name)
 	}
@@ -372,13 +368,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	}
 	code, stdout, stderr = k.run(t, "sockets", "deploy/web", "-t", "--listening", "--json")
 	nodesSeen := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		var s struct {
-			Node, Pod, Local string
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatalf("sockets --json line %q: %v", l, err)
-		}
+	for _, s := range sockLines(t, stdout) {
 		if strings.HasSuffix(s.Local, ":8080") && s.Pod == k.pods[nodeIndex(k, s.Node)].Name {
 			nodesSeen[s.Node] = true
 		}

@@ -193,10 +193,6 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 	must := func(args ...string) string { t.Helper(); return mustNetobs(t, append(rc.flags, args...)...) }
 	start := func(args ...string) *bgNetobs { t.Helper(); return startNetobs(t, append(rc.flags, args...)...) }
 	ref := rc.refs[0]
-	type owner struct {
-		Runtime string
-		ID      string `json:"container_id"`
-	}
 
 	t.Run("resolve", func(t *testing.T) {
 		for _, r := range rc.refs {
@@ -295,11 +291,8 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 		if code := at.stop(t, syscall.SIGINT); code != 0 {
 			t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 		}
-		var fr struct {
-			Interface string
-			owner
-		}
-		if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.Runtime != rc.runtime || fr.ID == "" {
+		var fr frameLine
+		if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.Runtime != rc.runtime || fr.ContainerID == "" {
 			t.Fatalf("attach frame %s (%v): want it from %s labelled with runtime %s and an ID", frame, err, dev, rc.runtime)
 		}
 	})
@@ -312,14 +305,7 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 		if code := ev.wait(t); code != 0 {
 			t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
 		}
-		var e struct {
-			NS struct {
-				Inode uint64
-				Label string
-				owner
-			}
-			Action, Text string
-		}
+		var e evLine
 		if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
 			e.NS.Label != rc.label || e.NS.Runtime != rc.runtime || e.Action != "add" || !strings.Contains(e.Text, addr) {
 			t.Fatalf("events %s: %s (%v); want the add of %s in %s labelled %s", ref, ev.stdout.String(), err, addr, want, rc.label)
