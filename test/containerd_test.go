@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -95,21 +94,11 @@ func TestContainerdCLI(t *testing.T) {
 		if res.code != 0 || res.stderr != "" {
 			t.Fatalf("netobs %s: %+v, want exit 0 and nothing on stderr", args, res)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
-			var row struct {
-				Runtime, Container, State string
-				ID                        string `json:"container_id"`
-				Namespace                 string `json:"containerd_namespace"`
-				NetnsID                   string `json:"netns_id"`
-				PID                       int
-			}
-			if err := json.Unmarshal([]byte(l), &row); err != nil {
-				t.Fatalf("ps --json line %q: %v", l, err)
-			}
+		for _, row := range jsonLines[psRow](t, "ps --json", res.stdout) {
 			if row.ID == id {
 				found++
-				if row.Runtime != "containerd" || row.Container != name || row.Namespace != "default" || row.State != "running" || row.NetnsID != want || row.PID != pid {
-					t.Fatalf("%s: %s; want runtime containerd, container %s, namespace default, running, %s, pid %d", args, l, name, want, pid)
+				if row.Runtime != "containerd" || row.Container != name || row.ContainerdNamespace != "default" || row.State != "running" || row.NetnsID != want || row.PID != pid {
+					t.Fatalf("%s: %+v; want runtime containerd, container %s, namespace default, running, %s, pid %d", args, row, name, want, pid)
 				}
 			}
 		}

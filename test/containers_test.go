@@ -161,19 +161,11 @@ func TestContainerPSAndSharing(t *testing.T) {
 		t.Fatalf("ps row for %s: %q, want created -", stopped, f)
 	}
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ps", "--json")), "\n") {
-		var c struct {
-			Runtime, Container, Netns, State string
-			ID                               string `json:"container_id"`
-			NetnsID                          string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &c); err != nil {
-			t.Fatalf("ps --json line %q: %v", l, err)
-		}
+	for _, c := range jsonLines[psRow](t, "ps --json", mustNetobs(t, "ps", "--json")) {
 		if c.Container == main {
 			found = true
 			if c.NetnsID != want || c.Netns != r.Inspect(t, main, "{{.NetworkSettings.SandboxKey}}") || c.ID != r.Inspect(t, main, "{{.Id}}") {
-				t.Fatalf("ps --json %s", l)
+				t.Fatalf("ps --json %+v", c)
 			}
 		}
 	}
@@ -198,20 +190,12 @@ func TestContainerPSAndSharing(t *testing.T) {
 		}
 	}
 	var inLs int
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ns", "ls", "--json")), "\n") {
-		var row struct {
-			Type       string
-			NS         uint64
-			Containers []struct{ Runtime, Container string }
-		}
-		if err := json.Unmarshal([]byte(l), &row); err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range jsonLines[nsLsRow](t, "ns ls --json", mustNetobs(t, "ns", "ls", "--json")) {
 		for _, c := range row.Containers {
 			if c.Container == main || c.Container == shared {
 				inLs++
 				if row.Type != "net" || strconv.FormatUint(row.NS, 10) != inode(want) || c.Runtime != "docker" {
-					t.Fatalf("ns ls --json: %s", l)
+					t.Fatalf("ns ls --json: %+v", row)
 				}
 			}
 		}
@@ -421,18 +405,11 @@ func TestPodmanWithoutAPIService(t *testing.T) {
 	// Nothing answers on the socket: ps reports the command as the
 	// endpoint, and an explicit socket endpoint does not fall back.
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(run("ps", "--runtime", "podman", "--json").stdout), "\n") {
-		var c struct {
-			Endpoint, Container, State string
-			NetnsID                    string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &c); err != nil {
-			t.Fatalf("ps --json line %q: %v", l, err)
-		}
+	for _, c := range jsonLines[psRow](t, "ps --json", run("ps", "--runtime", "podman", "--json").stdout) {
 		if c.Container == name {
 			found = true
 			if c.Endpoint != podman || c.NetnsID != want || c.State != "running" {
-				t.Fatalf("ps --json: %s; want endpoint %s, netns %s, running", l, podman, want)
+				t.Fatalf("ps --json: %+v; want endpoint %s, netns %s, running", c, podman, want)
 			}
 		}
 	}

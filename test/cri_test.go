@@ -176,19 +176,11 @@ func TestHostRoot(t *testing.T) {
 		}
 	}
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")), "\n") {
-		var row struct {
-			ID      string `json:"container_id"`
-			Netns   string
-			NetnsID string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &row); err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range jsonLines[psRow](t, "ps --json", mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")) {
 		if row.ID == pod.ID {
 			found = true
 			if !strings.HasPrefix(row.Netns, root+"/run/netns/") || row.NetnsID != want {
-				t.Fatalf("ps --json under --host-root: %s; want the netns under %s/run/netns, %s", l, root, want)
+				t.Fatalf("ps --json under --host-root: %+v; want the netns under %s/run/netns, %s", row, root, want)
 			}
 		}
 	}
@@ -418,11 +410,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 			t.Fatalf("events %s: exit %d: %s", s, code, ev.stderr.String())
 		}
 		got := map[string]bool{}
-		for _, l := range strings.Split(strings.TrimSpace(ev.stdout.String()), "\n") {
-			var e evLine
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				t.Fatalf("events %s: line %q: %v", s, l, err)
-			}
+		for _, e := range jsonLines[evLine](t, "events "+strings.Join(s, " "), ev.stdout.String()) {
 			got[e.NS.Label] = true
 		}
 		if !got[pods[0]] || !got[pods[1]] || len(got) != 2 {
@@ -463,7 +451,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 		}
 	}
 	var byPod = map[string]string{}
-	for _, s := range sockLines(t, mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)) {
+	for _, s := range jsonLines[sockJSON](t, "sockets --json", mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)) {
 		byPod[strconv.Itoa(int(s.LocalPort))] = s.Pod
 	}
 	if byPod["7701"] != base+"-0" || byPod["7702"] != base+"-1" {

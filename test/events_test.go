@@ -50,36 +50,6 @@ type evNS struct {
 	jsonOwner
 }
 
-// jsonOwner mirrors pktout.Owner: the container fields netobs adds to the
-// JSON of a container's namespace (events) and of its frames (capture,
-// attach).
-type jsonOwner struct {
-	Runtime      string `json:"runtime"`
-	ContainerID  string `json:"container_id"`
-	Container    string `json:"container"`
-	Pod          string `json:"pod"`
-	PodNamespace string `json:"pod_namespace"`
-}
-
-// frameLine mirrors one JSON line of `netobs capture --json` and `netobs
-// attach --json` (a pktout.PacketSummary): a frame, with the owner of the
-// namespace it was captured in.
-type frameLine struct {
-	Time      time.Time `json:"time"`
-	Interface string    `json:"interface"`
-	Netns     string    `json:"netns"`
-	jsonOwner
-	Direction string `json:"direction"`
-	Length    int    `json:"length"`
-	CapLen    int    `json:"caplen"`
-	Proto     string `json:"proto"`
-	Src       string `json:"src"`
-	Dst       string `json:"dst"`
-	SrcPort   int    `json:"sport"`
-	DstPort   int    `json:"dport"`
-	Summary   string `json:"summary"`
-}
-
 // evChange mirrors events.Change, one difference a resync found.
 type evChange struct {
 	Kind   string `json:"kind"`

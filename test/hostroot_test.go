@@ -98,11 +98,7 @@ func TestHostRootEverywhere(t *testing.T) {
 	}
 	lsInodes := func(out string) []string {
 		var got []string
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-			var row struct{ NS uint64 }
-			if err := json.Unmarshal([]byte(l), &row); err != nil {
-				t.Fatalf("ns ls --json line %q: %v", l, err)
-			}
+		for _, row := range jsonLines[nsLsRow](t, "ns ls --json", out) {
 			got = append(got, strconv.FormatUint(row.NS, 10))
 		}
 		sort.Strings(got)

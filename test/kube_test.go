@@ -368,7 +368,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	}
 	code, stdout, stderr = k.run(t, "sockets", "deploy/web", "-t", "--listening", "--json")
 	nodesSeen := map[string]bool{}
-	for _, s := range sockLines(t, stdout) {
+	for _, s := range jsonLines[sockJSON](t, "sockets --json", stdout) {
 		if strings.HasSuffix(s.Local, ":8080") && s.Pod == k.pods[nodeIndex(k, s.Node)].Name {
 			nodesSeen[s.Node] = true
 		}

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -40,24 +39,7 @@ type sockJSON struct {
 // socketsJSON runs `netobs sockets --json args...` and decodes its lines.
 func socketsJSON(t *testing.T, args ...string) []sockJSON {
 	t.Helper()
-	return sockLines(t, mustNetobs(t, append([]string{"sockets", "--json"}, args...)...))
-}
-
-// sockLines decodes the lines of sockets --json output.
-func sockLines(t *testing.T, out string) []sockJSON {
-	t.Helper()
-	var socks []sockJSON
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
-		var s sockJSON
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			t.Fatalf("bad JSON line %q: %v", line, err)
-		}
-		socks = append(socks, s)
-	}
-	return socks
+	return jsonLines[sockJSON](t, "sockets --json", mustNetobs(t, append([]string{"sockets", "--json"}, args...)...))
 }
 
 func keys(socks []sockJSON) []string {
