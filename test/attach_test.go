@@ -490,20 +490,11 @@ func TestAttachEvents(t *testing.T) {
 	b := startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.74.0.1/24", "--json", "--events", "--event-kinds", "addr")
 	b.waitStderr(t, "netobs: attached") // said once the events are subscribed
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.75.0.9/32", "dev", "lo")
-	var ev evLine
-	found := false
-	for i := 0; i < 2000 && !found; i++ {
-		for _, line := range strings.Split(b.stdout.String(), "\n") {
-			if e, err := parseAttachEvent(line); err == nil && strings.Contains(e.Text, "10.75.0.9/32") {
-				ev, found = e, true
-				break
-			}
-		}
-		nstest.Sleep()
+	isEvent := func(line string) bool {
+		e, err := parseAttachEvent(line)
+		return err == nil && strings.Contains(e.Text, "10.75.0.9/32")
 	}
-	if !found {
-		t.Fatalf("no address event in the attach stream:\n%s", b.stdout.String())
-	}
+	ev, _ := parseAttachEvent(b.waitStdout(t, "the address event", isEvent))
 	if ev.NS.Name != ns || ev.Kind != "addr" {
 		t.Errorf("event %+v, want kind addr in namespace %s", ev, ns)
 	}

@@ -94,6 +94,38 @@ func (p *bgNetobs) waitStderr(tb testing.TB, re string) []string {
 	return nil
 }
 
+// waitStdout waits until a line of stdout satisfies match and returns the
+// last line that does; what names the line in a failure.
+func (p *bgNetobs) waitStdout(tb testing.TB, what string, match func(line string) bool) string {
+	tb.Helper()
+	find := func() (string, bool) {
+		var last string
+		found := false
+		for _, l := range strings.Split(p.stdout.String(), "\n") {
+			if match(l) {
+				last, found = l, true
+			}
+		}
+		return last, found
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if l, ok := find(); ok {
+			return l
+		}
+		select {
+		case <-p.done:
+			if l, ok := find(); ok {
+				return l
+			}
+			tb.Fatalf("netobs exited %d before printing %s; stdout:\n%s\nstderr:\n%s", p.code, what, p.stdout.String(), p.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tb.Fatalf("netobs did not print %s in 20s; stdout:\n%s", what, p.stdout.String())
+	return ""
+}
+
 // stop sends sig and waits for the exit status.
 func (p *bgNetobs) stop(tb testing.TB, sig syscall.Signal) int {
 	tb.Helper()

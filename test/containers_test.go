@@ -324,18 +324,7 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	at := startNetobs(t, "attach", ref, "--tap", "--name", nstest.UniqueName("tap"), "--json", "--events", "--event-kinds", "addr")
 	at.waitStderr(t, "netobs: attached")
 	r.Cmd(t, "exec", name, "ip", "addr", "add", "10.77.0.2/32", "dev", "lo")
-	var line string
-	for i := 0; line == ""; i++ {
-		for _, l := range strings.Split(at.stdout.String(), "\n") {
-			if strings.Contains(l, "10.77.0.2/32") {
-				line = l
-			}
-		}
-		if i == 1000 {
-			t.Fatalf("attach --events never showed 10.77.0.2/32: %s", at.stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	line := at.waitStdout(t, "the event of 10.77.0.2/32", func(l string) bool { return strings.Contains(l, "10.77.0.2/32") })
 	if aev, err := parseAttachEvent(line); err != nil || aev.NS.Label != ref || ownerOf(aev.NS.jsonOwner) != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, owner %+v", line, err, ref, wantOwner)
 	}

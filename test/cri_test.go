@@ -352,21 +352,10 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	// of the device netobs reads.
 	c.Exec(t, ctr, "sh", "-c", "ping -c 2 -W 1 10.79.1.2 || true")
 	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.2/32", "dev", "lo")
-	var frame, event string
-	for i := 0; frame == "" || event == ""; i++ {
-		for _, l := range strings.Split(at.stdout.String(), "\n") {
-			switch {
-			case strings.Contains(l, "10.79.0.2/32"):
-				event = l
-			case strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "):
-				frame = l
-			}
-		}
-		if i == 1000 {
-			t.Fatalf("attach %s never showed the container's ARP for 10.79.1.2 and the event: %s", ref, at.stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	event := at.waitStdout(t, "the event of 10.79.0.2/32", func(l string) bool { return strings.Contains(l, "10.79.0.2/32") })
+	frame := at.waitStdout(t, "the container's ARP for 10.79.1.2", func(l string) bool {
+		return !strings.Contains(l, "10.79.0.2/32") && (strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "))
+	})
 	if code := at.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 	}

@@ -276,18 +276,9 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 		// No one has .2: the container's ARP requests for it leave by
 		// the device netobs reads.
 		exec.Command("nsenter", "-t", strconv.Itoa(rc.pid), "-n", "ping", "-c", "2", "-W", "1", sub+".2").Run()
-		var frame string
-		for n := 0; frame == ""; n++ {
-			for _, l := range strings.Split(at.stdout.String(), "\n") {
-				if strings.Contains(l, `"`+sub+`.2"`) || strings.Contains(l, sub+".2 ") {
-					frame = l
-				}
-			}
-			if n == 1000 {
-				t.Fatalf("attach %s never showed the ARP for %s.2: %s", ref, sub, at.stdout.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		frame := at.waitStdout(t, "the ARP for "+sub+".2", func(l string) bool {
+			return strings.Contains(l, `"`+sub+`.2"`) || strings.Contains(l, sub+".2 ")
+		})
 		if code := at.stop(t, syscall.SIGINT); code != 0 {
 			t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 		}
