@@ -144,6 +144,35 @@ func tsharkFields(t *testing.T, file string) (names []string, times []float64) {
 	return names, times
 }
 
+// tsharkPerInterface counts the packets of a capture per interface, as
+// tshark reads it (which fails the test if it cannot).
+func tsharkPerInterface(t *testing.T, file string) map[string]int {
+	t.Helper()
+	names, _ := tsharkFields(t, file)
+	return countNames(names)
+}
+
+// mergedPerInterface is tsharkPerInterface of a capture merged from
+// several sources, which must also keep the packets in time order.
+func mergedPerInterface(t *testing.T, file string) map[string]int {
+	t.Helper()
+	names, times := tsharkFields(t, file)
+	for i := 1; i < len(times); i++ {
+		if times[i] < times[i-1] {
+			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
+		}
+	}
+	return countNames(names)
+}
+
+func countNames(names []string) map[string]int {
+	n := map[string]int{}
+	for _, name := range names {
+		n[name]++
+	}
+	return n
+}
+
 var agentCountsRe = regexp.MustCompile(`(?m)^agent (\S+): (\d+) captured, (\d+) received by filter, (\d+) dropped by kernel, (\d+) dropped by agent; (.*)$`)
 
 // TestAgentThreeNodesMerged: three agents, each in its own namespace
@@ -184,14 +213,7 @@ func TestAgentThreeNodesMerged(t *testing.T) {
 	if code := exitCode(cmd.Wait()); code != 0 {
 		t.Fatalf("capture exit %d: %s", code, stderr)
 	}
-	names, times := tsharkFields(t, file)
-	perIfc := map[string]int{}
-	for i, name := range names {
-		perIfc[name]++
-		if i > 0 && times[i] < times[i-1] {
-			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
-		}
-	}
+	perIfc := mergedPerInterface(t, file)
 	m := agentCountsRe.FindAllStringSubmatch(stderr.String(), -1)
 	if len(m) != 3 {
 		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", stderr)
@@ -246,11 +268,7 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	if !strings.Contains(stderr.String(), "agent node-b:") || !strings.Contains(stderr.String(), "failed") {
 		t.Errorf("stderr does not say node-b failed:\n%s", stderr)
 	}
-	perIfc := map[string]int{}
-	names, _ := tsharkFields(t, file) // fails the test if tshark cannot read it
-	for _, n := range names {
-		perIfc[n]++
-	}
+	perIfc := tsharkPerInterface(t, file)
 	if got := perIfc["any@"+a.ns+"@node-a"]; got != 30 {
 		t.Errorf("node-a: %d packets, want 30 (before and after node-b died): %v", got, perIfc)
 	}

@@ -231,6 +231,25 @@ func tsharkSummary(t *testing.T, file string) string {
 	return fmt.Sprintf("%d packets, %d bytes", n, sum)
 }
 
+// wantThreePings checks, with tshark, that a capture of a `ping -c 3`
+// holds its 3 echo requests and 3 replies, each on an interface whose name
+// and description ok accepts (what says which, in a failure).
+func wantThreePings(t *testing.T, file, what string, ok func(name, desc string) bool) {
+	t.Helper()
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
+	types := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || !ok(f[0], f[1]) {
+			t.Fatalf("tshark line %q: want interface %s", line, what)
+		}
+		types[f[2]]++
+	}
+	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
+		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
+	}
+}
+
 // netobs capture and tcpdump in the same namespace agree packet for packet,
 // for a specific interface (pcap and pcapng) and for -i any.
 func TestCaptureAgreesWithTcpdump(t *testing.T) {
@@ -510,11 +529,7 @@ func TestCaptureNamespaceDeleted(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "capture any@"+nsB+": namespace went away") {
 		t.Fatalf("stderr: %s", p.stderr)
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name")
-	count := map[string]int{}
-	for _, n := range strings.Fields(out) {
-		count[n]++
-	}
+	count := tsharkPerInterface(t, file)
 	// nsA: 3 requests and replies on the veth, then 2 each way on lo.
 	if count["any@"+nsA] != 10 || count["any@"+nsB] != 6 {
 		t.Fatalf("packets per interface %v, want 10 in %s and 6 in %s", count, nsA, nsB)

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,18 +34,9 @@ func TestCRICapturePod(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("netobs exited %d: %s", code, p.stderr)
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
-	types := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] != "eth0@pod:"+ns+"/"+name || !strings.Contains(f[1], "cri container") || !strings.Contains(f[1], pod.ID[:12]) || !strings.Contains(f[1], "pod "+ns+"/"+name) {
-			t.Fatalf("tshark line %q: want interface eth0@pod:%s/%s described with sandbox %s and the pod", line, ns, name, pod.ID[:12])
-		}
-		types[f[2]]++
-	}
-	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
-		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
-	}
+	wantThreePings(t, file, fmt.Sprintf("eth0@pod:%s/%s described with sandbox %s and the pod", ns, name, pod.ID[:12]), func(ifc, desc string) bool {
+		return ifc == "eth0@pod:"+ns+"/"+name && strings.Contains(desc, "cri container") && strings.Contains(desc, pod.ID[:12]) && strings.Contains(desc, "pod "+ns+"/"+name)
+	})
 }
 
 // The CLI resolves pods and CRI containers everywhere an NSREF goes: ns

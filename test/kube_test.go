@@ -283,14 +283,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Close()
-	names, times := tsharkFields(t, file)
-	perIfc := map[string]int{}
-	for i, name := range names {
-		perIfc[name]++
-		if i > 0 && times[i] < times[i-1] {
-			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
-		}
-	}
+	perIfc := mergedPerInterface(t, file)
 	t.Logf("capture deploy/web, stderr:\n%s", p.stderr)
 	captured, state := nodeCounts(t, p.stderr.String())
 	for i, n := range k.nodes {
@@ -428,11 +421,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	}
 	t.Logf("capture with node-b killed, stderr:\n%s", p.stderr)
 	captured, state = nodeCounts(t, p.stderr.String())
-	names, _ = tsharkFields(t, file) // fails the test if tshark cannot read it
-	perIfc = map[string]int{}
-	for _, n := range names {
-		perIfc[n]++
-	}
+	perIfc = tsharkPerInterface(t, file)
 	for i, want := range []int{12, 4, 6} {
 		n := k.nodes[i].name
 		if perIfc[k.ifName(i)] != want || captured[n] != want {

@@ -126,15 +126,7 @@ func containerdRuntimeCase(t *testing.T) runtimeCase {
 	id, name, app := ctrtest.NewID(), nstest.UniqueName("web"), nstest.UniqueName("app")
 	c.RunPlainLabelled(t, id, name, map[string]string{"app": app}, listenCmd...)
 	pid := c.PlainPID(t, id)
-	peer := nstest.NetNS(t)
-	sub := (os.Getpid() + 1) % 250
-	hostAddr, ctrAddr := fmt.Sprintf("10.252.%d.1", sub), fmt.Sprintf("10.252.%d.2", sub)
-	ifA := nstest.UniqueName("va")
-	nstest.Run(t, "ip", "link", "add", ifA, "netns", peer, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(pid))
-	nstest.Run(t, "ip", "-n", peer, "addr", "add", hostAddr+"/24", "dev", ifA)
-	nstest.Run(t, "ip", "-n", peer, "link", "set", ifA, "up")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "addr", "add", ctrAddr+"/24", "dev", "eth0")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "link", "set", "eth0", "up")
+	_, hostAddr, _ := vethIntoContainer(t, pid, (os.Getpid()+1)%250)
 	stopped, stoppedName := ctrtest.NewID(), nstest.UniqueName("web")
 	c.CreatePlain(t, stopped, stoppedName)
 	return runtimeCase{
