@@ -100,20 +100,6 @@ func (n *node) ping(t *testing.T, count int) {
 	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.01", n.podAddr)
 }
 
-// startCapture starts netobs capture with args in the background.
-func startAgentCapture(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
-	t.Helper()
-	cmd := exec.Command(netobsBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "capture start", func() bool { return strings.Contains(stderr.String(), "capturing on") })
-	return cmd, &stderr
-}
-
 func exitCode(err error) int {
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()
@@ -203,20 +189,19 @@ func TestAgentThreeNodesMerged(t *testing.T) {
 	file := filepath.Join(dir, "merged.pcapng")
 	// "self" is resolved on each agent: its own node namespace, which
 	// sees its pod's pings on the veth.
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+nodes[0].sock, "--agent", "node-b="+nodes[1].sock,
+	p := startCapture(t, "capture", "--agent", "node-a="+nodes[0].sock, "--agent", "node-b="+nodes[1].sock,
 		"--agent", fmt.Sprintf("node-c=127.0.0.1:%d", fwdPort), "self", "-w", file, "--", "icmp")
 	for i, n := range nodes {
 		n.ping(t, 20+10*i)
 	}
 	time.Sleep(500 * time.Millisecond) // the merge runs behind the traffic
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
-		t.Fatalf("capture exit %d: %s", code, stderr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, p.stderr)
 	}
 	perIfc := mergedPerInterface(t, file)
-	m := agentCountsRe.FindAllStringSubmatch(stderr.String(), -1)
+	m := agentCountsRe.FindAllStringSubmatch(p.stderr.String(), -1)
 	if len(m) != 3 {
-		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", stderr)
+		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", p.stderr)
 	}
 	for i, n := range nodes {
 		want := "any@" + n.ns + "@" + n.name
@@ -253,7 +238,8 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	dir := t.TempDir()
 	a, b := startNode(t, "node-a", dir, 4), startNode(t, "node-b", dir, 5)
 	file := filepath.Join(dir, "merged.pcapng")
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+a.sock, "--agent", "node-b="+b.sock, "self", "-w", file, "--", "icmp")
+	p := startCapture(t, "capture", "--agent", "node-a="+a.sock, "--agent", "node-b="+b.sock, "self", "-w", file, "--", "icmp")
+	stderr := p.stderr
 	a.ping(t, 5)
 	b.ping(t, 5)
 	time.Sleep(500 * time.Millisecond)
@@ -261,8 +247,7 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	waitFor(t, "client noticing node-b", func() bool { return strings.Contains(stderr.String(), "node-b:") })
 	a.ping(t, 10)
 	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 1 {
+	if code := p.stop(t); code != 1 {
 		t.Fatalf("capture exit %d, want 1: %s", code, stderr)
 	}
 	if !strings.Contains(stderr.String(), "agent node-b:") || !strings.Contains(stderr.String(), "failed") {
@@ -319,15 +304,15 @@ func TestAgentClientGoneFreesEverything(t *testing.T) {
 	pid := n.agentPID()
 	var fds0, pk0, th0 int
 	for i := 0; i < 4; i++ {
-		cmd, _ := startAgentCapture(t, "capture", "--agent", n.sock, n.pod, "self", "-w", filepath.Join(dir, "x.pcapng"))
+		p := startCapture(t, "capture", "--agent", n.sock, n.pod, "self", "-w", filepath.Join(dir, "x.pcapng"))
 		// /proc/PID/net/packet lists the sockets of the agent's own
 		// namespace only: the one of "self"; the pod's shows in the fds.
 		fds, pk, _ := procCounts(t, pid)
 		if pk < 1 || fds < fds0+3 {
 			t.Fatalf("agent holds %d fds (%d packet sockets in its namespace) during a 2-namespace capture, %d before", fds, pk, fds0)
 		}
-		cmd.Process.Kill()
-		cmd.Wait()
+		p.cmd.Process.Kill()
+		<-p.done
 		if i == 0 {
 			// The first capture warms up what the agent opens once per
 			// process (nsjoin's handles of its own namespaces, its idle
@@ -377,13 +362,12 @@ func TestAgentRefusals(t *testing.T) {
 		t.Errorf("--allow-remote without a token: exit %d, stderr %q", r.code, r.stderr)
 	}
 	n := startNode(t, "node-a", dir, 7, "--max-streams", "1")
-	first, _ := startAgentCapture(t, "capture", "--agent", n.sock, "self")
+	first := startCapture(t, "capture", "--agent", n.sock, "self")
 	r = netobs(t, "capture", "--agent", n.sock, "self", "-c", "1")
 	if r.code != 1 || !strings.Contains(r.stderr, "streams already served") {
 		t.Errorf("second stream: exit %d, stderr %q", r.code, r.stderr)
 	}
-	first.Process.Signal(syscall.SIGINT)
-	first.Wait()
+	first.stop(t)
 	// A stale socket file (the agent killed) is replaced by the next.
 	n.agent.Process.Kill()
 	n.agent.Wait()
@@ -499,12 +483,11 @@ func TestAgentContainerAndCommands(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, "node-a", dir, 9)
 	file := filepath.Join(dir, "ctr.pcapng")
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", n.sock, "docker:"+name, "-i", "eth0", "-w", file, "icmp")
+	p := startCapture(t, "capture", "--agent", n.sock, "docker:"+name, "-i", "eth0", "-w", file, "icmp")
 	r.Cmd(t, "exec", name, "ping", "-c", "3", "-W", "5", gw)
 	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
-		t.Fatalf("capture exit %d: %s", code, stderr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, p.stderr)
 	}
 	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -516,8 +499,8 @@ func TestAgentContainerAndCommands(t *testing.T) {
 			t.Fatalf("tshark line %q: want interface eth0@docker:%s described with ID %s", l, name, id[:12])
 		}
 	}
-	if !strings.Contains(stderr.String(), "6 packets captured") {
-		t.Errorf("stderr:\n%s", stderr)
+	if !strings.Contains(p.stderr.String(), "6 packets captured") {
+		t.Errorf("stderr:\n%s", p.stderr)
 	}
 
 	// ps: the container's JSON line is the same through the agent.

@@ -189,6 +189,7 @@ func (p *eventsProc) next(t *testing.T, what string, match func(evLine) bool) ev
 	}
 }
 
+// nsInode is the inode number of a namespace file (the N of net:[N]).
 func nsInode(t *testing.T, path string) uint64 {
 	t.Helper()
 	var st syscall.Stat_t

@@ -49,13 +49,10 @@ func fakeHostRoot(t *testing.T) (root, name, hostName string, inodes []string) {
 	return root, name, named, inodes
 }
 
+// inodeOf is nsInode in decimal.
 func inodeOf(t *testing.T, path string) string {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return strconv.FormatUint(st.Ino, 10)
+	return strconv.FormatUint(nsInode(t, path), 10)
 }
 
 // topoInodes are the namespaces of topo's JSON graph, sorted.
