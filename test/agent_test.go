@@ -100,16 +100,6 @@ func (n *node) ping(t *testing.T, count int) {
 	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.01", n.podAddr)
 }
 
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
-
 // tsharkFields reads a capture with tshark: interface name and epoch
 // time of every packet.
 func tsharkFields(t *testing.T, file string) (names []string, times []float64) {
@@ -371,14 +361,9 @@ func TestAgentRefusals(t *testing.T) {
 	// A stale socket file (the agent killed) is replaced by the next.
 	n.agent.Process.Kill()
 	n.agent.Wait()
-	r2 := exec.Command("ip", "netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock)
-	var se bytes.Buffer
-	r2.Stderr = &se
-	if err := r2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { r2.Process.Signal(syscall.SIGTERM); r2.Wait() }()
-	waitFor(t, "second agent", func() bool { return strings.Contains(se.String(), "listening") || r2.ProcessState != nil })
+	r2 := startCmd(t, exec.Command("ip", "netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock))
+	defer r2.stop(t, syscall.SIGTERM)
+	r2.waitStderr(t, "listening")
 	if out := mustNetobs(t, "ns", "ls", "--agent", n.sock, "--type", "net"); !strings.Contains(out, n.pod) {
 		t.Errorf("ns ls through the agent does not list %s:\n%s", n.pod, out)
 	}
@@ -420,14 +405,11 @@ func TestAgentSlowClient(t *testing.T) {
 	}
 	defer pr.Close()
 	cmd := exec.Command(netobsBin, "capture", "--agent", n.sock, n.pod, "-i", "any", "-w", "-", "--", "icmp")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = pw, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd.Stdout = pw
+	p := &proc{bgNetobs: startCmd(t, cmd), ready: "capturing on"}
 	pw.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "capture start", func() bool { return strings.Contains(stderr.String(), "capturing on") })
+	p.waitReady(t)
+	stderr := p.stderr
 	const pings, size = 40000, 1400 // about 110 MB of frames each way
 	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-f", "-c", strconv.Itoa(pings), "-s", strconv.Itoa(size), n.podAddr)
 	hwm := vmHWM(t, n.agentPID())
@@ -439,8 +421,7 @@ func TestAgentSlowClient(t *testing.T) {
 	}
 	copied := make(chan error, 1)
 	go func() { _, err := out.ReadFrom(pr); copied <- err }()
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
+	if code := p.stop(t); code != 0 {
 		t.Fatalf("capture exit %d: %s", code, stderr.String())
 	}
 	<-copied
@@ -540,19 +521,13 @@ func TestAgentContainerAndCommands(t *testing.T) {
 		t.Errorf("sockets of a bad reference through the agent: exit %d, stderr %q", res.code, res.stderr)
 	}
 	// events: a change in the agent's host's namespace, printed here.
-	ev := exec.Command(netobsBin, "events", "--agent", n.sock, n.pod, "--count", "1", "--kinds", "addr")
-	var evOut, evErr bytes.Buffer
-	ev.Stdout, ev.Stderr = &evOut, &evErr
-	if err := ev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ev.Process.Kill(); ev.Wait() })
-	waitFor(t, "events watching", func() bool { return strings.Contains(evErr.String(), "watching 1 namespaces") })
+	ev := startNetobs(t, "events", "--agent", n.sock, n.pod, "--count", "1", "--kinds", "addr")
+	ev.waitStderr(t, "watching 1 namespaces")
 	nstest.Run(t, "ip", "-n", n.pod, "addr", "add", "10.99.0.1/32", "dev", "lo")
-	if code := exitCode(ev.Wait()); code != 0 {
-		t.Fatalf("events exit %d: %s", code, evErr.String())
+	if code := ev.wait(t); code != 0 {
+		t.Fatalf("events exit %d: %s", code, ev.stderr.String())
 	}
-	if !strings.Contains(evOut.String(), "[ADDR]") || !strings.Contains(evOut.String(), "10.99.0.1") {
-		t.Errorf("events through the agent printed %q", evOut.String())
+	if !strings.Contains(ev.stdout.String(), "[ADDR]") || !strings.Contains(ev.stdout.String(), "10.99.0.1") {
+		t.Errorf("events through the agent printed %q", ev.stdout.String())
 	}
 }

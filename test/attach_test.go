@@ -337,16 +337,9 @@ func TestAttachInject(t *testing.T) {
 	}
 	pcap := writePcap(t, layers.LinkTypeEthernet, frames...)
 	// tcpdump on "any" inside the target sees devices made after it started.
-	var tdOut, tdErr bytes.Buffer
-	td := inNS(ns, "tcpdump", "-i", "any", "-nn", "-l", "-A", "-c", "5", "udp", "port", "7777")
-	td.Stdout, td.Stderr = &tdOut, &tdErr
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { td.Process.Kill(); td.Wait() })
-	for !strings.Contains(tdErr.String(), "listening on") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	td := startCmd(t, inNS(ns, "tcpdump", "-i", "any", "-nn", "-l", "-A", "-c", "5", "udp", "port", "7777"))
+	td.waitStderr(t, "listening on")
+	tdOut := td.stdout
 	dev := nstest.UniqueName("tap")
 	r := netobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.75.0.1/24", "--inject", pcap, "--inject-only")
 	if r.code != 0 {
@@ -355,10 +348,8 @@ func TestAttachInject(t *testing.T) {
 	if !strings.Contains(r.stderr, "injected 5 frames") {
 		t.Errorf("stderr does not report 5 injected frames: %s", r.stderr)
 	}
-	done := make(chan error, 1)
-	go func() { done <- td.Wait() }()
 	select {
-	case <-done:
+	case <-td.done:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("tcpdump in the target did not see 5 frames:\n%s", tdOut.String())
 	}

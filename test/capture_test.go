@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,13 +32,11 @@ func captureNets(t *testing.T) (nsA, nsB, ifA, ifB string) {
 	return
 }
 
-// proc is a capture process (netobs or tcpdump) running in the background.
+// proc is a capture process (netobs or tcpdump) running in the
+// background: a bgNetobs that says on stderr when it captures.
 type proc struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{}
-	code   int
-	ready  string // what stderr says once capturing
+	*bgNetobs
+	ready string // what stderr says once capturing
 }
 
 // startProc starts a capture and waits until its stderr says it is
@@ -52,37 +51,13 @@ func startProc(t *testing.T, ready string, name string, args ...string) *proc {
 // launch starts a capture without waiting for it to be ready.
 func launch(t *testing.T, ready string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{}), ready: ready}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	return p
+	return &proc{bgNetobs: startCmd(t, exec.Command(name, args...)), ready: ready}
 }
 
 // waitReady waits until the capture's stderr says it is capturing.
 func (p *proc) waitReady(t *testing.T) {
 	t.Helper()
-	name, args := p.cmd.Path, p.cmd.Args[1:]
-	for i := 0; ; i++ {
-		if strings.Contains(p.stderr.String(), p.ready) {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s %s exited with %d before capturing: %s", name, strings.Join(args, " "), p.code, p.stderr)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if i == 3000 {
-			t.Fatalf("%s %s did not start capturing: %s", name, strings.Join(args, " "), p.stderr)
-		}
-	}
+	p.waitStderr(t, regexp.QuoteMeta(p.ready))
 }
 
 // startCapture starts netobs capture and waits until it captures.
@@ -438,17 +413,11 @@ func TestCaptureReportsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	p := &proc{cmd: exec.Command(netobsBin, "capture", nsB, "-i", ifB, "-B", "64K", "-w", "-"), stderr: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = pw, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := exec.Command(netobsBin, "capture", nsB, "-i", ifB, "-B", "64K", "-w", "-")
+	cmd.Stdout = pw
+	p := &proc{bgNetobs: startCmd(t, cmd), ready: "capturing on"}
 	pw.Close()
-	go func() { p.cmd.Wait(); p.code = p.cmd.ProcessState.ExitCode(); close(p.done) }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	for !strings.Contains(p.stderr.String(), "capturing on") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.waitReady(t)
 	// 2 x 4000 packets of 1 KiB: more than the pipe, the writer's buffer
 	// and a 64 KiB ring hold.
 	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-f", "-c", "4000", "-s", "1000", "-W", "1", "10.93.0.2")
