@@ -676,27 +676,18 @@ func TestCaptureImmediatePipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	no := exec.Command(netobsBin, "capture", nsB, "-i", ifB, "--immediate", "-w", "-", "--", "icmp")
-	noErr := &lockedBuffer{}
-	no.Stdout, no.Stderr = pw, noErr
+	no.Stdout = pw
 	ts := exec.Command("tshark", "-l", "-n", "-r", "-")
 	tsOut := &lockedBuffer{}
 	ts.Stdin, ts.Stdout = pr, tsOut
-	if err := no.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { no.Process.Kill(); no.Wait() }()
+	p := &proc{bgNetobs: startCmd(t, no), ready: "capturing on"}
 	if err := ts.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { ts.Process.Kill(); ts.Wait() }()
 	pw.Close()
 	pr.Close()
-	for i := 0; !strings.Contains(noErr.String(), "capturing on"); i++ {
-		if i == 3000 {
-			t.Fatalf("netobs did not start: %s", noErr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.waitReady(t)
 	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-c", "2", "-i", "0.2", "10.93.0.2")
 	for i := 0; strings.Count(tsOut.String(), "ICMP") < 4; i++ {
 		if i == 12000 {
@@ -704,11 +695,12 @@ func TestCaptureImmediatePipe(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if no.ProcessState != nil {
+	select {
+	case <-p.done:
 		t.Fatal("netobs ended before tshark showed the packets")
+	default:
 	}
-	no.Process.Signal(syscall.SIGINT)
-	if err := no.Wait(); err != nil {
-		t.Fatalf("netobs: %v: %s", err, noErr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("netobs: exit %d: %s", code, p.stderr)
 	}
 }

@@ -634,8 +634,6 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	nstest.RequireRoot(t)
 	ns := nstest.NetNS(t)
 	cmd := exec.Command(netobsBin, "events", "--json", "--kinds", "addr", ns)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -646,27 +644,10 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Stdout = w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := startCmd(t, cmd)
 	w.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for !strings.Contains(stderr.String(), "events: watching") {
-		select {
-		case <-exited:
-			t.Fatalf("netobs exited: %s", stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	p.waitStderr(t, "events: watching")
+	stderr, exited := p.stderr, p.done
 	var batch strings.Builder
 	for i := 0; i < 1000; i++ {
 		fmt.Fprintf(&batch, "addr add 10.68.%d.%d/32 dev lo\n", i/250, i%250+1)
@@ -689,7 +670,7 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("netobs events still running 60s after SIGTERM with its output unread: %s", stderr.String())
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
+	if code := p.code; code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
 		t.Errorf("exit %d, stderr %q; want 1, the totals and why", code, stderr.String())
 	}
 }
