@@ -40,18 +40,14 @@ func nsOutput(t *testing.T, target string, args ...string) string {
 	return string(out)
 }
 
-// waitLink waits until dev exists in target, failing if netobs exits first.
+// waitLink waits until netobs says it is attached, which it says once it
+// reads dev (a TAP's ring is bound: frames the namespace sends before
+// that are dropped unseen), and checks that dev is in target.
 func waitLink(t *testing.T, b *bgNetobs, target, dev string) {
 	t.Helper()
-	for {
-		if inNS(target, "ip", "link", "show", "dev", dev).Run() == nil {
-			return
-		}
-		select {
-		case <-b.done:
-			t.Fatalf("netobs exited %d before %s appeared: %s", b.code, dev, b.stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	b.waitStderr(t, "netobs: attached")
+	if out, err := inNS(target, "ip", "link", "show", "dev", dev).CombinedOutput(); err != nil {
+		t.Fatalf("netobs says it is attached, but %s is not in %s: %v: %s", dev, target, err, out)
 	}
 }
 
@@ -227,10 +223,7 @@ func TestAttachMirror(t *testing.T) {
 	dev := nstest.UniqueName("tap")
 	file := filepath.Join(t.TempDir(), "m.pcap")
 	b := startNetobs(t, "attach", a, "--tap", "--name", dev, "--mirror", va, "-w", file)
-	waitLink(t, b, a, dev)
-	for !strings.Contains(nsOutput(t, a, "tc", "filter", "show", "dev", va, "egress"), "mirred") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitMirror(t, b, a, va)
 	nsOutput(t, bns, "ping", "-c", "3", "-i", "0.2", "10.74.0.1")
 	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d: %s", code, b.stderr.String())
