@@ -100,30 +100,6 @@ func (n *node) ping(t *testing.T, count int) {
 	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.01", n.podAddr)
 }
 
-// startCapture starts netobs capture with args in the background.
-func startAgentCapture(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
-	t.Helper()
-	cmd := exec.Command(netobsBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "capture start", func() bool { return strings.Contains(stderr.String(), "capturing on") })
-	return cmd, &stderr
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
-
 // tsharkFields reads a capture with tshark: interface name and epoch
 // time of every packet.
 func tsharkFields(t *testing.T, file string) (names []string, times []float64) {
@@ -142,6 +118,35 @@ func tsharkFields(t *testing.T, file string) (names []string, times []float64) {
 		names, times = append(names, f[0]), append(times, ts)
 	}
 	return names, times
+}
+
+// tsharkPerInterface counts the packets of a capture per interface, as
+// tshark reads it (which fails the test if it cannot).
+func tsharkPerInterface(t *testing.T, file string) map[string]int {
+	t.Helper()
+	names, _ := tsharkFields(t, file)
+	return countNames(names)
+}
+
+// mergedPerInterface is tsharkPerInterface of a capture merged from
+// several sources, which must also keep the packets in time order.
+func mergedPerInterface(t *testing.T, file string) map[string]int {
+	t.Helper()
+	names, times := tsharkFields(t, file)
+	for i := 1; i < len(times); i++ {
+		if times[i] < times[i-1] {
+			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
+		}
+	}
+	return countNames(names)
+}
+
+func countNames(names []string) map[string]int {
+	n := map[string]int{}
+	for _, name := range names {
+		n[name]++
+	}
+	return n
 }
 
 var agentCountsRe = regexp.MustCompile(`(?m)^agent (\S+): (\d+) captured, (\d+) received by filter, (\d+) dropped by kernel, (\d+) dropped by agent; (.*)$`)
@@ -174,27 +179,19 @@ func TestAgentThreeNodesMerged(t *testing.T) {
 	file := filepath.Join(dir, "merged.pcapng")
 	// "self" is resolved on each agent: its own node namespace, which
 	// sees its pod's pings on the veth.
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+nodes[0].sock, "--agent", "node-b="+nodes[1].sock,
+	p := startCapture(t, "capture", "--agent", "node-a="+nodes[0].sock, "--agent", "node-b="+nodes[1].sock,
 		"--agent", fmt.Sprintf("node-c=127.0.0.1:%d", fwdPort), "self", "-w", file, "--", "icmp")
 	for i, n := range nodes {
 		n.ping(t, 20+10*i)
 	}
 	time.Sleep(500 * time.Millisecond) // the merge runs behind the traffic
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
-		t.Fatalf("capture exit %d: %s", code, stderr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, p.stderr)
 	}
-	names, times := tsharkFields(t, file)
-	perIfc := map[string]int{}
-	for i, name := range names {
-		perIfc[name]++
-		if i > 0 && times[i] < times[i-1] {
-			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
-		}
-	}
-	m := agentCountsRe.FindAllStringSubmatch(stderr.String(), -1)
+	perIfc := mergedPerInterface(t, file)
+	m := agentCountsRe.FindAllStringSubmatch(p.stderr.String(), -1)
 	if len(m) != 3 {
-		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", stderr)
+		t.Fatalf("want 3 per-agent count lines, stderr:\n%s", p.stderr)
 	}
 	for i, n := range nodes {
 		want := "any@" + n.ns + "@" + n.name
@@ -231,7 +228,8 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	dir := t.TempDir()
 	a, b := startNode(t, "node-a", dir, 4), startNode(t, "node-b", dir, 5)
 	file := filepath.Join(dir, "merged.pcapng")
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", "node-a="+a.sock, "--agent", "node-b="+b.sock, "self", "-w", file, "--", "icmp")
+	p := startCapture(t, "capture", "--agent", "node-a="+a.sock, "--agent", "node-b="+b.sock, "self", "-w", file, "--", "icmp")
+	stderr := p.stderr
 	a.ping(t, 5)
 	b.ping(t, 5)
 	time.Sleep(500 * time.Millisecond)
@@ -239,18 +237,13 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	waitFor(t, "client noticing node-b", func() bool { return strings.Contains(stderr.String(), "node-b:") })
 	a.ping(t, 10)
 	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 1 {
+	if code := p.stop(t); code != 1 {
 		t.Fatalf("capture exit %d, want 1: %s", code, stderr)
 	}
 	if !strings.Contains(stderr.String(), "agent node-b:") || !strings.Contains(stderr.String(), "failed") {
 		t.Errorf("stderr does not say node-b failed:\n%s", stderr)
 	}
-	perIfc := map[string]int{}
-	names, _ := tsharkFields(t, file) // fails the test if tshark cannot read it
-	for _, n := range names {
-		perIfc[n]++
-	}
+	perIfc := tsharkPerInterface(t, file)
 	if got := perIfc["any@"+a.ns+"@node-a"]; got != 30 {
 		t.Errorf("node-a: %d packets, want 30 (before and after node-b died): %v", got, perIfc)
 	}
@@ -302,15 +295,15 @@ func TestAgentClientGoneFreesEverything(t *testing.T) {
 	var fds0, pk0, th0 int
 	const clients = 7 // the first is the warm-up
 	for i := 0; i < clients; i++ {
-		cmd, _ := startAgentCapture(t, "capture", "--agent", n.sock, n.pod, "self", "-w", filepath.Join(dir, "x.pcapng"))
+		p := startCapture(t, "capture", "--agent", n.sock, n.pod, "self", "-w", filepath.Join(dir, "x.pcapng"))
 		// /proc/PID/net/packet lists the sockets of the agent's own
 		// namespace only: the one of "self"; the pod's shows in the fds.
 		fds, pk, _ := procCounts(t, pid)
 		if pk < 1 || fds < fds0+3 {
 			t.Fatalf("agent holds %d fds (%d packet sockets in its namespace) during a 2-namespace capture, %d before", fds, pk, fds0)
 		}
-		cmd.Process.Kill()
-		cmd.Wait()
+		p.cmd.Process.Kill()
+		<-p.done
 		if i == 0 {
 			// The first capture warms up what the agent opens once per
 			// process (nsjoin's handles of its own namespaces, its idle
@@ -361,24 +354,18 @@ func TestAgentRefusals(t *testing.T) {
 		t.Errorf("--allow-remote without a token: exit %d, stderr %q", r.code, r.stderr)
 	}
 	n := startNode(t, "node-a", dir, 7, "--max-streams", "1")
-	first, _ := startAgentCapture(t, "capture", "--agent", n.sock, "self")
+	first := startCapture(t, "capture", "--agent", n.sock, "self")
 	r = netobs(t, "capture", "--agent", n.sock, "self", "-c", "1")
 	if r.code != 1 || !strings.Contains(r.stderr, "streams already served") {
 		t.Errorf("second stream: exit %d, stderr %q", r.code, r.stderr)
 	}
-	first.Process.Signal(syscall.SIGINT)
-	first.Wait()
+	first.stop(t)
 	// A stale socket file (the agent killed) is replaced by the next.
 	n.agent.Process.Kill()
 	n.agent.Wait()
-	r2 := exec.Command("ip", "netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock)
-	var se bytes.Buffer
-	r2.Stderr = &se
-	if err := r2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { r2.Process.Signal(syscall.SIGTERM); r2.Wait() }()
-	waitFor(t, "second agent", func() bool { return strings.Contains(se.String(), "listening") || r2.ProcessState != nil })
+	r2 := startCmd(t, exec.Command("ip", "netns", "exec", n.ns, netobsBin, "agent", "--socket", n.sock))
+	defer r2.stop(t, syscall.SIGTERM)
+	r2.waitStderr(t, "listening")
 	if out := mustNetobs(t, "ns", "ls", "--agent", n.sock, "--type", "net"); !strings.Contains(out, n.pod) {
 		t.Errorf("ns ls through the agent does not list %s:\n%s", n.pod, out)
 	}
@@ -420,14 +407,11 @@ func TestAgentSlowClient(t *testing.T) {
 	}
 	defer pr.Close()
 	cmd := exec.Command(netobsBin, "capture", "--agent", n.sock, n.pod, "-i", "any", "-w", "-", "--", "icmp")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = pw, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd.Stdout = pw
+	p := &proc{bgNetobs: startCmd(t, cmd), ready: "capturing on"}
 	pw.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "capture start", func() bool { return strings.Contains(stderr.String(), "capturing on") })
+	p.waitReady(t)
+	stderr := p.stderr
 	const pings, size = 40000, 1400 // about 110 MB of frames each way
 	nstest.Run(t, "ip", "netns", "exec", n.pod, "ping", "-q", "-f", "-c", strconv.Itoa(pings), "-s", strconv.Itoa(size), n.podAddr)
 	hwm := vmHWM(t, n.agentPID())
@@ -439,8 +423,7 @@ func TestAgentSlowClient(t *testing.T) {
 	}
 	copied := make(chan error, 1)
 	go func() { _, err := out.ReadFrom(pr); copied <- err }()
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
+	if code := p.stop(t); code != 0 {
 		t.Fatalf("capture exit %d: %s", code, stderr.String())
 	}
 	<-copied
@@ -483,12 +466,11 @@ func TestAgentContainerAndCommands(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, "node-a", dir, 9)
 	file := filepath.Join(dir, "ctr.pcapng")
-	cmd, stderr := startAgentCapture(t, "capture", "--agent", n.sock, "docker:"+name, "-i", "eth0", "-w", file, "icmp")
+	p := startCapture(t, "capture", "--agent", n.sock, "docker:"+name, "-i", "eth0", "-w", file, "icmp")
 	r.Cmd(t, "exec", name, "ping", "-c", "3", "-W", "5", gw)
 	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if code := exitCode(cmd.Wait()); code != 0 {
-		t.Fatalf("capture exit %d: %s", code, stderr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("capture exit %d: %s", code, p.stderr)
 	}
 	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -500,8 +482,8 @@ func TestAgentContainerAndCommands(t *testing.T) {
 			t.Fatalf("tshark line %q: want interface eth0@docker:%s described with ID %s", l, name, id[:12])
 		}
 	}
-	if !strings.Contains(stderr.String(), "6 packets captured") {
-		t.Errorf("stderr:\n%s", stderr)
+	if !strings.Contains(p.stderr.String(), "6 packets captured") {
+		t.Errorf("stderr:\n%s", p.stderr)
 	}
 
 	// ps: the container's JSON line is the same through the agent.
@@ -541,19 +523,13 @@ func TestAgentContainerAndCommands(t *testing.T) {
 		t.Errorf("sockets of a bad reference through the agent: exit %d, stderr %q", res.code, res.stderr)
 	}
 	// events: a change in the agent's host's namespace, printed here.
-	ev := exec.Command(netobsBin, "events", "--agent", n.sock, n.pod, "--count", "1", "--kinds", "addr")
-	var evOut, evErr bytes.Buffer
-	ev.Stdout, ev.Stderr = &evOut, &evErr
-	if err := ev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ev.Process.Kill(); ev.Wait() })
-	waitFor(t, "events watching", func() bool { return strings.Contains(evErr.String(), "watching 1 namespaces") })
+	ev := startNetobs(t, "events", "--agent", n.sock, n.pod, "--count", "1", "--kinds", "addr")
+	ev.waitStderr(t, "watching 1 namespaces")
 	nstest.Run(t, "ip", "-n", n.pod, "addr", "add", "10.99.0.1/32", "dev", "lo")
-	if code := exitCode(ev.Wait()); code != 0 {
-		t.Fatalf("events exit %d: %s", code, evErr.String())
+	if code := ev.wait(t); code != 0 {
+		t.Fatalf("events exit %d: %s", code, ev.stderr.String())
 	}
-	if !strings.Contains(evOut.String(), "[ADDR]") || !strings.Contains(evOut.String(), "10.99.0.1") {
-		t.Errorf("events through the agent printed %q", evOut.String())
+	if !strings.Contains(ev.stdout.String(), "[ADDR]") || !strings.Contains(ev.stdout.String(), "10.99.0.1") {
+		t.Errorf("events through the agent printed %q", ev.stdout.String())
 	}
 }

@@ -40,18 +40,14 @@ func nsOutput(t *testing.T, target string, args ...string) string {
 	return string(out)
 }
 
-// waitLink waits until dev exists in target, failing if netobs exits first.
+// waitLink waits until netobs says it is attached, which it says once it
+// reads dev (a TAP's ring is bound: frames the namespace sends before
+// that are dropped unseen), and checks that dev is in target.
 func waitLink(t *testing.T, b *bgNetobs, target, dev string) {
 	t.Helper()
-	for {
-		if inNS(target, "ip", "link", "show", "dev", dev).Run() == nil {
-			return
-		}
-		select {
-		case <-b.done:
-			t.Fatalf("netobs exited %d before %s appeared: %s", b.code, dev, b.stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	b.waitStderr(t, "netobs: attached")
+	if out, err := inNS(target, "ip", "link", "show", "dev", dev).CombinedOutput(); err != nil {
+		t.Fatalf("netobs says it is attached, but %s is not in %s: %v: %s", dev, target, err, out)
 	}
 }
 
@@ -201,14 +197,11 @@ func TestAttachCountSIGTERMPersist(t *testing.T) {
 	if code := b.wait(t); code != 0 {
 		t.Fatalf("exit %d with --json -c 1: %s", code, b.stderr.String())
 	}
-	var fr struct {
-		Time, Interface, Proto, Src, Dst, Summary string
-		Length                                    int
-	}
+	var fr frameLine
 	if err := json.Unmarshal(b.stdout.Bytes(), &fr); err != nil {
 		t.Fatalf("--json output %q: %v", b.stdout.String(), err)
 	}
-	if fr.Interface != dev || fr.Length == 0 || fr.Time == "" || fr.Summary == "" || fr.Proto == "" {
+	if fr.Interface != dev || fr.Length == 0 || fr.Time.IsZero() || fr.Summary == "" || fr.Proto == "" {
 		t.Errorf("--json object lacks fields: %+v", fr)
 	}
 
@@ -230,10 +223,7 @@ func TestAttachMirror(t *testing.T) {
 	dev := nstest.UniqueName("tap")
 	file := filepath.Join(t.TempDir(), "m.pcap")
 	b := startNetobs(t, "attach", a, "--tap", "--name", dev, "--mirror", va, "-w", file)
-	waitLink(t, b, a, dev)
-	for !strings.Contains(nsOutput(t, a, "tc", "filter", "show", "dev", va, "egress"), "mirred") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitMirror(t, b, a, va)
 	nsOutput(t, bns, "ping", "-c", "3", "-i", "0.2", "10.74.0.1")
 	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d: %s", code, b.stderr.String())
@@ -340,16 +330,9 @@ func TestAttachInject(t *testing.T) {
 	}
 	pcap := writePcap(t, layers.LinkTypeEthernet, frames...)
 	// tcpdump on "any" inside the target sees devices made after it started.
-	var tdOut, tdErr bytes.Buffer
-	td := inNS(ns, "tcpdump", "-i", "any", "-nn", "-l", "-A", "-c", "5", "udp", "port", "7777")
-	td.Stdout, td.Stderr = &tdOut, &tdErr
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { td.Process.Kill(); td.Wait() })
-	for !strings.Contains(tdErr.String(), "listening on") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	td := startCmd(t, inNS(ns, "tcpdump", "-i", "any", "-nn", "-l", "-A", "-c", "5", "udp", "port", "7777"))
+	td.waitStderr(t, "listening on")
+	tdOut := td.stdout
 	dev := nstest.UniqueName("tap")
 	r := netobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.75.0.1/24", "--inject", pcap, "--inject-only")
 	if r.code != 0 {
@@ -358,10 +341,8 @@ func TestAttachInject(t *testing.T) {
 	if !strings.Contains(r.stderr, "injected 5 frames") {
 		t.Errorf("stderr does not report 5 injected frames: %s", r.stderr)
 	}
-	done := make(chan error, 1)
-	go func() { done <- td.Wait() }()
 	select {
-	case <-done:
+	case <-td.done:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("tcpdump in the target did not see 5 frames:\n%s", tdOut.String())
 	}
@@ -536,28 +517,13 @@ func TestAttachEvents(t *testing.T) {
 	b := startNetobs(t, "attach", ns, "--tap", "--name", dev, "--addr", "10.74.0.1/24", "--json", "--events", "--event-kinds", "addr")
 	b.waitStderr(t, "netobs: attached") // said once the events are subscribed
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", "10.75.0.9/32", "dev", "lo")
-	var ev struct {
-		Event struct {
-			NS   struct{ Name string } `json:"ns"`
-			Kind string                `json:"kind"`
-			Text string                `json:"text"`
-		} `json:"event"`
+	isEvent := func(line string) bool {
+		e, err := parseAttachEvent(line)
+		return err == nil && strings.Contains(e.Text, "10.75.0.9/32")
 	}
-	found := false
-	for i := 0; i < 2000 && !found; i++ {
-		for _, line := range strings.Split(b.stdout.String(), "\n") {
-			if json.Unmarshal([]byte(line), &ev) == nil && strings.Contains(ev.Event.Text, "10.75.0.9/32") {
-				found = true
-				break
-			}
-		}
-		nstest.Sleep()
-	}
-	if !found {
-		t.Fatalf("no address event in the attach stream:\n%s", b.stdout.String())
-	}
-	if ev.Event.NS.Name != ns || ev.Event.Kind != "addr" {
-		t.Errorf("event %+v, want kind addr in namespace %s", ev.Event, ns)
+	ev, _ := parseAttachEvent(b.waitStdout(t, "the address event", isEvent))
+	if ev.NS.Name != ns || ev.Kind != "addr" {
+		t.Errorf("event %+v, want kind addr in namespace %s", ev, ns)
 	}
 	if code := b.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("exit %d after SIGINT: %s", code, b.stderr.String())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,10 +33,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// bgNetobs is a netobs process running in the background.
+// bgNetobs is a netobs process (or another command) running in the
+// background.
 type bgNetobs struct {
 	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
+	stdout, stderr *lockedBuffer
 	done           chan struct{}
 	code           int
 }
@@ -48,11 +50,15 @@ func startNetobs(tb testing.TB, args ...string) *bgNetobs {
 }
 
 // startCmd is startNetobs of a command prepared by the caller (netobs
-// under a wrapper, in another environment).
+// under a wrapper, in another environment, tcpdump). Its stdout goes to
+// p.stdout unless the caller set cmd.Stdout.
 func startCmd(tb testing.TB, cmd *exec.Cmd) *bgNetobs {
 	tb.Helper()
-	p := &bgNetobs{done: make(chan struct{}), cmd: cmd}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	p := &bgNetobs{done: make(chan struct{}), cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	if p.cmd.Stdout == nil {
+		p.cmd.Stdout = p.stdout
+	}
+	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
@@ -76,7 +82,7 @@ func startCmd(tb testing.TB, cmd *exec.Cmd) *bgNetobs {
 func (p *bgNetobs) waitStderr(tb testing.TB, re string) []string {
 	tb.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
 			return m
@@ -86,12 +92,49 @@ func (p *bgNetobs) waitStderr(tb testing.TB, re string) []string {
 			if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
 				return m
 			}
-			tb.Fatalf("netobs exited %d before printing %q; stderr:\n%s", p.code, re, p.stderr.String())
+			tb.Fatalf("%s exited %d before printing %q; stderr:\n%s", p.name(), p.code, re, p.stderr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	tb.Fatalf("netobs did not print %q in 20s; stderr:\n%s", re, p.stderr.String())
+	tb.Fatalf("%s did not print %q in 30s; stderr:\n%s", p.name(), re, p.stderr.String())
 	return nil
+}
+
+// name is the command and its arguments, the binary's directory left out.
+func (p *bgNetobs) name() string {
+	return strings.Join(append([]string{filepath.Base(p.cmd.Path)}, p.cmd.Args[1:]...), " ")
+}
+
+// waitStdout waits until a line of stdout satisfies match and returns the
+// last line that does; what names the line in a failure.
+func (p *bgNetobs) waitStdout(tb testing.TB, what string, match func(line string) bool) string {
+	tb.Helper()
+	find := func() (string, bool) {
+		var last string
+		found := false
+		for _, l := range strings.Split(p.stdout.String(), "\n") {
+			if match(l) {
+				last, found = l, true
+			}
+		}
+		return last, found
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if l, ok := find(); ok {
+			return l
+		}
+		select {
+		case <-p.done:
+			if l, ok := find(); ok {
+				return l
+			}
+			tb.Fatalf("%s exited %d before printing %s; stdout:\n%s\nstderr:\n%s", p.name(), p.code, what, p.stdout.String(), p.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tb.Fatalf("%s did not print %s in 30s; stdout:\n%s", p.name(), what, p.stdout.String())
+	return ""
 }
 
 // stop sends sig and waits for the exit status.

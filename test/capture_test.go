@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,13 +32,11 @@ func captureNets(t *testing.T) (nsA, nsB, ifA, ifB string) {
 	return
 }
 
-// proc is a capture process (netobs or tcpdump) running in the background.
+// proc is a capture process (netobs or tcpdump) running in the
+// background: a bgNetobs that says on stderr when it captures.
 type proc struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{}
-	code   int
-	ready  string // what stderr says once capturing
+	*bgNetobs
+	ready string // what stderr says once capturing
 }
 
 // startProc starts a capture and waits until its stderr says it is
@@ -52,37 +51,13 @@ func startProc(t *testing.T, ready string, name string, args ...string) *proc {
 // launch starts a capture without waiting for it to be ready.
 func launch(t *testing.T, ready string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{}), ready: ready}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	return p
+	return &proc{bgNetobs: startCmd(t, exec.Command(name, args...)), ready: ready}
 }
 
 // waitReady waits until the capture's stderr says it is capturing.
 func (p *proc) waitReady(t *testing.T) {
 	t.Helper()
-	name, args := p.cmd.Path, p.cmd.Args[1:]
-	for i := 0; ; i++ {
-		if strings.Contains(p.stderr.String(), p.ready) {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s %s exited with %d before capturing: %s", name, strings.Join(args, " "), p.code, p.stderr)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if i == 3000 {
-			t.Fatalf("%s %s did not start capturing: %s", name, strings.Join(args, " "), p.stderr)
-		}
-	}
+	p.waitStderr(t, regexp.QuoteMeta(p.ready))
 }
 
 // startCapture starts netobs capture and waits until it captures.
@@ -229,6 +204,25 @@ func tsharkSummary(t *testing.T, file string) string {
 		n, sum = n+1, sum+v
 	}
 	return fmt.Sprintf("%d packets, %d bytes", n, sum)
+}
+
+// wantThreePings checks, with tshark, that a capture of a `ping -c 3`
+// holds its 3 echo requests and 3 replies, each on an interface whose name
+// and description ok accepts (what says which, in a failure).
+func wantThreePings(t *testing.T, file, what string, ok func(name, desc string) bool) {
+	t.Helper()
+	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
+	types := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || !ok(f[0], f[1]) {
+			t.Fatalf("tshark line %q: want interface %s", line, what)
+		}
+		types[f[2]]++
+	}
+	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
+		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
+	}
 }
 
 // netobs capture and tcpdump in the same namespace agree packet for packet,
@@ -419,17 +413,11 @@ func TestCaptureReportsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	p := &proc{cmd: exec.Command(netobsBin, "capture", nsB, "-i", ifB, "-B", "64K", "-w", "-"), stderr: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = pw, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := exec.Command(netobsBin, "capture", nsB, "-i", ifB, "-B", "64K", "-w", "-")
+	cmd.Stdout = pw
+	p := &proc{bgNetobs: startCmd(t, cmd), ready: "capturing on"}
 	pw.Close()
-	go func() { p.cmd.Wait(); p.code = p.cmd.ProcessState.ExitCode(); close(p.done) }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	for !strings.Contains(p.stderr.String(), "capturing on") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.waitReady(t)
 	// 2 x 4000 packets of 1 KiB: more than the pipe, the writer's buffer
 	// and a 64 KiB ring hold.
 	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-f", "-c", "4000", "-s", "1000", "-W", "1", "10.93.0.2")
@@ -510,11 +498,7 @@ func TestCaptureNamespaceDeleted(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "capture any@"+nsB+": namespace went away") {
 		t.Fatalf("stderr: %s", p.stderr)
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name")
-	count := map[string]int{}
-	for _, n := range strings.Fields(out) {
-		count[n]++
-	}
+	count := tsharkPerInterface(t, file)
 	// nsA: 3 requests and replies on the veth, then 2 each way on lo.
 	if count["any@"+nsA] != 10 || count["any@"+nsB] != 6 {
 		t.Fatalf("packets per interface %v, want 10 in %s and 6 in %s", count, nsA, nsB)
@@ -692,27 +676,18 @@ func TestCaptureImmediatePipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	no := exec.Command(netobsBin, "capture", nsB, "-i", ifB, "--immediate", "-w", "-", "--", "icmp")
-	noErr := &lockedBuffer{}
-	no.Stdout, no.Stderr = pw, noErr
+	no.Stdout = pw
 	ts := exec.Command("tshark", "-l", "-n", "-r", "-")
 	tsOut := &lockedBuffer{}
 	ts.Stdin, ts.Stdout = pr, tsOut
-	if err := no.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { no.Process.Kill(); no.Wait() }()
+	p := &proc{bgNetobs: startCmd(t, no), ready: "capturing on"}
 	if err := ts.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { ts.Process.Kill(); ts.Wait() }()
 	pw.Close()
 	pr.Close()
-	for i := 0; !strings.Contains(noErr.String(), "capturing on"); i++ {
-		if i == 3000 {
-			t.Fatalf("netobs did not start: %s", noErr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.waitReady(t)
 	nstest.Run(t, "ip", "netns", "exec", nsA, "ping", "-q", "-c", "2", "-i", "0.2", "10.93.0.2")
 	for i := 0; strings.Count(tsOut.String(), "ICMP") < 4; i++ {
 		if i == 12000 {
@@ -720,11 +695,12 @@ func TestCaptureImmediatePipe(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if no.ProcessState != nil {
+	select {
+	case <-p.done:
 		t.Fatal("netobs ended before tshark showed the packets")
+	default:
 	}
-	no.Process.Signal(syscall.SIGINT)
-	if err := no.Wait(); err != nil {
-		t.Fatalf("netobs: %v: %s", err, noErr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("netobs: exit %d: %s", code, p.stderr)
 	}
 }

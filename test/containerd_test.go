@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,15 +57,7 @@ func TestContainerdCLI(t *testing.T) {
 
 	// A veth from a namespace of the test's own into the container, named
 	// eth0 there, for traffic to capture.
-	peer := nstest.NetNS(t)
-	net := os.Getpid() % 250
-	hostAddr, ctrAddr := fmt.Sprintf("10.252.%d.1", net), fmt.Sprintf("10.252.%d.2", net)
-	ifA := nstest.UniqueName("va")
-	nstest.Run(t, "ip", "link", "add", ifA, "netns", peer, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(pid))
-	nstest.Run(t, "ip", "-n", peer, "addr", "add", hostAddr+"/24", "dev", ifA)
-	nstest.Run(t, "ip", "-n", peer, "link", "set", ifA, "up")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "addr", "add", ctrAddr+"/24", "dev", "eth0")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "link", "set", "eth0", "up")
+	peer, _, ctrAddr := vethIntoContainer(t, pid, os.Getpid()%250)
 
 	file := filepath.Join(t.TempDir(), "ctrd.pcapng")
 	p := startNetobs(t, append(ep, "capture", ref, "-i", "eth0", "-c", "6", "-w", file, "icmp")...)
@@ -75,18 +66,9 @@ func TestContainerdCLI(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("capture %s -c 6: exit %d: %s", ref, code, p.stderr.String())
 	}
-	out = nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
-	types := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] != "eth0@"+label || !strings.Contains(f[1], "containerd container \""+name+"\" (ID "+id[:12]+")") {
-			t.Fatalf("tshark line %q: want interface eth0@%s described as containerd container %s", line, label, name)
-		}
-		types[f[2]]++
-	}
-	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
-		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
-	}
+	wantThreePings(t, file, fmt.Sprintf("eth0@%s described as containerd container %s", label, name), func(ifc, desc string) bool {
+		return ifc == "eth0@"+label && strings.Contains(desc, "containerd container \""+name+"\" (ID "+id[:12]+")")
+	})
 
 	// ps of every runtime at the socket and of containerd alone.
 	for _, args := range [][]string{{"ps", "--json"}, {"ps", "--runtime", "containerd", "--json"}} {
@@ -95,21 +77,11 @@ func TestContainerdCLI(t *testing.T) {
 		if res.code != 0 || res.stderr != "" {
 			t.Fatalf("netobs %s: %+v, want exit 0 and nothing on stderr", args, res)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
-			var row struct {
-				Runtime, Container, State string
-				ID                        string `json:"container_id"`
-				Namespace                 string `json:"containerd_namespace"`
-				NetnsID                   string `json:"netns_id"`
-				PID                       int
-			}
-			if err := json.Unmarshal([]byte(l), &row); err != nil {
-				t.Fatalf("ps --json line %q: %v", l, err)
-			}
+		for _, row := range jsonLines[psRow](t, "ps --json", res.stdout) {
 			if row.ID == id {
 				found++
-				if row.Runtime != "containerd" || row.Container != name || row.Namespace != "default" || row.State != "running" || row.NetnsID != want || row.PID != pid {
-					t.Fatalf("%s: %s; want runtime containerd, container %s, namespace default, running, %s, pid %d", args, l, name, want, pid)
+				if row.Runtime != "containerd" || row.Container != name || row.ContainerdNamespace != "default" || row.State != "running" || row.NetnsID != want || row.PID != pid {
+					t.Fatalf("%s: %+v; want runtime containerd, container %s, namespace default, running, %s, pid %d", args, row, name, want, pid)
 				}
 			}
 		}
@@ -117,6 +89,23 @@ func TestContainerdCLI(t *testing.T) {
 			t.Fatalf("%s lists the container %d times, want once", args, found)
 		}
 	}
+}
+
+// vethIntoContainer links a new namespace of the test's own (peer) to the
+// network namespace of process pid, a container's, by a veth named eth0
+// there: hostAddr 10.252.SUB.1/24 on the test's side, ctrAddr
+// 10.252.SUB.2/24 in the container, both up.
+func vethIntoContainer(t *testing.T, pid, sub int) (peer, hostAddr, ctrAddr string) {
+	t.Helper()
+	peer = nstest.NetNS(t)
+	hostAddr, ctrAddr = fmt.Sprintf("10.252.%d.1", sub), fmt.Sprintf("10.252.%d.2", sub)
+	ifA := nstest.UniqueName("va")
+	nstest.Run(t, "ip", "link", "add", ifA, "netns", peer, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(pid))
+	nstest.Run(t, "ip", "-n", peer, "addr", "add", hostAddr+"/24", "dev", ifA)
+	nstest.Run(t, "ip", "-n", peer, "link", "set", ifA, "up")
+	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "addr", "add", ctrAddr+"/24", "dev", "eth0")
+	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "link", "set", "eth0", "up")
+	return peer, hostAddr, ctrAddr
 }
 
 // A container with the host's network (ctr run --net-host) resolves to the

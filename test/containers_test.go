@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -38,18 +39,9 @@ func TestContainerCaptureByName(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("netobs exited %d: %s", code, p.stderr)
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
-	types := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] != "eth0@docker:"+name || !strings.Contains(f[1], id[:12]) || !strings.Contains(f[1], `docker container "`+name+`"`) {
-			t.Fatalf("tshark line %q: want interface eth0@docker:%s described with ID %s", line, name, id[:12])
-		}
-		types[f[2]]++
-	}
-	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
-		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
-	}
+	wantThreePings(t, file, fmt.Sprintf("eth0@docker:%s described with ID %s", name, id[:12]), func(ifc, desc string) bool {
+		return ifc == "eth0@docker:"+name && strings.Contains(desc, id[:12]) && strings.Contains(desc, `docker container "`+name+`"`)
+	})
 }
 
 // podman too, and --json carries runtime, container ID and name.
@@ -70,14 +62,11 @@ func TestContainerCaptureJSONPodman(t *testing.T) {
 		t.Fatalf("%d lines, want 2: %s", len(lines), p.stdout.String())
 	}
 	for _, l := range lines {
-		var s struct {
-			Interface, Runtime, Container, Proto string
-			ID                                   string `json:"container_id"`
-		}
+		var s frameLine
 		if err := json.Unmarshal([]byte(l), &s); err != nil {
 			t.Fatal(err)
 		}
-		if s.Runtime != "podman" || s.Container != name || s.ID != id || s.Interface != "any@podman:"+name || s.Proto != "icmp" {
+		if s.Runtime != "podman" || s.Container != name || s.ContainerID != id || s.Interface != "any@podman:"+name || s.Proto != "icmp" {
 			t.Fatalf("line %s: want runtime podman, container %s, ID %s", l, name, id)
 		}
 	}
@@ -164,19 +153,11 @@ func TestContainerPSAndSharing(t *testing.T) {
 		t.Fatalf("ps row for %s: %q, want created -", stopped, f)
 	}
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ps", "--json")), "\n") {
-		var c struct {
-			Runtime, Container, Netns, State string
-			ID                               string `json:"container_id"`
-			NetnsID                          string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &c); err != nil {
-			t.Fatalf("ps --json line %q: %v", l, err)
-		}
+	for _, c := range jsonLines[psRow](t, "ps --json", mustNetobs(t, "ps", "--json")) {
 		if c.Container == main {
 			found = true
 			if c.NetnsID != want || c.Netns != r.Inspect(t, main, "{{.NetworkSettings.SandboxKey}}") || c.ID != r.Inspect(t, main, "{{.Id}}") {
-				t.Fatalf("ps --json %s", l)
+				t.Fatalf("ps --json %+v", c)
 			}
 		}
 	}
@@ -201,20 +182,12 @@ func TestContainerPSAndSharing(t *testing.T) {
 		}
 	}
 	var inLs int
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "ns", "ls", "--json")), "\n") {
-		var row struct {
-			Type       string
-			NS         uint64
-			Containers []struct{ Runtime, Container string }
-		}
-		if err := json.Unmarshal([]byte(l), &row); err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range jsonLines[nsLsRow](t, "ns ls --json", mustNetobs(t, "ns", "ls", "--json")) {
 		for _, c := range row.Containers {
 			if c.Container == main || c.Container == shared {
 				inLs++
 				if row.Type != "net" || strconv.FormatUint(row.NS, 10) != inode(want) || c.Runtime != "docker" {
-					t.Fatalf("ns ls --json: %s", l)
+					t.Fatalf("ns ls --json: %+v", row)
 				}
 			}
 		}
@@ -311,11 +284,11 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	id := r.Inspect(t, name, "{{.Id}}")
 	pid := r.Inspect(t, name, "{{.State.Pid}}")
 	netns := netnsOf(t, r, name)
-	type owner struct {
-		Runtime, Container string
-		ID                 string `json:"container_id"`
+	// The owner fields asserted: runtime, container and container_id.
+	wantOwner := jsonOwner{Runtime: "docker", Container: name, ContainerID: id}
+	ownerOf := func(o jsonOwner) jsonOwner {
+		return jsonOwner{Runtime: o.Runtime, Container: o.Container, ContainerID: o.ContainerID}
 	}
-	wantOwner := owner{Runtime: "docker", Container: name, ID: id}
 
 	text := startNetobs(t, "events", "--kinds", "addr", "-c", "1", ref)
 	js := startNetobs(t, "events", "--kinds", "addr", "-c", "1", "--json", ref)
@@ -330,18 +303,11 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	if out := text.stdout.String(); !strings.Contains(out, " "+netns+" "+ref+" ") || !strings.Contains(out, "10.77.0.1/32") {
 		t.Fatalf("events text %q: want the address 10.77.0.1/32 labelled %s %s", out, netns, ref)
 	}
-	var ev struct {
-		NS struct {
-			Inode uint64
-			Label string
-			owner
-		}
-		Action, Text string
-	}
+	var ev evLine
 	if err := json.Unmarshal(js.stdout.Bytes(), &ev); err != nil {
 		t.Fatalf("events --json %q: %v", js.stdout.String(), err)
 	}
-	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ev.NS.owner != wantOwner ||
+	if "net:["+strconv.FormatUint(ev.NS.Inode, 10)+"]" != netns || ev.NS.Label != ref || ownerOf(ev.NS.jsonOwner) != wantOwner ||
 		ev.Action != "add" || !strings.Contains(ev.Text, "10.77.0.1/32") {
 		t.Fatalf("events --json %s: want the add of 10.77.0.1/32 in %s labelled %s, owner %+v", js.stdout.String(), netns, ref, wantOwner)
 	}
@@ -350,27 +316,8 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 	at := startNetobs(t, "attach", ref, "--tap", "--name", nstest.UniqueName("tap"), "--json", "--events", "--event-kinds", "addr")
 	at.waitStderr(t, "netobs: attached")
 	r.Cmd(t, "exec", name, "ip", "addr", "add", "10.77.0.2/32", "dev", "lo")
-	var line string
-	for i := 0; line == ""; i++ {
-		for _, l := range strings.Split(at.stdout.String(), "\n") {
-			if strings.Contains(l, "10.77.0.2/32") {
-				line = l
-			}
-		}
-		if i == 1000 {
-			t.Fatalf("attach --events never showed 10.77.0.2/32: %s", at.stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	var aev struct {
-		Event struct {
-			NS struct {
-				Label string
-				owner
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(line), &aev); err != nil || aev.Event.NS.Label != ref || aev.Event.NS.owner != wantOwner {
+	line := at.waitStdout(t, "the event of 10.77.0.2/32", func(l string) bool { return strings.Contains(l, "10.77.0.2/32") })
+	if aev, err := parseAttachEvent(line); err != nil || aev.NS.Label != ref || ownerOf(aev.NS.jsonOwner) != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, owner %+v", line, err, ref, wantOwner)
 	}
 	if code := at.stop(t, syscall.SIGINT); code != 0 {
@@ -390,17 +337,9 @@ func TestContainerEventsAndSocketsLabelled(t *testing.T) {
 		t.Fatalf("sockets %s -tl:\n%s\nwant a first line %q, the header and the listener on 7788", ref, out, netns+" "+ref)
 	}
 	var found int
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "sockets", ref, "-tl", "--json")), "\n") {
-		var s struct {
-			LocalPort uint16 `json:"local_port"`
-			State     string
-			owner
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatalf("sockets --json line %q: %v", l, err)
-		}
-		if s.owner != wantOwner {
-			t.Fatalf("sockets --json line %s: want owner %+v", l, wantOwner)
+	for _, s := range socketsJSON(t, ref, "-tl") {
+		if ownerOf(s.jsonOwner) != wantOwner {
+			t.Fatalf("sockets --json line %+v: want owner %+v", s, wantOwner)
 		}
 		if s.LocalPort == 7788 && s.State == "LISTEN" {
 			found++
@@ -447,18 +386,11 @@ func TestPodmanWithoutAPIService(t *testing.T) {
 	// Nothing answers on the socket: ps reports the command as the
 	// endpoint, and an explicit socket endpoint does not fall back.
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(run("ps", "--runtime", "podman", "--json").stdout), "\n") {
-		var c struct {
-			Endpoint, Container, State string
-			NetnsID                    string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &c); err != nil {
-			t.Fatalf("ps --json line %q: %v", l, err)
-		}
+	for _, c := range jsonLines[psRow](t, "ps --json", run("ps", "--runtime", "podman", "--json").stdout) {
 		if c.Container == name {
 			found = true
 			if c.Endpoint != podman || c.NetnsID != want || c.State != "running" {
-				t.Fatalf("ps --json: %s; want endpoint %s, netns %s, running", l, podman, want)
+				t.Fatalf("ps --json: %+v; want endpoint %s, netns %s, running", c, podman, want)
 			}
 		}
 	}
@@ -483,11 +415,8 @@ func TestPodmanWithoutAPIService(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
 	for _, l := range lines {
-		var s struct {
-			Runtime, Container string
-			ID                 string `json:"container_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil || s.Runtime != "podman" || s.Container != name || s.ID != id {
+		var s frameLine
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.Runtime != "podman" || s.Container != name || s.ContainerID != id {
 			t.Fatalf("capture line %s (%v): want podman container %s", l, err, name)
 		}
 	}

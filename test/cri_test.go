@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,18 +34,9 @@ func TestCRICapturePod(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("netobs exited %d: %s", code, p.stderr)
 	}
-	out := nstest.Run(t, "tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "icmp.type")
-	types := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] != "eth0@pod:"+ns+"/"+name || !strings.Contains(f[1], "cri container") || !strings.Contains(f[1], pod.ID[:12]) || !strings.Contains(f[1], "pod "+ns+"/"+name) {
-			t.Fatalf("tshark line %q: want interface eth0@pod:%s/%s described with sandbox %s and the pod", line, ns, name, pod.ID[:12])
-		}
-		types[f[2]]++
-	}
-	if types["8"] != 3 || types["0"] != 3 || len(types) != 2 {
-		t.Fatalf("ICMP types %v, want 3 echo requests (8) and 3 replies (0)", types)
-	}
+	wantThreePings(t, file, fmt.Sprintf("eth0@pod:%s/%s described with sandbox %s and the pod", ns, name, pod.ID[:12]), func(ifc, desc string) bool {
+		return ifc == "eth0@pod:"+ns+"/"+name && strings.Contains(desc, "cri container") && strings.Contains(desc, pod.ID[:12]) && strings.Contains(desc, "pod "+ns+"/"+name)
+	})
 }
 
 // The CLI resolves pods and CRI containers everywhere an NSREF goes: ns
@@ -117,14 +109,11 @@ func TestCRICLI(t *testing.T) {
 		}
 		pods := map[string]int{}
 		for _, l := range strings.Split(strings.TrimSpace(p.stdout.String()), "\n") {
-			var s struct {
-				Runtime, Pod string
-				PodNS        string `json:"pod_namespace"`
-			}
+			var s frameLine
 			if err := json.Unmarshal([]byte(l), &s); err != nil {
 				t.Fatalf("capture %s: line %q: %v", sel, l, err)
 			}
-			if s.Runtime != "cri" || s.PodNS != ns {
+			if s.Runtime != "cri" || s.PodNamespace != ns {
 				t.Fatalf("capture %s: line %s, want runtime cri and pod_namespace %s", sel, l, ns)
 			}
 			pods[s.Pod]++
@@ -179,19 +168,11 @@ func TestHostRoot(t *testing.T) {
 		}
 	}
 	var found bool
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")), "\n") {
-		var row struct {
-			ID      string `json:"container_id"`
-			Netns   string
-			NetnsID string `json:"netns_id"`
-		}
-		if err := json.Unmarshal([]byte(l), &row); err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range jsonLines[psRow](t, "ps --json", mustNetobs(t, "--host-root", root, "ps", "--runtime", "cri", "--json")) {
 		if row.ID == pod.ID {
 			found = true
 			if !strings.HasPrefix(row.Netns, root+"/run/netns/") || row.NetnsID != want {
-				t.Fatalf("ps --json under --host-root: %s; want the netns under %s/run/netns, %s", l, root, want)
+				t.Fatalf("ps --json under --host-root: %+v; want the netns under %s/run/netns, %s", row, root, want)
 			}
 		}
 	}
@@ -337,12 +318,11 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	pid := strconv.Itoa(c.PID(t, ctr))
 	want := readlink(t, "/proc/"+pid+"/ns/net")
 	ref := "pod:" + ns + "/" + name
-	type owner struct {
-		Runtime, Pod string
-		ID           string `json:"container_id"`
-		PodNS        string `json:"pod_namespace"`
+	// The owner fields asserted: runtime, pod, container_id and pod_namespace.
+	wantOwner := jsonOwner{Runtime: "cri", Pod: name, ContainerID: pod.ID, PodNamespace: ns}
+	ownerOf := func(o jsonOwner) jsonOwner {
+		return jsonOwner{Runtime: o.Runtime, Pod: o.Pod, ContainerID: o.ContainerID, PodNamespace: o.PodNamespace}
 	}
-	wantOwner := owner{Runtime: "cri", Pod: name, ID: pod.ID, PodNS: ns}
 
 	ev := startNetobs(t, "--runtime-endpoint", c.Socket, "events", ref, "--kinds", "addr", "-c", "1", "--json")
 	ev.waitStderr(t, "watching 1 namespaces")
@@ -350,16 +330,9 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
 	}
-	var e struct {
-		NS struct {
-			Inode uint64
-			Label string
-			owner
-		}
-		Action, Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
-		e.NS.Label != ref || e.NS.owner != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
+		e.NS.Label != ref || ownerOf(e.NS.jsonOwner) != wantOwner || e.Action != "add" || !strings.Contains(e.Text, "10.79.0.1/32") {
 		t.Fatalf("events %s: %s (%v); want the add of 10.79.0.1/32 in %s labelled %s, %+v", ref, ev.stdout.String(), err, want, ref, wantOwner)
 	}
 
@@ -371,40 +344,18 @@ func TestCRIPodAttachAndEvents(t *testing.T) {
 	// of the device netobs reads.
 	c.Exec(t, ctr, "sh", "-c", "ping -c 2 -W 1 10.79.1.2 || true")
 	nstest.Run(t, "nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.79.0.2/32", "dev", "lo")
-	var frame, event string
-	for i := 0; frame == "" || event == ""; i++ {
-		for _, l := range strings.Split(at.stdout.String(), "\n") {
-			switch {
-			case strings.Contains(l, "10.79.0.2/32"):
-				event = l
-			case strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "):
-				frame = l
-			}
-		}
-		if i == 1000 {
-			t.Fatalf("attach %s never showed the container's ARP for 10.79.1.2 and the event: %s", ref, at.stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	event := at.waitStdout(t, "the event of 10.79.0.2/32", func(l string) bool { return strings.Contains(l, "10.79.0.2/32") })
+	frame := at.waitStdout(t, "the container's ARP for 10.79.1.2", func(l string) bool {
+		return !strings.Contains(l, "10.79.0.2/32") && (strings.Contains(l, `"10.79.1.2"`) || strings.Contains(l, "10.79.1.2 "))
+	})
 	if code := at.stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 	}
-	var fr struct {
-		Interface string
-		owner
-	}
-	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.owner != wantOwner {
+	var fr frameLine
+	if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || ownerOf(fr.jsonOwner) != wantOwner {
 		t.Fatalf("attach frame %s (%v): want it from %s labelled %+v", frame, err, dev, wantOwner)
 	}
-	var ae struct {
-		Event struct {
-			NS struct {
-				Label string
-				owner
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(event), &ae); err != nil || ae.Event.NS.Label != ref || ae.Event.NS.owner != wantOwner {
+	if ae, err := parseAttachEvent(event); err != nil || ae.NS.Label != ref || ownerOf(ae.NS.jsonOwner) != wantOwner {
 		t.Fatalf("attach --events line %s (%v): want it labelled %s, %+v", event, err, ref, wantOwner)
 	}
 }
@@ -440,11 +391,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 			t.Fatalf("events %s: exit %d: %s", s, code, ev.stderr.String())
 		}
 		got := map[string]bool{}
-		for _, l := range strings.Split(strings.TrimSpace(ev.stdout.String()), "\n") {
-			var e struct{ NS struct{ Label, Pod string } }
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				t.Fatalf("events %s: line %q: %v", s, l, err)
-			}
+		for _, e := range jsonLines[evLine](t, "events "+strings.Join(s, " "), ev.stdout.String()) {
 			got[e.NS.Label] = true
 		}
 		if !got[pods[0]] || !got[pods[1]] || len(got) != 2 {
@@ -485,14 +432,7 @@ func TestCRIPodGlobsEverywhere(t *testing.T) {
 		}
 	}
 	var byPod = map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)), "\n") {
-		var s struct {
-			LocalPort uint16 `json:"local_port"`
-			Pod       string
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range jsonLines[sockJSON](t, "sockets --json", mustNetobs(t, append(ep, "sockets", "-tl", "--json", glob)...)) {
 		byPod[strconv.Itoa(int(s.LocalPort))] = s.Pod
 	}
 	if byPod["7701"] != base+"-0" || byPod["7702"] != base+"-1" {

@@ -20,17 +20,10 @@ import (
 	"github.com/netobs/netobs/internal/nstest"
 )
 
-// evNS and evLine mirror the JSON that `netobs events --json` prints.
-type evNS struct {
-	Inode uint64 `json:"inode"`
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-}
-
-type evChange struct {
-	Kind, Action, Key, Text string
-}
-
+// evLine mirrors one JSON line of `netobs events --json` (an events.Event),
+// with the "node" field `kubectl netobs events --json` adds; parseAttachEvent
+// reads the same object from a line of `netobs attach --json --events`.
+// Every test decodes event lines into it, so a renamed field fails them all.
 type evLine struct {
 	Time    time.Time  `json:"time"`
 	NS      evNS       `json:"ns"`
@@ -38,9 +31,46 @@ type evLine struct {
 	Action  string     `json:"action"`
 	Key     string     `json:"key"`
 	Text    string     `json:"text"`
+	Index   int        `json:"ifindex"`
 	Dev     string     `json:"dev"`
 	Notes   []string   `json:"notes"`
 	Changes []evChange `json:"changes"`
+	Node    string     `json:"node"`
+}
+
+// evNS mirrors events.Namespace: where an event came from, with the
+// label and owner netobs gives a container's namespace.
+type evNS struct {
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+	Name  string `json:"name"`
+	PID   int    `json:"pid"`
+	Ref   string `json:"ref"`
+	Label string `json:"label"`
+	jsonOwner
+}
+
+// evChange mirrors events.Change, one difference a resync found.
+type evChange struct {
+	Kind   string `json:"kind"`
+	Action string `json:"action"`
+	Key    string `json:"key"`
+	Text   string `json:"text"`
+}
+
+// parseAttachEvent decodes a line of `netobs attach --json --events` that
+// carries a netlink event ({"event": {...}}); a frame's line is an error.
+func parseAttachEvent(line string) (evLine, error) {
+	var l struct {
+		Event *evLine `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(line), &l); err != nil {
+		return evLine{}, err
+	}
+	if l.Event == nil {
+		return evLine{}, fmt.Errorf("no \"event\" in %s", line)
+	}
+	return *l.Event, nil
 }
 
 // eventsProc is a `netobs events` running in the background.
@@ -159,6 +189,7 @@ func (p *eventsProc) next(t *testing.T, what string, match func(evLine) bool) ev
 	}
 }
 
+// nsInode is the inode number of a namespace file (the N of net:[N]).
 func nsInode(t *testing.T, path string) uint64 {
 	t.Helper()
 	var st syscall.Stat_t
@@ -603,8 +634,6 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	nstest.RequireRoot(t)
 	ns := nstest.NetNS(t)
 	cmd := exec.Command(netobsBin, "events", "--json", "--kinds", "addr", ns)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -615,27 +644,10 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Stdout = w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := startCmd(t, cmd)
 	w.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for !strings.Contains(stderr.String(), "events: watching") {
-		select {
-		case <-exited:
-			t.Fatalf("netobs exited: %s", stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	p.waitStderr(t, "events: watching")
+	stderr, exited := p.stderr, p.done
 	var batch strings.Builder
 	for i := 0; i < 1000; i++ {
 		fmt.Fprintf(&batch, "addr add 10.68.%d.%d/32 dev lo\n", i/250, i%250+1)
@@ -658,7 +670,7 @@ func TestEventsStopWithStdoutUnread(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("netobs events still running 60s after SIGTERM with its output unread: %s", stderr.String())
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
+	if code := p.code; code != 1 || !strings.Contains(stderr.String(), "events printed") || !strings.Contains(stderr.String(), "standard output not read") {
 		t.Errorf("exit %d, stderr %q; want 1, the totals and why", code, stderr.String())
 	}
 }

@@ -49,13 +49,10 @@ func fakeHostRoot(t *testing.T) (root, name, hostName string, inodes []string) {
 	return root, name, named, inodes
 }
 
+// inodeOf is nsInode in decimal.
 func inodeOf(t *testing.T, path string) string {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return strconv.FormatUint(st.Ino, 10)
+	return strconv.FormatUint(nsInode(t, path), 10)
 }
 
 // topoInodes are the namespaces of topo's JSON graph, sorted.
@@ -98,11 +95,7 @@ func TestHostRootEverywhere(t *testing.T) {
 	}
 	lsInodes := func(out string) []string {
 		var got []string
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-			var row struct{ NS uint64 }
-			if err := json.Unmarshal([]byte(l), &row); err != nil {
-				t.Fatalf("ns ls --json line %q: %v", l, err)
-			}
+		for _, row := range jsonLines[nsLsRow](t, "ns ls --json", out) {
 			got = append(got, strconv.FormatUint(row.NS, 10))
 		}
 		sort.Strings(got)
@@ -133,13 +126,7 @@ func TestHostRootEverywhere(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events --all --host-root: exit %d: %s", code, ev.stderr.String())
 	}
-	var e struct {
-		NS struct {
-			Inode uint64
-			Name  string
-		}
-		Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || e.NS.Name != name || !strings.Contains(e.Text, "10.78.0.1/32") {
 		t.Fatalf("events --all --host-root: %q (%v), want the address in %s", ev.stdout.String(), err, name)
 	}

@@ -283,14 +283,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Close()
-	names, times := tsharkFields(t, file)
-	perIfc := map[string]int{}
-	for i, name := range names {
-		perIfc[name]++
-		if i > 0 && times[i] < times[i-1] {
-			t.Errorf("packet %d at %f is earlier than packet %d at %f", i+1, times[i], i, times[i-1])
-		}
-	}
+	perIfc := mergedPerInterface(t, file)
 	t.Logf("capture deploy/web, stderr:\n%s", p.stderr)
 	captured, state := nodeCounts(t, p.stderr.String())
 	for i, n := range k.nodes {
@@ -335,11 +328,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	if code := ev.wait(t); code != 0 {
 		t.Fatalf("events: exit %d: %s", code, ev.stderr)
 	}
-	var e struct {
-		Node string
-		NS   struct{ Label string }
-		Text string
-	}
+	var e evLine
 	if err := json.Unmarshal(bytes.TrimSpace([]byte(evOut.String())), &e); err != nil || e.Node != "node-b" || e.NS.Label != "pod:"+k.ns+"/"+k.pods[1].Name || !strings.Contains(e.Text, "10.99.0.1") {
 		t.Fatalf("events --json: %q (%v), want the address on node-b in pod %s", evOut.String(), err, k.pods[1].Name)
 	}
@@ -372,13 +361,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	}
 	code, stdout, stderr = k.run(t, "sockets", "deploy/web", "-t", "--listening", "--json")
 	nodesSeen := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		var s struct {
-			Node, Pod, Local string
-		}
-		if err := json.Unmarshal([]byte(l), &s); err != nil {
-			t.Fatalf("sockets --json line %q: %v", l, err)
-		}
+	for _, s := range jsonLines[sockJSON](t, "sockets --json", stdout) {
 		if strings.HasSuffix(s.Local, ":8080") && s.Pod == k.pods[nodeIndex(k, s.Node)].Name {
 			nodesSeen[s.Node] = true
 		}
@@ -438,11 +421,7 @@ func TestKubePluginAcrossNodes(t *testing.T) {
 	}
 	t.Logf("capture with node-b killed, stderr:\n%s", p.stderr)
 	captured, state = nodeCounts(t, p.stderr.String())
-	names, _ = tsharkFields(t, file) // fails the test if tshark cannot read it
-	perIfc = map[string]int{}
-	for _, n := range names {
-		perIfc[n]++
-	}
+	perIfc = tsharkPerInterface(t, file)
 	for i, want := range []int{12, 4, 6} {
 		n := k.nodes[i].name
 		if perIfc[k.ifName(i)] != want || captured[n] != want {

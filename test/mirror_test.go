@@ -57,18 +57,11 @@ func icmpDivert(t *testing.T, ns, dev string) (countNS, countDev string) {
 // echo requests or timeout passes, and returns how many it saw.
 func countEchoRequests(t *testing.T, ns, dev string, n int, traffic func()) int {
 	t.Helper()
-	var out, errb lockedBuffer
-	td := inNS(ns, "tcpdump", "-i", dev, "-nn", "-l", "--immediate-mode", "icmp[icmptype] == 8")
-	td.Stdout, td.Stderr = &out, &errb
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { td.Process.Kill(); td.Wait() }()
-	for !strings.Contains(errb.String(), "listening on") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	td := startCmd(t, inNS(ns, "tcpdump", "-i", dev, "-nn", "-l", "--immediate-mode", "icmp[icmptype] == 8"))
+	defer func() { td.cmd.Process.Kill(); <-td.done }()
+	td.waitStderr(t, "listening on")
 	traffic()
-	count := func() int { return strings.Count(out.String(), "ICMP echo request") }
+	count := func() int { return strings.Count(td.stdout.String(), "ICMP echo request") }
 	for deadline := time.Now().Add(5 * time.Second); count() < n && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}

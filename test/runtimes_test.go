@@ -126,15 +126,7 @@ func containerdRuntimeCase(t *testing.T) runtimeCase {
 	id, name, app := ctrtest.NewID(), nstest.UniqueName("web"), nstest.UniqueName("app")
 	c.RunPlainLabelled(t, id, name, map[string]string{"app": app}, listenCmd...)
 	pid := c.PlainPID(t, id)
-	peer := nstest.NetNS(t)
-	sub := (os.Getpid() + 1) % 250
-	hostAddr, ctrAddr := fmt.Sprintf("10.252.%d.1", sub), fmt.Sprintf("10.252.%d.2", sub)
-	ifA := nstest.UniqueName("va")
-	nstest.Run(t, "ip", "link", "add", ifA, "netns", peer, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(pid))
-	nstest.Run(t, "ip", "-n", peer, "addr", "add", hostAddr+"/24", "dev", ifA)
-	nstest.Run(t, "ip", "-n", peer, "link", "set", ifA, "up")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "addr", "add", ctrAddr+"/24", "dev", "eth0")
-	nstest.Run(t, "nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "link", "set", "eth0", "up")
+	_, hostAddr, _ := vethIntoContainer(t, pid, (os.Getpid()+1)%250)
 	stopped, stoppedName := ctrtest.NewID(), nstest.UniqueName("web")
 	c.CreatePlain(t, stopped, stoppedName)
 	return runtimeCase{
@@ -193,10 +185,6 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 	must := func(args ...string) string { t.Helper(); return mustNetobs(t, append(rc.flags, args...)...) }
 	start := func(args ...string) *bgNetobs { t.Helper(); return startNetobs(t, append(rc.flags, args...)...) }
 	ref := rc.refs[0]
-	type owner struct {
-		Runtime string
-		ID      string `json:"container_id"`
-	}
 
 	t.Run("resolve", func(t *testing.T) {
 		for _, r := range rc.refs {
@@ -280,26 +268,14 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 		// No one has .2: the container's ARP requests for it leave by
 		// the device netobs reads.
 		exec.Command("nsenter", "-t", strconv.Itoa(rc.pid), "-n", "ping", "-c", "2", "-W", "1", sub+".2").Run()
-		var frame string
-		for n := 0; frame == ""; n++ {
-			for _, l := range strings.Split(at.stdout.String(), "\n") {
-				if strings.Contains(l, `"`+sub+`.2"`) || strings.Contains(l, sub+".2 ") {
-					frame = l
-				}
-			}
-			if n == 1000 {
-				t.Fatalf("attach %s never showed the ARP for %s.2: %s", ref, sub, at.stdout.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		frame := at.waitStdout(t, "the ARP for "+sub+".2", func(l string) bool {
+			return strings.Contains(l, `"`+sub+`.2"`) || strings.Contains(l, sub+".2 ")
+		})
 		if code := at.stop(t, syscall.SIGINT); code != 0 {
 			t.Fatalf("attach exited %d: %s", code, at.stderr.String())
 		}
-		var fr struct {
-			Interface string
-			owner
-		}
-		if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.Runtime != rc.runtime || fr.ID == "" {
+		var fr frameLine
+		if err := json.Unmarshal([]byte(frame), &fr); err != nil || fr.Interface != dev || fr.Runtime != rc.runtime || fr.ContainerID == "" {
 			t.Fatalf("attach frame %s (%v): want it from %s labelled with runtime %s and an ID", frame, err, dev, rc.runtime)
 		}
 	})
@@ -312,14 +288,7 @@ func runRuntimeCase(t *testing.T, rc runtimeCase, i int, dead string) {
 		if code := ev.wait(t); code != 0 {
 			t.Fatalf("events %s: exit %d: %s", ref, code, ev.stderr.String())
 		}
-		var e struct {
-			NS struct {
-				Inode uint64
-				Label string
-				owner
-			}
-			Action, Text string
-		}
+		var e evLine
 		if err := json.Unmarshal(ev.stdout.Bytes(), &e); err != nil || "net:["+strconv.FormatUint(e.NS.Inode, 10)+"]" != want ||
 			e.NS.Label != rc.label || e.NS.Runtime != rc.runtime || e.Action != "add" || !strings.Contains(e.Text, addr) {
 			t.Fatalf("events %s: %s (%v); want the add of %s in %s labelled %s", ref, ev.stdout.String(), err, addr, want, rc.label)

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -17,6 +16,9 @@ import (
 	"github.com/netobs/netobs/netobs/nsnet"
 )
 
+// sockJSON mirrors one line of `netobs sockets --json` (a sockdiag.Socket
+// and its container's owner fields), with the "node" field `kubectl netobs
+// sockets --json` adds.
 type sockJSON struct {
 	Netid     string `json:"netid"`
 	State     string `json:"state"`
@@ -24,28 +26,20 @@ type sockJSON struct {
 	SendQ     uint32 `json:"send_q"`
 	Local     string `json:"local"`
 	Peer      string `json:"peer"`
+	LocalPort uint16 `json:"local_port"`
 	Inode     uint64 `json:"inode"`
 	Processes []struct {
 		PID  int    `json:"pid"`
 		Comm string `json:"comm"`
 	} `json:"processes"`
+	jsonOwner
+	Node string `json:"node"`
 }
 
+// socketsJSON runs `netobs sockets --json args...` and decodes its lines.
 func socketsJSON(t *testing.T, args ...string) []sockJSON {
 	t.Helper()
-	out := mustNetobs(t, append([]string{"sockets", "--json"}, args...)...)
-	var socks []sockJSON
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
-		var s sockJSON
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			t.Fatalf("bad JSON line %q: %v", line, err)
-		}
-		socks = append(socks, s)
-	}
-	return socks
+	return jsonLines[sockJSON](t, "sockets --json", mustNetobs(t, append([]string{"sockets", "--json"}, args...)...))
 }
 
 func keys(socks []sockJSON) []string {
