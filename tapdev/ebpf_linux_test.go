@@ -191,3 +191,49 @@ func TestDiscardTUNDeletedInside(t *testing.T) {
 		t.Errorf("invalid config with Discard: %v, want ErrInvalid before any program is loaded", err)
 	}
 }
+
+// TestBeforeUp: Create calls BeforeUp once the device exists, down and
+// without its addresses; an error from it fails Create, which removes the
+// device.
+func TestBeforeUp(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip")
+	nsName := nstest.NetNS(t)
+	ns := nsopen.Open(t, nsName)
+	name := nstest.UniqueName("tun")
+	calls := 0
+	hookErr := errors.New("hook failed")
+	cfg := Config{Kind: TUN, Name: name, Discard: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.6.1/24")}}
+	cfg.BeforeUp = func(d *Device) error {
+		calls++
+		if d.Name() != name {
+			t.Errorf("BeforeUp got %q, want %q", d.Name(), name)
+		}
+		out := nstest.Run(t, "ip", "-n", nsName, "-o", "addr", "show", "dev", name)
+		if link := nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "dev", name); strings.Contains(link, ",UP") || strings.Contains(out, "10.9.6.1") {
+			t.Errorf("device up or addressed in BeforeUp:\n%s%s", link, out)
+		}
+		return hookErr
+	}
+	if _, err := Create(ns, cfg); !errors.Is(err, hookErr) {
+		t.Fatalf("Create with a failing BeforeUp: %v", err)
+	}
+	if calls != 1 {
+		t.Errorf("BeforeUp called %d times", calls)
+	}
+	if linkExists(t, nsName, name) {
+		t.Errorf("%s left after BeforeUp failed", name)
+	}
+	cfg.BeforeUp = func(*Device) error { calls++; return nil }
+	d, err := Create(ns, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if calls != 2 {
+		t.Errorf("BeforeUp called %d times in all", calls)
+	}
+	if link := nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "dev", name); !strings.Contains(link, ",UP") {
+		t.Errorf("device not up after Create:\n%s", link)
+	}
+}

@@ -83,6 +83,13 @@ type Config struct {
 	// with ErrNoDiscard before anything is made. Not with Persist: the
 	// filter would stay on the device.
 	Discard bool
+	// BeforeUp, if not nil, is called by Create with the device once it
+	// exists and has its MTU, MAC, transmit queue length and discard
+	// filter, before it gets its addresses and goes up: nothing has been
+	// sent through it yet (attach binds its packet ring there, so that it
+	// sees the first frame). It runs on Create's goroutine, in the host
+	// namespaces; its error fails Create, which then removes the device.
+	BeforeUp func(*Device) error
 	// Mirror, if not empty, names an interface of the target whose
 	// ingress and egress traffic is mirrored into the device.
 	Mirror string

@@ -300,6 +300,11 @@ func (d *Device) configure(cfg Config, prog int) error {
 			return fmt.Errorf("discard transmitted frames: %w", err)
 		}
 	}
+	if cfg.BeforeUp != nil {
+		if err := cfg.BeforeUp(d); err != nil {
+			return err
+		}
+	}
 	for _, p := range cfg.Addrs {
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 		if p.Addr().Is6() {
