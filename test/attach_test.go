@@ -40,11 +40,14 @@ func nsOutput(t *testing.T, target string, args ...string) string {
 	return string(out)
 }
 
-// waitLink waits until dev exists in target, failing if netobs exits first.
+// waitLink waits until dev exists in target and netobs reads it (the
+// device exists before it is configured and up), failing if netobs exits
+// first.
 func waitLink(t *testing.T, b *bgNetobs, target, dev string) {
 	t.Helper()
 	for {
 		if inNS(target, "ip", "link", "show", "dev", dev).Run() == nil {
+			b.waitStderr(t, "netobs: attached")
 			return
 		}
 		select {
@@ -138,6 +141,9 @@ func TestAttachSleeperTUNPcapng(t *testing.T) {
 	}
 	if !strings.Contains(b.stderr.String(), "namespace gone") {
 		t.Errorf("stderr does not say the namespace is gone: %q", b.stderr.String())
+	}
+	if !strings.Contains(b.stderr.String(), "read through an AF_PACKET ring") {
+		t.Errorf("stderr does not say the tun is read through a ring: %q", b.stderr.String())
 	}
 	if got := tshark(t, file, "icmp.type == 8 && ip.dst == 10.72.0.9"); got != 2 {
 		t.Errorf("tshark found %d echo requests, want 2", got)
