@@ -25,14 +25,20 @@
 #    into the device with `netobs attach --inject --inject-only`, against
 #    tcpreplay --topspeed on the same device.
 #
-# FRAMES=N changes the burst size, ROUNDS=N the rounds, SIZES="64 1500" the
-# frame sizes. netobs writes its pcap to /dev/null (formatting and write(2)
+# KIND=tun does the capture part with a TUN device instead (raw IPv4
+# packets of SIZE bytes, the naive loop with a water TUN device, netobs
+# --tun; the ring path then discards through an eBPF filter) and skips the
+# inject part. FRAMES=N changes the burst size, ROUNDS=N the rounds,
+# SIZES="64 1500" the frame sizes. netobs writes its pcap to /dev/null (formatting and write(2)
 # included, no file system cost); OUT=file writes it to a tmpfs file
 # instead (1.5 GB for the 1500-byte burst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
 FRAMES=${FRAMES:-1000000}
+KIND=${KIND:-tap}
+case $KIND in tap|tun) ;; *) echo "bench 20-attach: KIND=tap or KIND=tun, not $KIND" >&2; exit 2 ;; esac
+naiveflag=; [ "$KIND" = tun ] && naiveflag=-tun
 P=bn$$
 NS=${P}ns
 DEV=${P}t
@@ -71,9 +77,9 @@ burst() {
   local reader=$1 size=$2 pid out=/dev/null
   [ "${OUT:-}" = file ] && out=$work/cap.pcap
   case $reader in
-    netobs) "$NETOBS" attach "$NS" --tap --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
-    netobs-queue) "$NETOBS" attach "$NS" --tap --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
-    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
+    netobs) "$NETOBS" attach "$NS" --$KIND --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    netobs-queue) "$NETOBS" attach "$NS" --$KIND --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" $naiveflag >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
   esac
   pids+=("$pid")
   wait_dev "$pid"
@@ -85,7 +91,13 @@ burst() {
     until grep -q 'netobs: attached' "$work/netobs.err"; do kill -0 "$pid" 2>/dev/null || { echo "netobs exited early" >&2; exit 1; }; sleep 0.01; done
   fi
   ip -n "$NS" link set "$DEV" up
-  printf '{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x98, 0x08,0x00, fill(0x00, %d) }\n' $((size - 14)) >"$work/frame.cfg"
+  if [ "$KIND" = tun ]; then
+    # An IPv4/UDP packet of SIZE bytes (no link header on a TUN device).
+    printf '{ 0x45,0, %d,%d, 0,0,0,0, 64,17,0,0, 10,88,0,2, 10,88,0,1, 0x23,0x28, 0,9, %d,%d, 0,0, fill(0x00, %d) }\n' \
+      $((size >> 8)) $((size & 255)) $(((size - 20) >> 8)) $(((size - 20) & 255)) $((size - 28)) >"$work/frame.cfg"
+  else
+    printf '{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x98, 0x08,0x00, fill(0x00, %d) }\n' $((size - 14)) >"$work/frame.cfg"
+  fi
   sleep 0.2
   local d0 p0 c0 b0 t0 t1 d1 p1 c1 b1
   d0=$(stat tx_dropped); p0=$(stat tx_packets); c0=$(cpu "$pid"); b0=$(busy)
@@ -118,7 +130,7 @@ burst() {
   echo "$qlen $lost $((c1 - c0)) $tg $((b1 - b0)) $nread $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
 }
 
-echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 -Q inside the namespace; $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
+echo "netobs attach capture benchmark ($KIND): $FRAMES frames per burst, trafgen -P 1 -Q inside the namespace; $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
 printf '%-5s %-12s %7s %8s %7s %8s %9s %9s %9s %9s %11s\n' size reader qlen lost lost% read rd_ns/f rd+tg_ns/f sys_ns/f tg_s trafgen_fps
 for round in $(seq "${ROUNDS:-1}"); do
 for size in ${SIZES:-64 1500}; do
@@ -141,6 +153,7 @@ for size in ${SIZES:-64 1500}; do
 done
 done
 
+[ "$KIND" = tap ] || exit 0
 echo
 echo "inject benchmark: 100000 frames of 64 bytes from a pcap into the tap"
 "$work/naivetap" -gen "$work/in.pcap" -n 100000 -size 64

@@ -417,7 +417,8 @@ func (d *Device) Close() error {
 	d.tc.close()
 	if d.filterEBPF {
 		// Released with the device anyway; detached first so that the
-		// program is gone when Close returns, whatever holds the device.
+		// kernel frees the program (after an RCU grace period) even while
+		// something else still holds the device.
 		if err := d.queues[0].setFilterEBPF(-1); err != nil && !errors.Is(err, unix.EBADFD) {
 			errs = append(errs, fmt.Errorf("detach discard filter: %w", err))
 		}
