@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +47,18 @@ func progExists(t *testing.T, id uint32) bool {
 	}
 	t.Fatalf("BPF_PROG_GET_FD_BY_ID %d: %v", id, errno)
 	return false
+}
+
+// waitProgGone fails the test unless the program of that ID goes away:
+// the kernel frees a detached program after an RCU grace period.
+func waitProgGone(t *testing.T, id uint32) {
+	t.Helper()
+	for i := 0; progExists(t, id); i++ {
+		if i == 500 {
+			t.Fatalf("discard program %d still loaded after Close", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // udp4 is an IPv4/UDP packet from src to dst with a valid header checksum.
@@ -119,25 +129,7 @@ func TestDiscardTUN(t *testing.T) {
 	if d.filterID == 0 || !progExists(t, d.filterID) {
 		t.Fatalf("discard program %d not loaded", d.filterID)
 	}
-	before, err := d.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const pings = 5
-	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", "10.9.8.2").Run()
-	st, err := d.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.TxDropped - before.TxDropped; got < pings || st.TxPackets != before.TxPackets {
-		t.Errorf("stats %+v after %d pings (before %+v): want %d more TX dropped, no TX packet", st, pings, before, pings)
-	}
-	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-	for i, q := range d.Queues() {
-		if n, err := q.TryReadBatch(bufs, sizes); n != 0 || err != nil {
-			t.Errorf("queue %d: TryReadBatch: %d packets, %v; want none queued", i, n, err)
-		}
-	}
+	st := pingDiscarded(t, d, nsName, "10.9.8.2")
 	if _, err := d.Write(udp4(netip.MustParseAddr("10.9.8.2"), netip.MustParseAddr("10.9.8.1"), "to the namespace")); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -151,13 +143,7 @@ func TestDiscardTUN(t *testing.T) {
 	if linkExists(t, nsName, name) {
 		t.Errorf("%s still in %s after Close", name, nsName)
 	}
-	// The kernel frees a detached program after an RCU grace period.
-	for i := 0; progExists(t, id); i++ {
-		if i == 500 {
-			t.Fatalf("discard program %d still loaded after Close", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitProgGone(t, id)
 	if n := bpfProgFDs(t); n != fds {
 		t.Errorf("%d BPF program descriptors open after Close, %d before", n, fds)
 	}
@@ -181,12 +167,7 @@ func TestDiscardTUNDeletedInside(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatalf("Close after the device was deleted: %v", err)
 	}
-	for i := 0; progExists(t, id); i++ {
-		if i == 500 {
-			t.Fatalf("discard program %d still loaded after Close", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitProgGone(t, id)
 	if _, err := Create(ns, Config{Kind: TUN, Name: "bad name", Discard: true}); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "bpf") {
 		t.Errorf("invalid config with Discard: %v, want ErrInvalid before any program is loaded", err)
 	}

@@ -357,6 +357,33 @@ func TestCreateNeverAttachesToExisting(t *testing.T) {
 	}
 }
 
+// pingDiscarded pings dst from inside nsName through the discarding
+// device d, checks that every echo request counts as TX dropped, none as
+// sent, and that no queue of d holds one, and returns d's counters.
+func pingDiscarded(t *testing.T, d *Device, nsName, dst string) Stats {
+	t.Helper()
+	before, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pings = 5
+	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", dst).Run()
+	st, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.TxDropped - before.TxDropped; got < pings || st.TxPackets != before.TxPackets {
+		t.Errorf("stats %+v after %d pings (before %+v): want %d more TX dropped, no TX packet", st, pings, before, pings)
+	}
+	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+	for i, q := range d.Queues() {
+		if n, err := q.TryReadBatch(bufs, sizes); n != 0 || err != nil {
+			t.Errorf("queue %d: TryReadBatch: %d frames, %v; want none queued", i, n, err)
+		}
+	}
+	return st
+}
+
 // TestDiscard: a tap made with Discard queues nothing the namespace
 // sends (each frame counts as TX dropped) while writes still reach the
 // namespace; a persistent one is refused. TestDiscardTUN does the same
@@ -378,23 +405,7 @@ func TestDiscard(t *testing.T) {
 	}
 	defer d.Close()
 	nstest.Run(t, "ip", "-n", nsName, "neigh", "replace", "10.9.7.2", "lladdr", "02:00:00:00:00:02", "dev", name)
-	before, err := d.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const pings = 5
-	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", "10.9.7.2").Run()
-	st, err := d.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.TxDropped - before.TxDropped; got < pings || st.TxPackets != before.TxPackets {
-		t.Errorf("stats %+v after %d pings (before %+v): want %d more TX dropped, no TX packet", st, pings, before, pings)
-	}
-	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-	if n, err := d.Queues()[0].TryReadBatch(bufs, sizes); n != 0 || err != nil {
-		t.Errorf("TryReadBatch: %d frames, %v; want none queued", n, err)
-	}
+	st := pingDiscarded(t, d, nsName, "10.9.7.2")
 	frame := arpReply(make([]byte, 42), net.HardwareAddr{2, 0, 0, 0, 0, 2}, net.IPv4(10, 9, 7, 2))
 	if _, err := d.Write(frame); err != nil {
 		t.Fatalf("write: %v", err)

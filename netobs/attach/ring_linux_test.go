@@ -130,16 +130,8 @@ func TestRingFramesCountsInject(t *testing.T) {
 				var out bytes.Buffer
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				type ret struct {
-					res Result
-					err error
-				}
-				done := make(chan ret, 1)
-				go func() {
-					res, err := Run(ctx, Options{Ref: nsName, Format: PCAP, Output: &out, Log: log, Inject: in, ReadQueue: readQueue,
-						Device: tapdev.Config{Kind: k.kind, Name: name, TxQueueLen: 2 * sent}})
-					done <- ret{res, err}
-				}()
+				done := runAsync(ctx, Options{Ref: nsName, Format: PCAP, Output: &out, Log: log, Inject: in, ReadQueue: readQueue,
+					Device: tapdev.Config{Kind: k.kind, Name: name, TxQueueLen: 2 * sent}})
 				select {
 				case <-log.ready:
 				case r := <-done:
@@ -227,15 +219,7 @@ func TestRingSeesFirstFrame(t *testing.T) {
 			var out bytes.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			type ret struct {
-				res Result
-				err error
-			}
-			done := make(chan ret, 1)
-			go func() {
-				res, err := Run(ctx, Options{Ref: nsName, Format: PCAP, Output: &out, Device: cfg})
-				done <- ret{res, err}
-			}()
+			done := runAsync(ctx, Options{Ref: nsName, Format: PCAP, Output: &out, Device: cfg})
 			dst := &unix.SockaddrInet4{Port: 9, Addr: [4]byte{10, 74, 0, 9}}
 			payload := []byte("first frame")
 			for {

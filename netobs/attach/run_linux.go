@@ -132,10 +132,6 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return r.res, err
 	}
-	// What the device dropped before the ring was bound was sent by the
-	// namespace and never seen (nothing: the ring is bound before the
-	// device goes up).
-	unseenAtStart := before.TxDropped
 	mirror := ""
 	if m := dev.Mirroring(); m != "" {
 		mirror = ", mirroring " + m
@@ -200,12 +196,13 @@ func run(ctx context.Context, o Options) (Result, error) {
 	switch {
 	case cp != nil:
 		st := cp.Stats()[0]
-		r.res.Dropped = st.Dropped + unseenAtStart
-		// Frames the device dropped that the ring did not receive: sent
-		// before it was bound, or past the packet taps. Counted where
-		// the ring ran until after the device's counter was read, so
-		// that no frame sent after the stop counts.
-		if statsErr == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) && atStop.TxDropped > st.Received+unseenAtStart {
+		r.res.Dropped = st.Dropped
+		// Frames the device dropped that the ring did not receive: those
+		// that skip the packet taps (the ring was bound before the device
+		// went up, so it missed none before). Counted where the ring ran
+		// until after the device's counter was read, so that no frame
+		// sent after the stop counts.
+		if statsErr == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) && atStop.TxDropped > st.Received {
 			r.res.Dropped = st.Dropped + atStop.TxDropped - st.Received
 		}
 	default:
