@@ -33,8 +33,12 @@
 #    2 x tcpreplay.
 #
 # PARTS="capture inject" (the default) chooses the parts; PARTS=inject runs
-# only the second. FRAMES=N changes the burst size, ROUNDS=N the rounds,
-# SIZES="64 1500" the frame sizes, INJECT_FRAMES=N the inject file. netobs writes its pcap to /dev/null (formatting and write(2)
+# only the second. KIND=tun does the capture part with a TUN device instead
+# (raw IPv4 packets of SIZE bytes, the naive loop with a water TUN device,
+# netobs --tun; the ring path then discards through an eBPF filter) and
+# skips the inject part. FRAMES=N changes the burst size, ROUNDS=N the
+# rounds, SIZES="64 1500" the frame sizes, INJECT_FRAMES=N the inject file.
+# netobs writes its pcap to /dev/null (formatting and write(2)
 # included, no file system cost); OUT=file writes it to a tmpfs file
 # instead (1.5 GB for the 1500-byte burst).
 set -euo pipefail
@@ -42,6 +46,9 @@ cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
 FRAMES=${FRAMES:-1000000}
 PARTS=${PARTS:-capture inject}
+KIND=${KIND:-tap}
+case $KIND in tap|tun) ;; *) echo "bench 20-attach: KIND=tap or KIND=tun, not $KIND" >&2; exit 2 ;; esac
+naiveflag=; [ "$KIND" = tun ] && naiveflag=-tun
 P=bn$$
 NS=${P}ns
 DEV=${P}t
@@ -80,9 +87,9 @@ burst() {
   local reader=$1 size=$2 pid out=/dev/null
   [ "${OUT:-}" = file ] && out=$work/cap.pcap
   case $reader in
-    netobs) "$NETOBS" attach "$NS" --tap --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
-    netobs-queue) "$NETOBS" attach "$NS" --tap --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
-    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
+    netobs) "$NETOBS" attach "$NS" --$KIND --name "$DEV" -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    netobs-queue) "$NETOBS" attach "$NS" --$KIND --name "$DEV" --read-queue -w "$out" 2>"$work/netobs.err" & pid=$! ;;
+    naive*) ip netns exec "$NS" "$work/naivetap" -name "$DEV" $naiveflag >"$work/naive.out" 2>"$work/naive.err" & pid=$! ;;
   esac
   pids+=("$pid")
   wait_dev "$pid"
@@ -94,7 +101,13 @@ burst() {
     until grep -q 'netobs: attached' "$work/netobs.err"; do kill -0 "$pid" 2>/dev/null || { echo "netobs exited early" >&2; exit 1; }; sleep 0.01; done
   fi
   ip -n "$NS" link set "$DEV" up
-  printf '{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x98, 0x08,0x00, fill(0x00, %d) }\n' $((size - 14)) >"$work/frame.cfg"
+  if [ "$KIND" = tun ]; then
+    # An IPv4/UDP packet of SIZE bytes (no link header on a TUN device).
+    printf '{ 0x45,0, %d,%d, 0,0,0,0, 64,17,0,0, 10,88,0,2, 10,88,0,1, 0x23,0x28, 0,9, %d,%d, 0,0, fill(0x00, %d) }\n' \
+      $((size >> 8)) $((size & 255)) $(((size - 20) >> 8)) $(((size - 20) & 255)) $((size - 28)) >"$work/frame.cfg"
+  else
+    printf '{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x98, 0x08,0x00, fill(0x00, %d) }\n' $((size - 14)) >"$work/frame.cfg"
+  fi
   sleep 0.2
   local d0 p0 c0 b0 t0 t1 d1 p1 c1 b1
   d0=$(stat tx_dropped); p0=$(stat tx_packets); c0=$(cpu "$pid"); b0=$(busy)
@@ -128,7 +141,7 @@ burst() {
 }
 
 if [[ " $PARTS " == *" capture "* ]]; then
-echo "netobs attach capture benchmark: $FRAMES frames per burst, trafgen -P 1 -Q inside the namespace; $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
+echo "netobs attach capture benchmark ($KIND): $FRAMES frames per burst, trafgen -P 1 -Q inside the namespace; $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), NETOBS_NO_IO_URING=${NETOBS_NO_IO_URING:-unset}"
 printf '%-5s %-12s %7s %8s %7s %8s %9s %9s %9s %9s %11s\n' size reader qlen lost lost% read rd_ns/f rd+tg_ns/f sys_ns/f tg_s trafgen_fps
 for round in $(seq "${ROUNDS:-1}"); do
 for size in ${SIZES:-64 1500}; do
@@ -154,6 +167,7 @@ done
 fi
 
 [[ " $PARTS " == *" inject "* ]] || exit 0
+[ "$KIND" = tap ] || exit 0
 # Part 2, inject. Each round runs, in an order that rotates from round to
 # round: netobs (creates the tap, --persist, injects, exits), the floor
 # writer (bench/tapfloor: creates the tap the same way, writes the frames

@@ -33,11 +33,23 @@
 //
 // # Discarding what the namespace sends
 //
-// With Config.Discard (TAP only) the device drops every frame the
-// namespace sends through it, after the frame passed the packet taps:
-// an AF_PACKET socket bound to the device reads them, and the device's
-// queue stays empty (TUNATTACHFILTER with a program that accepts
-// nothing; each frame counts as TX dropped). Writes are not affected.
+// With Config.Discard the device drops every frame the namespace sends
+// through it, after the frame passed the packet taps: an AF_PACKET socket
+// bound to the device reads them, and the device's queue stays empty
+// (each frame counts as TX dropped). Writes are not affected. A TAP
+// device gets a classic BPF program that accepts nothing
+// (TUNATTACHFILTER); the kernel takes that only on taps, so a TUN device
+// gets an eBPF socket filter that returns 0 ("r0 = 0; exit",
+// TUNSETFILTEREBPF), which the kernel runs at the same place in
+// tun_net_xmit. The filter belongs to the device, not to one queue.
+// Create loads the program with bpf(2) in the caller's namespaces before
+// it makes anything (a program belongs to no namespace), attaches it and
+// closes its descriptor at once: the device holds the program, and no
+// BPF descriptor stays open. Close detaches it; the kernel frees it
+// then. Loading needs CAP_BPF or CAP_SYS_ADMIN in the initial user
+// namespace unless kernel.unprivileged_bpf_disabled is 0, which the
+// classic filter does not need: that is why TAP devices keep it. Without
+// that privilege Create fails with ErrNoDiscard and leaves nothing.
 //
 // # File descriptors
 //
@@ -60,5 +72,6 @@
 // # Privileges
 //
 // Entering the target needs CAP_SYS_ADMIN over it; creating a device and
-// configuring it needs CAP_NET_ADMIN in the target's user namespace.
+// configuring it needs CAP_NET_ADMIN in the target's user namespace;
+// Discard on a TUN device needs CAP_BPF (see above).
 package tapdev

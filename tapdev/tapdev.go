@@ -67,17 +67,29 @@ type Config struct {
 	// Persist keeps the device after Close and after the process exits.
 	Persist bool
 	// Discard makes the device drop every frame the namespace sends
-	// through it instead of queueing it for the host to read: a classic
-	// BPF program that accepts nothing is attached to its queues
-	// (TUNATTACHFILTER) before the device goes up. Such frames still pass
-	// the namespace's packet taps first (dev_queue_xmit_nit), so an
-	// AF_PACKET socket bound to the device sees them without a read of
-	// the device per frame; reads of the queues then return nothing (but
-	// frames sent by XDP redirect, which skip the filter), and writes work
-	// as before. The device's TX dropped counter counts every frame
-	// dropped so. TAP only (the kernel takes such a filter only on TAP
-	// devices), and not with Persist: the filter would stay on the device.
+	// through it instead of queueing it for the host to read: a filter
+	// that accepts nothing is attached to the device before it goes up.
+	// Such frames still pass the namespace's packet taps first
+	// (dev_queue_xmit_nit), so an AF_PACKET socket bound to the device
+	// sees them without a read of the device per frame; reads of the
+	// queues then return nothing (but frames sent by XDP redirect, which
+	// skip the filter), and writes work as before. The device's TX
+	// dropped counter counts every frame dropped so. A TAP device gets a
+	// classic BPF program (TUNATTACHFILTER, which needs no privilege
+	// beyond the device); a TUN device, on which the kernel refuses
+	// that, an eBPF socket filter (TUNSETFILTEREBPF), whose loading needs
+	// CAP_BPF or CAP_SYS_ADMIN in the initial user namespace (unless
+	// kernel.unprivileged_bpf_disabled is 0): without it Create fails
+	// with ErrNoDiscard before anything is made. Not with Persist: the
+	// filter would stay on the device.
 	Discard bool
+	// BeforeUp, if not nil, is called by Create with the device once it
+	// exists and has its MTU, MAC, transmit queue length and discard
+	// filter, before it gets its addresses and goes up: nothing has been
+	// sent through it yet (attach binds its packet ring there, so that it
+	// sees the first frame). It runs on Create's goroutine, in the host
+	// namespaces; its error fails Create, which then removes the device.
+	BeforeUp func(*Device) error
 	// Mirror, if not empty, names an interface of the target whose
 	// ingress and egress traffic is mirrored into the device.
 	Mirror string
@@ -95,6 +107,11 @@ var ErrExists = errors.New("device exists")
 // ErrInvalid: the configuration is invalid; checked before anything is
 // created.
 var ErrInvalid = errors.New("invalid device configuration")
+
+// ErrNoDiscard: the kernel or the process's privileges do not let the
+// device discard what it is sent (Config.Discard); nothing was left in the
+// namespace, and the same Create without Discard may succeed.
+var ErrNoDiscard = errors.New("device cannot discard")
 
 // ValidName checks an interface name the way the kernel's dev_valid_name
 // does, so a bad name is refused before anything is created.
@@ -172,9 +189,6 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: route %v given twice", ErrInvalid, p.Masked())
 		}
 		routes[p.Masked()] = true
-	}
-	if c.Discard && c.Kind != TAP {
-		return fmt.Errorf("%w: only a tap device can discard what it is sent (the kernel takes TUNATTACHFILTER only on taps)", ErrInvalid)
 	}
 	if c.Discard && c.Persist {
 		return fmt.Errorf("%w: a persistent device cannot discard what it is sent (the filter would outlive netobs)", ErrInvalid)

@@ -29,6 +29,10 @@ type Device struct {
 	ref     string
 	persist bool
 	queues  []*Queue
+	// filterEBPF: the device discards through an eBPF filter (a TUN
+	// device with Config.Discard), which Close detaches.
+	filterEBPF bool
+	filterID   uint32 // the kernel's ID of that filter's program
 
 	mu     sync.Mutex      // guards h, tc, mirror and closed
 	h      *netlink.Handle // bound to the target namespace; nil once closed
@@ -101,6 +105,22 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 		nq = 1
 	}
 	d := &Device{kind: cfg.Kind, ns: ns.String(), nsID: ns.ID(), ref: ns.Ref(), persist: cfg.Persist, stats: -1}
+	prog := -1
+	if cfg.Discard && cfg.Kind == TUN {
+		// Loaded here, outside the target (a program belongs to no
+		// namespace), before anything is created: a process that may not
+		// load it is told so with nothing to undo.
+		var err error
+		if prog, err = loadDiscardProg(); err != nil {
+			return nil, fmt.Errorf("discard transmitted frames: %w", err)
+		}
+		if d.filterID, err = progID(prog); err != nil {
+			unix.Close(prog)
+			return nil, fmt.Errorf("discard transmitted frames: %w", err)
+		}
+		// The device holds its own reference once the filter is attached.
+		defer unix.Close(prog)
+	}
 
 	createMu.Lock()
 	defer createMu.Unlock()
@@ -163,7 +183,7 @@ func create(ns *nsjoin.NS, cfg Config) (*Device, error) {
 		d.undo()
 		return nil, err
 	}
-	if err := d.configure(cfg); err != nil {
+	if err := d.configure(cfg, prog); err != nil {
 		d.undo()
 		return nil, fmt.Errorf("configure %s: %w", d.name, err)
 	}
@@ -242,7 +262,9 @@ func tunError(call string, err error) error {
 	return se
 }
 
-func (d *Device) configure(cfg Config) error {
+// configure sets the device up as cfg says; prog is the discard program
+// of a TUN device with Discard, else -1.
+func (d *Device) configure(cfg Config, prog int) error {
 	h := d.h
 	link, err := h.LinkByName(d.name)
 	if err != nil {
@@ -266,8 +288,21 @@ func (d *Device) configure(cfg Config) error {
 	}
 	if cfg.Discard {
 		// Before the device goes up, so that no frame is queued.
-		if err := d.queues[0].discard(); err != nil {
+		var err error
+		if prog >= 0 {
+			if err = d.queues[0].setFilterEBPF(prog); err == nil {
+				d.filterEBPF = true
+			}
+		} else {
+			err = d.queues[0].discard()
+		}
+		if err != nil {
 			return fmt.Errorf("discard transmitted frames: %w", err)
+		}
+	}
+	if cfg.BeforeUp != nil {
+		if err := cfg.BeforeUp(d); err != nil {
+			return err
 		}
 	}
 	for _, p := range cfg.Addrs {
@@ -380,6 +415,15 @@ func (d *Device) Close() error {
 		d.mirror = nil
 	}
 	d.tc.close()
+	if d.filterEBPF {
+		// Released with the device anyway; detached first so that the
+		// kernel frees the program (after an RCU grace period) even while
+		// something else still holds the device.
+		if err := d.queues[0].setFilterEBPF(-1); err != nil && !errors.Is(err, unix.EBADFD) {
+			errs = append(errs, fmt.Errorf("detach discard filter: %w", err))
+		}
+		d.filterEBPF = false
+	}
 	for _, q := range d.queues {
 		if err := q.close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)

@@ -357,32 +357,17 @@ func TestCreateNeverAttachesToExisting(t *testing.T) {
 	}
 }
 
-// TestDiscard: a device made with Discard queues nothing the namespace
-// sends (each frame counts as TX dropped) while writes still reach the
-// namespace; a persistent one and a tun are refused.
-func TestDiscard(t *testing.T) {
-	nstest.RequireTools(t, "ip", "ping")
-	nsName := nstest.NetNS(t)
-	ns := nsopen.Open(t, nsName)
-	if _, err := Create(ns, Config{Kind: TAP, Name: nstest.UniqueName("tap"), Discard: true, Persist: true}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("Discard with Persist: %v, want ErrInvalid", err)
-	}
-	if _, err := Create(ns, Config{Kind: TUN, Name: nstest.UniqueName("tun"), Discard: true}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("Discard on a tun: %v, want ErrInvalid", err)
-	}
-	name := nstest.UniqueName("tap")
-	d, err := Create(ns, Config{Kind: TAP, Name: name, Discard: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.7.1/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	nstest.Run(t, "ip", "-n", nsName, "neigh", "replace", "10.9.7.2", "lladdr", "02:00:00:00:00:02", "dev", name)
+// pingDiscarded pings dst from inside nsName through the discarding
+// device d, checks that every echo request counts as TX dropped, none as
+// sent, and that no queue of d holds one, and returns d's counters.
+func pingDiscarded(t *testing.T, d *Device, nsName, dst string) Stats {
+	t.Helper()
 	before, err := d.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
 	const pings = 5
-	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", "10.9.7.2").Run()
+	exec.Command("ip", "netns", "exec", nsName, "ping", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "0.1", dst).Run()
 	st, err := d.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -391,9 +376,36 @@ func TestDiscard(t *testing.T) {
 		t.Errorf("stats %+v after %d pings (before %+v): want %d more TX dropped, no TX packet", st, pings, before, pings)
 	}
 	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-	if n, err := d.Queues()[0].TryReadBatch(bufs, sizes); n != 0 || err != nil {
-		t.Errorf("TryReadBatch: %d frames, %v; want none queued", n, err)
+	for i, q := range d.Queues() {
+		if n, err := q.TryReadBatch(bufs, sizes); n != 0 || err != nil {
+			t.Errorf("queue %d: TryReadBatch: %d frames, %v; want none queued", i, n, err)
+		}
 	}
+	return st
+}
+
+// TestDiscard: a tap made with Discard queues nothing the namespace
+// sends (each frame counts as TX dropped) while writes still reach the
+// namespace; a persistent one is refused. TestDiscardTUN does the same
+// for a tun.
+func TestDiscard(t *testing.T) {
+	nstest.RequireTools(t, "ip", "ping")
+	nsName := nstest.NetNS(t)
+	ns := nsopen.Open(t, nsName)
+	if _, err := Create(ns, Config{Kind: TAP, Name: nstest.UniqueName("tap"), Discard: true, Persist: true}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Discard with Persist: %v, want ErrInvalid", err)
+	}
+	if _, err := Create(ns, Config{Kind: TUN, Name: nstest.UniqueName("tun"), Discard: true, Persist: true}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Discard with Persist on a tun: %v, want ErrInvalid", err)
+	}
+	name := nstest.UniqueName("tap")
+	d, err := Create(ns, Config{Kind: TAP, Name: name, Discard: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.7.1/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	nstest.Run(t, "ip", "-n", nsName, "neigh", "replace", "10.9.7.2", "lladdr", "02:00:00:00:00:02", "dev", name)
+	st := pingDiscarded(t, d, nsName, "10.9.7.2")
 	frame := arpReply(make([]byte, 42), net.HardwareAddr{2, 0, 0, 0, 0, 2}, net.IPv4(10, 9, 7, 2))
 	if _, err := d.Write(frame); err != nil {
 		t.Fatalf("write: %v", err)

@@ -41,7 +41,7 @@ func nsOutput(t *testing.T, target string, args ...string) string {
 }
 
 // waitLink waits until netobs says it is attached, which it says once it
-// reads dev (a TAP's ring is bound: frames the namespace sends before
+// reads dev (its ring is bound: frames the namespace sends before
 // that are dropped unseen), and checks that dev is in target.
 func waitLink(t *testing.T, b *bgNetobs, target, dev string) {
 	t.Helper()
@@ -134,6 +134,9 @@ func TestAttachSleeperTUNPcapng(t *testing.T) {
 	}
 	if !strings.Contains(b.stderr.String(), "namespace gone") {
 		t.Errorf("stderr does not say the namespace is gone: %q", b.stderr.String())
+	}
+	if !strings.Contains(b.stderr.String(), "read through an AF_PACKET ring") {
+		t.Errorf("stderr does not say the tun is read through a ring: %q", b.stderr.String())
 	}
 	if got := tshark(t, file, "icmp.type == 8 && ip.dst == 10.72.0.9"); got != 2 {
 		t.Errorf("tshark found %d echo requests, want 2", got)

@@ -128,3 +128,32 @@ func TestSelfNeedsNoSysAdmin(t *testing.T) {
 		t.Errorf("capture self without CAP_SYS_ADMIN: exit %d, stderr %s", cp.code, cp.stderr)
 	}
 }
+
+// TestAttachTUNWithoutBPF: without CAP_BPF and CAP_SYS_ADMIN netobs may
+// not load the eBPF filter that lets a tun discard what the ring has
+// seen; attach says so and reads the device's queue instead of failing.
+// It runs in a namespace the test made, as "self" (no setns needed).
+func TestAttachTUNWithoutBPF(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "setpriv", "ip", "ping")
+	ns := nstest.NetNS(t)
+	dev := nstest.UniqueName("tun")
+	p := startProc(t, "netobs: attached", "ip", "netns", "exec", ns, "setpriv", "--bounding-set=-sys_admin,-bpf", "--",
+		netobsBin, "attach", "self", "--tun", "--name", dev, "--addr", "10.73.0.1/24", "-c", "2")
+	inNS(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.73.0.9").Run()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("attach -c 2 did not stop: %s", p.stderr)
+	}
+	errs := p.stderr.String()
+	if p.code != 0 || !strings.Contains(errs, "2 frames read") {
+		t.Fatalf("attach --tun without CAP_BPF: exit %d, stderr %q; want exit 0 and 2 frames read", p.code, errs)
+	}
+	if !strings.Contains(errs, "reading the device's queue instead of a ring") || !strings.Contains(errs, "CAP_BPF") || strings.Contains(errs, "AF_PACKET ring") {
+		t.Errorf("stderr does not say the queue is read for want of CAP_BPF: %q", errs)
+	}
+	if s := tunDevices(t, ns); s != "" {
+		t.Errorf("device left: %s", s)
+	}
+}

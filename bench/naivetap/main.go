@@ -1,9 +1,9 @@
 //go:build linux
 
-// Command naivetap is the baseline for bench/20-attach.sh: the TAP reader a
-// user would write with songgao/water, run inside the namespace with `ip
-// netns exec`: create the device, read it in a loop, one frame per Read,
-// count. It stops on SIGINT/SIGTERM and prints the count. With -gen it
+// Command naivetap is the baseline for bench/20-attach.sh: the TAP (or,
+// with -tun, TUN) reader a user would write with songgao/water, run inside
+// the namespace with `ip netns exec`: create the device, read it in a
+// loop, one frame per Read, count. It stops on SIGINT/SIGTERM and prints the count. With -gen it
 // instead writes a pcap of n UDP frames of a given size for the inject
 // benchmark.
 package main
@@ -25,7 +25,8 @@ import (
 )
 
 func main() {
-	name := flag.String("name", "naive0", "tap device name")
+	name := flag.String("name", "naive0", "device name")
+	tun := flag.Bool("tun", false, "make a TUN device instead of a TAP")
 	gen := flag.String("gen", "", "write a pcap of -n frames of -size bytes to this file and exit")
 	n := flag.Int("n", 100000, "frames for -gen")
 	size := flag.Int("size", 64, "frame size for -gen")
@@ -37,7 +38,11 @@ func main() {
 		}
 		return
 	}
-	ifce, err := water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: *name}})
+	kind := water.DeviceType(water.TAP)
+	if *tun {
+		kind = water.TUN
+	}
+	ifce, err := water.New(water.Config{DeviceType: kind, PlatformSpecificParams: water.PlatformSpecificParams{Name: *name}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "naivetap:", err)
 		os.Exit(1)

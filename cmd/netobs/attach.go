@@ -57,10 +57,11 @@ attach --cleanup NSREF removes what netobs processes killed with SIGKILL left
 of their mirrors in NSREF (their tc filters, and a clsact qdisc they made
 once no filter is left on it), and nothing else.
 
-A --tap device's frames are read through an AF_PACKET ring bound to it in
+The device's frames are read through an AF_PACKET ring bound to it in
 NSREF (no system call per frame), and the device drops them after the ring
-saw them; --read-queue reads its queue instead, as --tun and --persist
-devices always are.
+saw them (a classic BPF filter on a --tap, an eBPF one on a --tun, which
+needs CAP_BPF: without it a --tun's queue is read); --read-queue reads its
+queue instead, as --persist devices always are.
 
 Output: one line per frame (text, as netobs capture prints), --json, or
 -w FILE as pcap with nanosecond timestamps (pcapng if FILE ends in .pcapng or
@@ -260,8 +261,8 @@ or --inject that has no other end yet).`,
 	fl.StringVar(&mac, "mac", "", "MAC address of a TAP device")
 	fl.StringVar(&mirror, "mirror", "", "mirror this interface's ingress and egress traffic into the device (tc clsact + mirred)")
 	fl.IntVar(&queues, "queues", 1, "number of queues (more than 1: multiqueue device, one reader each)")
-	fl.IntVar(&txqlen, "txqueuelen", defaultTxQueueLen, "device transmit queue length: frames the kernel holds for netobs before dropping (when it reads the queue: --tun, --persist, --read-queue)")
-	fl.BoolVar(&readQueue, "read-queue", false, "read a --tap device's queue instead of an AF_PACKET ring on it (sees frames that skip the packet taps: pktgen, XDP redirects)")
+	fl.IntVar(&txqlen, "txqueuelen", defaultTxQueueLen, "device transmit queue length: frames the kernel holds for netobs before dropping (when it reads the queue: --persist, --read-queue, a --tun without CAP_BPF)")
+	fl.BoolVar(&readQueue, "read-queue", false, "read the device's queue instead of an AF_PACKET ring on it (sees frames that skip the packet taps: pktgen, XDP redirects)")
 	fl.BoolVar(&cleanup, "cleanup", false, "remove the --mirror tc filters of netobs processes that were killed (and the clsact qdiscs they made) from NSREF, then exit")
 	fl.BoolVar(&persist, "persist", false, "leave the device in the target when netobs exits")
 	fl.StringVarP(&wfile, "write", "w", "", "write frames to FILE (- for stdout) as pcap, or pcapng if FILE ends in .pcapng")

@@ -85,9 +85,10 @@ type Options struct {
 	// packet taps (dev_queue_xmit_nit): those of the stack, of packet
 	// sockets (qdisc bypass included) and of tc mirred, not those of the
 	// kernel's pktgen or of XDP redirects into the device, which the
-	// queue path reads (with the ring, they count as Dropped). TUN devices
-	// (the kernel cannot make them drop what the ring has seen) and
-	// persistent ones (Device.Persist) are always read from their queues.
+	// queue path reads (with the ring, they count as Dropped). Persistent
+	// devices (Device.Persist: the discard filter would outlive Run) are
+	// always read from their queues, and so are TUN devices when the
+	// process may not load their eBPF discard filter (CAP_BPF).
 	ReadQueue bool
 	// Log receives progress lines (device created, frames injected); nil
 	// discards them.

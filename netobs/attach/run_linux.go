@@ -94,11 +94,31 @@ func run(ctx context.Context, o Options) (Result, error) {
 		}
 		defer ns.Close()
 	}
-	useRing := !o.ReadQueue && !o.InjectOnly && !o.Device.Persist && o.Device.Kind == tapdev.TAP
+	useRing := !o.ReadQueue && !o.InjectOnly && !o.Device.Persist
 	// Reading the ring, the device drops what it is sent once the ring
 	// has seen it, so its queue does not hold every frame a second time.
 	o.Device.Discard = useRing
+	// The ring is bound before the device goes up, so that it sees the
+	// first frame the namespace sends through it.
+	var cp *capture.Capture
+	if useRing {
+		o.Device.BeforeUp = func(d *tapdev.Device) error {
+			var err error
+			cp, err = openRing(ns, d.Name())
+			return err
+		}
+	}
 	dev, err := tapdev.Create(ns, o.Device)
+	if useRing && errors.Is(err, tapdev.ErrNoDiscard) {
+		// A tun's discard filter is an eBPF program, which this process
+		// may not load (CAP_BPF): read the queue, as --read-queue does.
+		fmt.Fprintf(o.Log, "netobs: reading the device's queue instead of a ring: %v\n", err)
+		useRing, o.Device.Discard, o.Device.BeforeUp = false, false, nil
+		dev, err = tapdev.Create(ns, o.Device)
+	}
+	if cp != nil {
+		defer cp.Close()
+	}
 	if err != nil {
 		return Result{}, namedError{err}
 	}
@@ -108,20 +128,10 @@ func run(ctx context.Context, o Options) (Result, error) {
 	if r.sink, err = newSink(o.Output, o.Format, dev.Name(), dev.Kind(), dev.Namespace(), o.Owner); err != nil {
 		return r.res, fmt.Errorf("write %v header: %w", o.Format, err)
 	}
-	var cp *capture.Capture
-	if useRing {
-		if cp, err = openRing(ns, dev.Name()); err != nil {
-			return r.res, err
-		}
-		defer cp.Close()
-	}
 	before, err := dev.Stats()
 	if err != nil {
 		return r.res, err
 	}
-	// The device is new: what it dropped before the ring was bound was
-	// sent by the namespace and never seen.
-	unseenAtStart := before.TxDropped
 	mirror := ""
 	if m := dev.Mirroring(); m != "" {
 		mirror = ", mirroring " + m
@@ -186,12 +196,13 @@ func run(ctx context.Context, o Options) (Result, error) {
 	switch {
 	case cp != nil:
 		st := cp.Stats()[0]
-		r.res.Dropped = st.Dropped + unseenAtStart
-		// Frames the device dropped that the ring did not receive: sent
-		// before it was bound, or past the packet taps. Counted where
-		// the ring ran until after the device's counter was read, so
-		// that no frame sent after the stop counts.
-		if statsErr == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) && atStop.TxDropped > st.Received+unseenAtStart {
+		r.res.Dropped = st.Dropped
+		// Frames the device dropped that the ring did not receive: those
+		// that skip the packet taps (the ring was bound before the device
+		// went up, so it missed none before). Counted where the ring ran
+		// until after the device's counter was read, so that no frame
+		// sent after the stop counts.
+		if statsErr == nil && (r.res.Reason == Cancelled || r.res.Reason == NamespaceGone) && atStop.TxDropped > st.Received {
 			r.res.Dropped = st.Dropped + atStop.TxDropped - st.Received
 		}
 	default:

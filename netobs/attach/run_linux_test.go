@@ -152,6 +152,22 @@ func TestRunCycles(t *testing.T) {
 	nstest.CheckThreads(t)
 }
 
+// runResult is what Run returned.
+type runResult struct {
+	res Result
+	err error
+}
+
+// runAsync runs Run on a goroutine; the channel receives what it returned.
+func runAsync(ctx context.Context, o Options) <-chan runResult {
+	done := make(chan runResult, 1)
+	go func() {
+		res, err := Run(ctx, o)
+		done <- runResult{res, err}
+	}()
+	return done
+}
+
 // TestRunCountAndInject reads frames the namespace sends until Count, then
 // injects them back, in process, so the race detector sees both paths.
 func TestRunCountAndInject(t *testing.T) {
@@ -160,20 +176,12 @@ func TestRunCountAndInject(t *testing.T) {
 	nstest.Run(t, "ip", "netns", "exec", nsName, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	name := nstest.UniqueName("tap")
 	var out, log bytes.Buffer
-	type ret struct {
-		res Result
-		err error
-	}
-	done := make(chan ret, 1)
-	go func() {
-		res, err := Run(context.Background(), Options{Ref: nsName, Format: PCAP, Output: &out, Count: 3, Log: &log,
-			Device: tapdev.Config{Kind: tapdev.TAP, Name: name, Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}}})
-		done <- ret{res, err}
-	}()
+	done := runAsync(context.Background(), Options{Ref: nsName, Format: PCAP, Output: &out, Count: 3, Log: &log,
+		Device: tapdev.Config{Kind: tapdev.TAP, Name: name, Addrs: []netip.Prefix{netip.MustParsePrefix("10.79.0.1/24")}}})
 	for nstest.Run(t, "ip", "-n", nsName, "-o", "link", "show", "type", "tun") == "" {
 		time.Sleep(10 * time.Millisecond)
 	}
-	var r ret
+	var r runResult
 	for sent := false; ; {
 		select {
 		case r = <-done:
