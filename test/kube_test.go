@@ -28,7 +28,10 @@ import (
 )
 
 // agentDialer stands for the API server's port-forward: it reaches an
-// agent pod's port by dialing that node's agent socket directly.
+// agent pod's port by dialing that node's agent socket directly. The real
+// API server is there (startKubeAPI), but it hands a port-forward to the
+// kubelet of the pod's node, and no kubelet runs here;
+// TestKubePluginRBACDenied takes the real port-forward as far as RBAC.
 type agentDialer map[string]string // agent pod name → its agent's unix socket
 
 func (d agentDialer) DialPod(ctx context.Context, ns, name string, port int) (net.Conn, error) {
