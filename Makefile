@@ -41,7 +41,8 @@ bench: deps build
 # A real kube-apiserver and etcd for the Kubernetes tests (test/kube*_test.go),
 # built from k8s.io/kubernetes's source in its own Go module (test/kubeapi) so
 # that netobs's go.mod stays lean. Linux only. A cold build (empty Go build
-# cache) takes about 12 minutes on 2 cores; later ones are seconds.
+# cache) takes about 5 minutes on 2 idle cores (12 on a busy machine), plus
+# the module downloads; later ones take seconds.
 kubeapi:
 	cd test/kubeapi && $(GO) build -o ../../bin/kubeapi .
 
