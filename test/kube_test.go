@@ -20,18 +20,18 @@ import (
 	"github.com/netobs/netobs/internal/kubeplugin"
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/netobs/kube"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
 // agentDialer stands for the API server's port-forward: it reaches an
-// agent pod's port by dialing that node's agent socket directly.
+// agent pod's port by dialing that node's agent socket directly. The real
+// API server is there (startKubeAPI), but it hands a port-forward to the
+// kubelet of the pod's node, and no kubelet runs here;
+// TestKubePluginRBACDenied takes the real port-forward as far as RBAC.
 type agentDialer map[string]string // agent pod name → its agent's unix socket
 
 func (d agentDialer) DialPod(ctx context.Context, ns, name string, port int) (net.Conn, error) {
@@ -44,20 +44,24 @@ func (d agentDialer) DialPod(ctx context.Context, ns, name string, port int) (ne
 }
 
 // kubeCluster is a Kubernetes cluster of three nodes as the plugin sees
-// it: a fake clientset with the nodes, an agent pod on each and a
-// deployment "web" of three pods, one per node, whose names are those of
-// real CRI pods (one containerd shared by the nodes); each node is a
-// network namespace with a real netobs agent in it (startNode).
+// it: a real API server (startKubeAPI: kube-apiserver and etcd) with the
+// nodes, an agent pod on each and a deployment "web" of three pods, one
+// per node, whose names are those of real CRI pods (one containerd shared
+// by the nodes); each node is a network namespace with a real netobs
+// agent in it (startNode). No kubelet runs: the test plays it (the pods'
+// status), and the port-forward to an agent pod, which the API server
+// would hand to that node's kubelet, is replaced by dialing the agent's
+// socket (agentDialer).
 type kubeCluster struct {
 	cri        *ctrtest.CRI
+	api        *kubeAPI
 	nodes      []*node
 	ns, app    string
 	pods       []*ctrtest.Pod
 	ctrs       []string
-	clientset  *fake.Clientset
 	dialer     agentDialer
-	kubeconfig string
-	sleeper    int // process 1 of node-a's host root
+	kubeconfig string // user "user", bound by deploy/kubernetes/rbac-user.yaml, in namespace ns
+	sleeper    int    // process 1 of node-a's host root
 }
 
 // fakeNodeRoot is the host root an agent in a pod sees under /host with
@@ -87,9 +91,10 @@ func fakeNodeRoot(t *testing.T, criSocket string) (root string, pid1 int) {
 
 func startKubeCluster(t *testing.T) *kubeCluster {
 	t.Helper()
+	api := startKubeAPI(t)
 	c := ctrtest.Containerd(t)
 	nstest.RequireTools(t, "ip", "tshark", "nsenter")
-	k := &kubeCluster{cri: c, ns: nstest.UniqueName("ns"), app: nstest.UniqueName("app"), dialer: agentDialer{}}
+	k := &kubeCluster{cri: c, api: api, ns: nstest.UniqueName("ns"), app: nstest.UniqueName("app"), dialer: agentDialer{}}
 	dir := t.TempDir()
 	// node-a's agent runs as deployed: --host-root, no runtime flag; the
 	// others are told the runtime's socket.
@@ -100,37 +105,39 @@ func startKubeCluster(t *testing.T) *kubeCluster {
 		startNode(t, "node-b", dir, 12, "--runtime-endpoint", c.Socket),
 		startNode(t, "node-c", dir, 13, "--runtime-endpoint", c.Socket),
 	}
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: "web", UID: "uid-deploy-web"},
-		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": k.app}}},
-	}
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: "web-7d4b9", UID: "uid-rs-web",
-		Labels: map[string]string{"app": k.app}, OwnerReferences: []metav1.OwnerReference{controller("Deployment", "web", deploy.UID)}}}
-	objs := []runtime.Object{deploy, rs}
+	// The plugin runs as a user with exactly the rights the README tells
+	// to grant.
+	api.apply(t, filepath.Join("..", "deploy", "kubernetes", "namespace.yaml"))
+	api.apply(t, filepath.Join("..", "deploy", "kubernetes", "rbac-user.yaml"))
+	api.createNamespace(t, k.ns)
+	api.waitAllowed(t, "user", "list", "", "pods", "", k.ns)
+	api.waitAllowed(t, "user", "list", "", "pods", "", kube.AgentNamespace)
+	k.kubeconfig = api.kubeconfigIn(t, "user", k.ns)
+	rs := api.createDeployment(t, k.ns, "web", k.app)
 	for i, n := range k.nodes {
-		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name}})
+		api.createNode(t, n.name)
 		agentName := "netobs-agent-" + n.name
-		objs = append(objs, kubePod(kube.AgentNamespace, agentName, n.name, map[string]string{"app.kubernetes.io/name": "netobs-agent"}, nil))
+		api.kubeletRun(t, kubePod(kube.AgentNamespace, agentName, n.name, map[string]string{"app.kubernetes.io/name": "netobs-agent"}, nil), "")
 		k.dialer[agentName] = n.sock
 		name := fmt.Sprintf("web-7d4b9-%d", i)
 		p := c.RunPod(t, k.ns, name, map[string]string{"app": k.app}, false)
 		k.pods = append(k.pods, p)
 		k.ctrs = append(k.ctrs, c.RunContainer(t, p, "main", "/bin/nc", "-ll", "-p", "8080", "-e", "/bin/cat"))
-		objs = append(objs, kubePod(k.ns, name, n.name, map[string]string{"app": k.app}, []metav1.OwnerReference{controller("ReplicaSet", rs.Name, rs.UID)}))
-	}
-	k.clientset = fake.NewClientset(objs...)
-	k.kubeconfig = filepath.Join(dir, "kubeconfig")
-	kc := `apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: test, user: {}}]
-contexts: [{name: test, context: {cluster: test, user: test, namespace: ` + k.ns + `}}]
-current-context: test
-`
-	if err := os.WriteFile(k.kubeconfig, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
+		api.kubeletRun(t, kubePod(k.ns, name, n.name, map[string]string{"app": k.app}, []metav1.OwnerReference{controller("ReplicaSet", rs.Name, rs.UID)}), k.podIP(t, i))
 	}
 	return k
+}
+
+// podIP is the IPv4 address of pod i's eth0 (its CNI address), as a
+// kubelet reports it in the pod's status.
+func (k *kubeCluster) podIP(t *testing.T, i int) string {
+	t.Helper()
+	out := nstest.Run(t, "nsenter", "-t", strconv.Itoa(k.cri.PID(t, k.ctrs[i])), "-n", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	m := regexp.MustCompile(`inet (\S+)/`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no IPv4 address on pod %d's eth0: %q", i, out)
+	}
+	return m[1]
 }
 
 func controller(kind, name string, uid types.UID) metav1.OwnerReference {
@@ -140,8 +147,8 @@ func controller(kind, name string, uid types.UID) metav1.OwnerReference {
 
 func kubePod(ns, name, node string, labels map[string]string, owners []metav1.OwnerReference) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Labels: labels, OwnerReferences: owners},
-		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main"}}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, OwnerReferences: owners},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: "netobs-test"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
@@ -160,8 +167,11 @@ func (k *kubeCluster) start(t *testing.T, stdout io.Writer, args ...string) *kub
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &kubePlugin{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	env := &kubeplugin.Env{
-		Connect: func(clientcmd.ClientConfig, bool) (kubernetes.Interface, kube.PodDialer, error) {
-			return k.clientset, k.dialer, nil
+		// The plugin's own client, made from the kubeconfig; only its
+		// port-forward (which needs a kubelet) is replaced.
+		Connect: func(cfg clientcmd.ClientConfig, spdyOnly bool) (kubernetes.Interface, kube.PodDialer, error) {
+			cs, _, err := kubeplugin.DefaultEnv().Connect(cfg, spdyOnly)
+			return cs, k.dialer, err
 		},
 		Agents: kubeplugin.AgentClient{},
 	}
@@ -239,8 +249,8 @@ func nodeCounts(t *testing.T, stderr string) (map[string]int, map[string]string)
 	return captured, state
 }
 
-// TestKubePluginAcrossNodes: `kubectl netobs` against a fake API server
-// and three real agents standing for three nodes, each with a real CRI
+// TestKubePluginAcrossNodes: `kubectl netobs` against a real API server
+// (as a user with deploy/kubernetes/rbac-user.yaml's rights) and three real agents standing for three nodes, each with a real CRI
 // pod of deployment web: the pod → node → agent pod → port-forward glue
 // (the port-forward replaced by a direct dial) and the agent client
 // together. capture deploy/web -w - into a pipe gives one pcapng that

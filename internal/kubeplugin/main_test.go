@@ -236,7 +236,8 @@ func TestHostNetworkWarns(t *testing.T) {
 
 // TestAgentUnreachable: with the real agent client, an agent that cannot
 // be dialed (here: the dialer refuses) is named by its node, one line per
-// node, exit 1; capture says no agent could capture.
+// node with the dialer's own error, exit 1; capture says no agent could
+// capture.
 func TestAgentUnreachable(t *testing.T) {
 	cs := fake.NewClientset(objects()...)
 	e := &Env{
@@ -253,7 +254,7 @@ func TestAgentUnreachable(t *testing.T) {
 	} {
 		var out, errb bytes.Buffer
 		code := Run(context.Background(), append([]string{"--kubeconfig", kubeconfig(t)}, args...), &out, &errb, e)
-		if code != 1 || !strings.Contains(errb.String(), "n1") || !strings.Contains(errb.String(), "agent unreachable") && !strings.Contains(errb.String(), "unreachable or gone") {
+		if code != 1 || !strings.Contains(errb.String(), "n1") || !strings.Contains(errb.String(), "agent n1: unreachable: not dialed in these tests") {
 			t.Errorf("%s: exit %d stderr %q", args[0], code, errb.String())
 		}
 		if args[0] != "capture" && !strings.Contains(errb.String(), "kubectl-netobs: "+args[0]+": node n2: ") {

@@ -288,3 +288,29 @@ func TestPcapngBlocksChecked(t *testing.T) {
 		c.Close()
 	}
 }
+
+// refusedDial is a typed dial error, as a port-forward refused by RBAC.
+type refusedDial struct{ what string }
+
+func (e *refusedDial) Error() string { return "refused: " + e.what }
+
+// TestDialErrorKept: a call to an agent whose Source.Dial fails returns
+// an ErrUnreachable error that keeps the dial's own error (errors.As
+// finds it, its text is in the message): gRPC alone would leave its text
+// inside a transport message and guess that the agent is not running.
+func TestDialErrorKept(t *testing.T) {
+	want := &refusedDial{"create pods/portforward"}
+	c, err := New(Source{Name: "node-x", Dial: func(context.Context) (net.Conn, error) { return nil, want }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = c.Namespaces(ctx, "")
+	var got *refusedDial
+	if !errors.Is(err, ErrUnreachable) || !errors.As(err, &got) || got != want ||
+		err.Error() != "agent node-x: unreachable: refused: create pods/portforward" {
+		t.Fatalf("Namespaces through a refused dial: %v (%T), want ErrUnreachable wrapping the dial's error", err, err)
+	}
+}

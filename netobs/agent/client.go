@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/events"
@@ -40,12 +41,19 @@ type Error struct {
 	Addr string
 	Msg  string
 	Kind error // one of the sentinels, or nil
+	// Err is the cause when it is known: the error of Source.Dial when the
+	// agent was unreachable because the dial failed (a port-forward that
+	// RBAC refused, say), which errors.As then finds.
+	Err error
 }
 
 func (e *Error) Error() string { return "agent " + e.Addr + ": " + e.Msg }
 
 // Is matches the error's kind.
 func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+
+// Unwrap is the cause, or nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Source is an agent to call: Name labels its part of a merged capture
 // (a node's name), Dial connects to it. Dial is called once per call.
@@ -78,6 +86,10 @@ type Client struct {
 	name string
 	conn *grpc.ClientConn
 	api  agentpb.AgentClient
+	// dialErr is the error of the last Source.Dial, nil once one
+	// succeeds: gRPC reports a failed dial as Unavailable with its text
+	// only, and wrap puts the error itself back.
+	dialErr atomic.Pointer[error]
 }
 
 // Dial returns a client of the agent at addr (see AddrSource).
@@ -85,9 +97,19 @@ func Dial(addr, token string) (*Client, error) { return New(AddrSource(addr, add
 
 // New returns a client of src. No connection is made until the first call.
 func New(src Source) (*Client, error) {
+	c := &Client{name: src.Name}
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		conn, err := src.Dial(ctx)
+		if err != nil {
+			c.dialErr.Store(&err)
+		} else {
+			c.dialErr.Store(nil)
+		}
+		return conn, err
+	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return src.Dial(ctx) }),
+		grpc.WithContextDialer(dial),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4 << 20)),
 		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
 		grpc.WithReadBufferSize(256 << 10), grpc.WithWriteBufferSize(64 << 10),
@@ -101,7 +123,8 @@ func New(src Source) (*Client, error) {
 	if err != nil {
 		return nil, &Error{Addr: src.Name, Msg: err.Error()}
 	}
-	return &Client{name: src.Name, conn: conn, api: agentpb.NewAgentClient(conn)}, nil
+	c.conn, c.api = conn, agentpb.NewAgentClient(conn)
+	return c, nil
 }
 
 // Close closes the connection.
@@ -136,6 +159,12 @@ func (c *Client) wrap(err error) error {
 		e.Kind = ErrUsage
 	case codes.Unavailable:
 		e.Kind = ErrUnreachable
+		if d := c.dialErr.Load(); d != nil {
+			// The dial's own error says what to do (a refused
+			// port-forward names the RBAC rule to ask for).
+			e.Msg, e.Err = "unreachable: "+(*d).Error(), *d
+			break
+		}
 		e.Msg = "unreachable or gone: " + e.Msg + " (is netobs agent running and listening there?)"
 	case codes.ResourceExhausted:
 		e.Kind = ErrBusy
