@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,22 +14,6 @@ import (
 	"github.com/netobs/netobs/internal/nstest"
 	"github.com/netobs/netobs/internal/nstest/nsopen"
 )
-
-// bpfProgFDs counts this process's descriptors of BPF programs.
-func bpfProgFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == "anon_inode:bpf-prog" {
-			n++
-		}
-	}
-	return n
-}
 
 // progExists reports whether the kernel still has the program of that ID
 // (BPF_PROG_GET_FD_BY_ID, which needs CAP_SYS_ADMIN).
@@ -116,14 +99,14 @@ func TestDiscardTUN(t *testing.T) {
 	nstest.RequireTools(t, "ip", "ping")
 	nsName := nstest.NetNS(t)
 	ns := nsopen.Open(t, nsName)
-	fds := bpfProgFDs(t)
+	fds := nstest.FDsTo(t, "anon_inode:bpf-prog")
 	name := nstest.UniqueName("tun")
 	d, err := Create(ns, Config{Kind: TUN, Name: name, Discard: true, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.8.1/24")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if n := bpfProgFDs(t); n != fds {
+	if n := nstest.FDsTo(t, "anon_inode:bpf-prog"); n != fds {
 		t.Errorf("%d BPF program descriptors open after Create, %d before", n, fds)
 	}
 	if d.filterID == 0 || !progExists(t, d.filterID) {
@@ -144,7 +127,7 @@ func TestDiscardTUN(t *testing.T) {
 		t.Errorf("%s still in %s after Close", name, nsName)
 	}
 	waitProgGone(t, id)
-	if n := bpfProgFDs(t); n != fds {
+	if n := nstest.FDsTo(t, "anon_inode:bpf-prog"); n != fds {
 		t.Errorf("%d BPF program descriptors open after Close, %d before", n, fds)
 	}
 }

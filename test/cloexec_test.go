@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -48,7 +47,7 @@ func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	if _, err := q.WriteBatch([][]byte{make([]byte, 60)}); err != nil {
 		t.Fatal(err)
 	}
-	if rings := ioUringFDs(t); rings < 2 {
+	if rings := nstest.FDsTo(t, "anon_inode:[io_uring]"); rings < 2 {
 		nstest.Unavailable(t, fmt.Sprintf("%d io_uring descriptors after a batch read and write, want 2: is io_uring disabled (sysctl kernel.io_uring_disabled)?", rings))
 	}
 	cp, err := capture.Open([]capture.Target{{NS: ns}}, capture.Config{})
@@ -87,20 +86,4 @@ func TestEveryDescriptorCloseOnExec(t *testing.T) {
 	}
 	t.Logf("everything open in %s", name)
 	nstest.CheckCloexec(t, inherited)
-}
-
-// ioUringFDs counts the process's io_uring descriptors.
-func ioUringFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if target, _ := os.Readlink("/proc/self/fd/" + e.Name()); target == "anon_inode:[io_uring]" {
-			n++
-		}
-	}
-	return n
 }

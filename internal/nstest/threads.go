@@ -70,6 +70,24 @@ func FDCount(tb testing.TB) int {
 	return len(ents)
 }
 
+// FDsTo returns how many of the process's file descriptors point at
+// target, as readlink of /proc/self/fd/N shows it (for example
+// "anon_inode:bpf-prog" or "anon_inode:[io_uring]").
+func FDsTo(tb testing.TB, target string) int {
+	tb.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		tb.Fatalf("read /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == target {
+			n++
+		}
+	}
+	return n
+}
+
 // NonCloexec lists the open descriptors (by number and target) that lack
 // close-on-exec, other than stdin, stdout and stderr. A test process
 // inherits some from whatever started it; take this list before the code
