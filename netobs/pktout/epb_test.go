@@ -41,7 +41,9 @@ func TestEnhancedPacketsAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var blocks []byte
+	// Appended into memory that held other bytes: the padding must still
+	// be zeros.
+	blocks := bytes.Repeat([]byte{0xff}, 1<<16)[:0]
 	for i := range ps {
 		if err := w1.Packet(&ps[i]); err != nil {
 			t.Fatal(err)
@@ -81,6 +83,9 @@ func TestEnhancedPacketsAsWritten(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := ps[i]
+		if pad := blocks[off+28+len(p.Data) : off+size-4]; !bytes.Equal(pad, make([]byte, len(pad))) {
+			t.Fatalf("block %d: padding %x, want zeros", i, pad)
+		}
 		if p.Interface != uint32(want.Interface.ID) || p.Time != want.Time || p.Length != uint32(want.Length) || !bytes.Equal(p.Data, want.Data) {
 			t.Fatalf("block %d read back as %+v, want %+v", i, p, want)
 		}

@@ -12,28 +12,29 @@ import (
 
 const writeBuffer = 256 << 10
 
-var zeros [4]byte // padding
-
 // records buffers whole records (file headers, blocks, packets) and writes
 // them out in large writes. When a write fails part-way (a full disk), a
 // file is cut back to the end of the last record that reached it whole, so
 // it stays readable to its end, and Written says how many packets it
 // holds. Once a write has failed, every later call returns that error.
+// Where records end is worked out again from the bytes (size) only when a
+// write fails; appending a record costs no bookkeeping but a count.
 type records struct {
 	w       io.Writer // as given: what is cut back
 	out     io.Writer // what buf is written through (outputWriter)
 	buf     []byte
-	ends    []recordEnd // records in buf, in order
-	base    int64       // w's offset when the writer started; -1 if w cannot be cut
-	flushed int64       // bytes of whole records written to w
-	packets uint64      // packet records written to w whole
+	pending uint64 // packet records in buf
+	size    recordSize
+	base    int64  // w's offset when the writer started; -1 if w cannot be cut
+	flushed int64  // bytes of whole records written to w
+	packets uint64 // packet records written to w whole
 	err     error
 }
 
-type recordEnd struct {
-	end    int // offset in buf just past the record
-	packet bool
-}
+// recordSize reads the record at the start of b (first: the first record
+// of the output): its size, 0 if b does not hold it whole, and whether it
+// is a packet.
+type recordSize func(b []byte, first bool) (size int, packet bool)
 
 // truncater is what a file needs for a failed write to be cut back.
 type truncater interface {
@@ -41,8 +42,8 @@ type truncater interface {
 	Truncate(size int64) error
 }
 
-func newRecords(w io.Writer) *records {
-	r := &records{w: w, out: outputWriter(w), buf: make([]byte, 0, writeBuffer), base: -1}
+func newRecords(w io.Writer, size recordSize) *records {
+	r := &records{w: w, out: outputWriter(w), buf: make([]byte, 0, writeBuffer), base: -1, size: size}
 	if t, ok := w.(truncater); ok {
 		if off, err := t.Seek(0, io.SeekCurrent); err == nil {
 			r.base = off // a pipe fails with ESPIPE: nothing to cut
@@ -54,7 +55,9 @@ func newRecords(w io.Writer) *records {
 // end marks the end of a record appended to buf, and writes buf out once
 // it is full.
 func (r *records) end(packet bool) error {
-	r.ends = append(r.ends, recordEnd{len(r.buf), packet})
+	if packet {
+		r.pending++
+	}
 	if len(r.buf) >= writeBuffer {
 		return r.flush()
 	}
@@ -74,25 +77,35 @@ func (r *records) flush() error {
 	if err == nil && n < len(r.buf) {
 		err = io.ErrShortWrite
 	}
-	whole := 0
-	for _, e := range r.ends {
-		if e.end > n {
-			break
-		}
-		whole = e.end
-		if e.packet {
-			r.packets++
-		}
+	whole, packets := len(r.buf), r.pending
+	if err != nil {
+		whole, packets = r.whole(r.buf, n)
 	}
-	r.buf, r.ends = r.buf[:0], r.ends[:0]
+	r.packets += packets
+	r.buf, r.pending = r.buf[:0], 0
 	return r.wrote(whole, n, err)
 }
 
-// run writes b, whole records holding packets packets, straight from b
-// after what is buffered. When the write fails part-way, whole says how
-// many of the n bytes written end a record and how many packets those
+// whole returns how many of the first n bytes of b, records written after
+// those already flushed, make whole records, and how many packets those
 // hold.
-func (r *records) run(b []byte, packets uint64, whole func(n int) (int, uint64)) error {
+func (r *records) whole(b []byte, n int) (whole int, packets uint64) {
+	for whole < n {
+		size, packet := r.size(b[whole:], r.flushed == 0 && whole == 0)
+		if size <= 0 || whole+size > n {
+			break
+		}
+		whole += size
+		if packet {
+			packets++
+		}
+	}
+	return whole, packets
+}
+
+// run writes b, whole records holding packets packets, straight from b
+// after what is buffered.
+func (r *records) run(b []byte, packets uint64) error {
 	if err := r.flush(); err != nil {
 		return err
 	}
@@ -100,13 +113,12 @@ func (r *records) run(b []byte, packets uint64, whole func(n int) (int, uint64))
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
-	if err == nil {
-		r.packets += packets
-		return r.wrote(n, n, nil)
+	whole := n
+	if err != nil {
+		whole, packets = r.whole(b, n)
 	}
-	w, pk := whole(n)
-	r.packets += pk
-	return r.wrote(w, n, err)
+	r.packets += packets
+	return r.wrote(whole, n, err)
 }
 
 // wrote records that n bytes reached w, the first whole of them ending a
@@ -135,7 +147,7 @@ type PcapWriter struct {
 
 // NewPcapWriter writes the pcap file header for ifc to w.
 func NewPcapWriter(w io.Writer, ifc *Interface) (*PcapWriter, error) {
-	pw := &PcapWriter{r: newRecords(w)}
+	pw := &PcapWriter{r: newRecords(w, pcapRecordSize)}
 	var h [24]byte
 	binary.LittleEndian.PutUint32(h[0:], 0xa1b23c4d) // nanosecond pcap
 	binary.LittleEndian.PutUint16(h[4:], 2)
@@ -145,6 +157,18 @@ func NewPcapWriter(w io.Writer, ifc *Interface) (*PcapWriter, error) {
 	pw.r.buf = append(pw.r.buf, h[:]...)
 	pw.r.end(false)
 	return pw, pw.r.flush()
+}
+
+// pcapRecordSize is a recordSize for pcap: the file header first, then
+// packet records.
+func pcapRecordSize(b []byte, first bool) (int, bool) {
+	if first {
+		return 24, false
+	}
+	if len(b) < 16 {
+		return 0, false
+	}
+	return 16 + int(binary.LittleEndian.Uint32(b[8:])), true
 }
 
 // Packet writes one packet record.
@@ -209,10 +233,23 @@ const (
 	isbUsrDeliv    = 8
 )
 
+// pcapngBlockSize is a recordSize for pcapng: every block says its
+// length; enhanced packet blocks are the packets.
+func pcapngBlockSize(b []byte, _ bool) (int, bool) {
+	if len(b) < 12 {
+		return 0, false
+	}
+	size := binary.LittleEndian.Uint32(b[4:])
+	if size < 12 || uint64(size) > uint64(len(b)) {
+		return 0, false
+	}
+	return int(size), binary.LittleEndian.Uint32(b) == ngEPB
+}
+
 // NewPcapngWriter writes the section header and one interface block per
 // interface; ifcs[i] must have ID i.
 func NewPcapngWriter(w io.Writer, ifcs []*Interface, appName string) (*PcapngWriter, error) {
-	nw := &PcapngWriter{r: newRecords(w), ifcs: ifcs, start: time.Now()}
+	nw := &PcapngWriter{r: newRecords(w, pcapngBlockSize), ifcs: ifcs, start: time.Now()}
 	var opts []byte
 	opts = addOpt(opts, shbOS, []byte(runtime.GOOS+"/"+runtime.GOARCH))
 	opts = addOpt(opts, shbUserAppl, []byte(appName))
@@ -285,20 +322,20 @@ func (nw *PcapngWriter) Packet(p *Packet) error {
 // PcapngWriter writes for it: interface ID p.Interface.ID, timestamp in
 // nanoseconds (if_tsresol 9), no options. The outgoing flag is not kept.
 func AppendEnhancedPacket(b []byte, p *Packet) []byte {
-	caplen := p.CaptureLength()
-	pad := (4 - caplen&3) & 3
-	total := uint32(epbHeader + 4 + caplen + pad)
-	b = binary.LittleEndian.AppendUint32(b, ngEPB)
-	b = binary.LittleEndian.AppendUint32(b, total)
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Interface.ID))
-	b = binary.LittleEndian.AppendUint32(b, uint32(uint64(p.Time)>>32))
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Time))
-	b = binary.LittleEndian.AppendUint32(b, uint32(caplen))
-	b = binary.LittleEndian.AppendUint32(b, uint32(p.Length))
-	b = append(b, p.Head...)
-	b = append(b, p.Data...)
-	b = append(b, zeros[:pad]...)
-	return binary.LittleEndian.AppendUint32(b, total)
+	// One capacity check for the whole block, then stores into it.
+	caplen := len(p.Head) + len(p.Data)
+	total := epbHeader + 4 + caplen + (4-caplen&3)&3
+	n := len(b)
+	b = slices.Grow(b, total)[:n+total]
+	h := b[n:]
+	binary.LittleEndian.PutUint64(h[0:], ngEPB|uint64(uint32(total))<<32)
+	binary.LittleEndian.PutUint64(h[8:], uint64(uint32(p.Interface.ID))|uint64(uint64(p.Time)>>32)<<32)
+	binary.LittleEndian.PutUint64(h[16:], uint64(uint32(p.Time))|uint64(uint32(caplen))<<32)
+	binary.LittleEndian.PutUint32(h[24:], uint32(p.Length))
+	copy(h[epbHeader+copy(h[epbHeader:], p.Head):], p.Data)
+	clear(h[epbHeader+caplen : total-4]) // padding: grown memory is not zeroed
+	binary.LittleEndian.PutUint32(h[total-4:], uint32(total))
+	return b
 }
 
 // epbHeader is the size of an enhanced packet block before its data.
@@ -394,16 +431,7 @@ func CheckEnhancedPackets(b []byte, snaplens []uint32, captured []uint64) (whole
 // write that fails part-way leaves only whole blocks in a file, as Packet
 // does.
 func (nw *PcapngWriter) WriteEnhancedPackets(b []byte, packets uint64) error {
-	return nw.r.run(b, packets, func(n int) (whole int, pk uint64) {
-		for {
-			_, size, err := ReadEnhancedPacket(b[whole:], len(nw.ifcs), ^uint32(0))
-			if err != nil || whole+size > n {
-				return whole, pk
-			}
-			whole += size
-			pk++
-		}
-	})
+	return nw.r.run(b, packets)
 }
 
 // Flush writes buffered blocks out.
