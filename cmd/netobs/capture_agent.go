@@ -233,14 +233,7 @@ func remoteCaptureMany(a *app, f captureFlags, req *agentpb.CaptureRequest, tok 
 	werr := out.finish(stats)
 	printCaptureStats(a.stderr, ifcs, stats)
 	for _, r := range res {
-		var st pktout.Stats
-		var dropped uint64
-		for i := range r.Stats {
-			st.Captured += r.Stats[i].Captured
-			st.Received += r.Stats[i].Received
-			st.Dropped += r.Stats[i].Dropped
-			dropped += r.AgentDropped[i]
-		}
+		st, dropped := r.Totals()
 		state := "to the end"
 		if r.Err != nil {
 			state = "failed: " + termsafe.Escape(r.Err.Error())

@@ -108,14 +108,7 @@ func (c AgentClient) Capture(ctx context.Context, targets []kube.Target, req kub
 		errs = append(errs, fmt.Errorf("capture: %w", err))
 	}
 	for _, r := range res {
-		var st pktout.Stats
-		var dropped uint64
-		for i := range r.Stats {
-			st.Captured += r.Stats[i].Captured
-			st.Received += r.Stats[i].Received
-			st.Dropped += r.Stats[i].Dropped
-			dropped += r.AgentDropped[i]
-		}
+		st, dropped := r.Totals()
 		state := "to the end"
 		switch {
 		case r.Err != nil:

@@ -51,6 +51,18 @@ type SourceResult struct {
 	Err error
 }
 
+// Totals adds up the source's interfaces: captured, received and dropped
+// by the kernel, and dropped by the agent.
+func (r *SourceResult) Totals() (st pktout.Stats, agentDropped uint64) {
+	for i := range r.Stats {
+		st.Captured += r.Stats[i].Captured
+		st.Received += r.Stats[i].Received
+		st.Dropped += r.Stats[i].Dropped
+		agentDropped += r.AgentDropped[i]
+	}
+	return st, agentDropped
+}
+
 // CaptureMerged captures from several agents at once into one pcapng
 // stream on w: one interface per (source, namespace, interface), named
 // DEVICE@LABEL@SOURCE (eth0@pod:default/web@node-a), whose description
