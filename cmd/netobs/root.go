@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 
+	"github.com/netobs/netobs/internal/buildinfo"
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/nsjoin"
 	"github.com/spf13/cobra"
@@ -114,7 +114,7 @@ The examples in each command's help run as written in the small lab
 README.md builds: named namespaces lab1 and lab2 joined by veth1/veth2, and
 a process $PID alone in namespaces of its own. Those that name containers
 (docker:web, pod:default/web-*, -l app=web) need such containers.`,
-		Version:       version(),
+		Version:       buildinfo.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -225,34 +225,4 @@ func completeNSRefs(a *app, n int) cobra.CompletionFunc {
 		}
 		return completeNSRef(a)(c, args, toComplete)
 	}
-}
-
-// version is what --version prints: the module version (a tag, or
-// "(devel)" for a build from a checkout), the VCS revision the binary was
-// built from, and the Go version.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown: built without module information)"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value
-		}
-	}
-	if rev != "" {
-		v += " revision " + rev
-		if modified == "true" {
-			v += " (modified)"
-		}
-	}
-	return v + " " + bi.GoVersion
 }

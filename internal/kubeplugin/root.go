@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
+	"github.com/netobs/netobs/internal/buildinfo"
 	"github.com/netobs/netobs/internal/termsafe"
 	"github.com/netobs/netobs/netobs/agent"
 	"github.com/netobs/netobs/netobs/kube"
@@ -123,7 +123,7 @@ server's port-forward, so RBAC decides who may look.
 What to observe: pod/NAME, deploy/NAME (its ReplicaSets' pods), node/NAME
 (every pod on the node; with --node-netns the node's own namespace), or
 -l SELECTOR (with -A in every namespace).`,
-		Version:       version(),
+		Version:       buildinfo.Version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl netobs"},
@@ -245,23 +245,6 @@ func (a *app) report(res *kube.Result) {
 			fmt.Fprintln(a.stderr, "kubectl-netobs: warning: "+line)
 		}
 	}
-}
-
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += " revision " + s.Value
-		}
-	}
-	return v + " " + bi.GoVersion
 }
 
 // openOutput opens -w's FILE, or stdout for "-" unless it is a terminal.
