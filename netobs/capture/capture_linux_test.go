@@ -39,6 +39,23 @@ func ping(t *testing.T, ns, dst string, n int) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// collectWhile runs cp while traffic runs, and 50 ms more for the last
+// packets to arrive, then stops it; Run must end without an error.
+func collectWhile(t *testing.T, cp *capture.Capture, traffic func()) *collector {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	col := &collector{}
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx, col) }()
+	traffic()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
+
 // collector keeps copies of what Run hands over.
 type collector struct {
 	mu    sync.Mutex
@@ -73,16 +90,9 @@ func TestCaptureOneInterface(t *testing.T) {
 	if ifc.Name != ifB+"@"+nsB || ifc.LinkType != capture.LinkEthernet {
 		t.Fatalf("interface %+v", ifc)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var col collector
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx, &col) }()
-	ping(t, nsA, "10.91.0.2", 5)
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	col := collectWhile(t, cp, func() {
+		ping(t, nsA, "10.91.0.2", 5)
+	})
 	if len(col.pkts) != 10 {
 		t.Fatalf("captured %d packets, want 10 (5 requests, 5 replies)", len(col.pkts))
 	}
@@ -107,16 +117,9 @@ func TestCaptureAnyCookedAndSnaplen(t *testing.T) {
 	if lt := cp.Interfaces()[0].LinkType; lt != capture.LinkLinuxSLL {
 		t.Fatalf("link type %v, want LINUX_SLL", lt)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var col collector
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx, &col) }()
-	ping(t, nsA, "10.91.0.2", 3)
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	col := collectWhile(t, cp, func() {
+		ping(t, nsA, "10.91.0.2", 3)
+	})
 	if len(col.pkts) != 3 {
 		t.Fatalf("captured %d inbound ICMP packets, want 3", len(col.pkts))
 	}
@@ -155,17 +158,10 @@ func TestAnyPicksUpNewInterfaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var col collector
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx, &col) }()
-	nstest.Veth(t, nsA, "10.92.0.1/24", nsB, "10.92.0.2/24")
-	ping(t, nsA, "10.92.0.2", 2)
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	col := collectWhile(t, cp, func() {
+		nstest.Veth(t, nsA, "10.92.0.1/24", nsB, "10.92.0.2/24")
+		ping(t, nsA, "10.92.0.2", 2)
+	})
 	if len(col.pkts) < 4 {
 		t.Fatalf("captured %d packets on a veth made after the start, want 4", len(col.pkts))
 	}
@@ -327,16 +323,9 @@ func TestOutgoing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var col collector
-		done := make(chan error, 1)
-		go func() { done <- cp.Run(ctx, &col) }()
-		ping(t, nsA, "10.91.0.2", 5)
-		time.Sleep(50 * time.Millisecond)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		col := collectWhile(t, cp, func() {
+			ping(t, nsA, "10.91.0.2", 5)
+		})
 		cp.Close()
 		replies := 0
 		for _, p := range col.pkts {
