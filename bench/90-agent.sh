@@ -7,8 +7,15 @@
 # CPU seconds (user+sys; agent and client added), wall seconds from the
 # start of the flood until the capture has exited (SIGINT sent as soon as
 # trafgen is done: what was still queued is drained first), peak RSS of the
-# agent and of the client; and the ratios agent/local. Needs root,
-# trafgen, GNU time.
+# agent and of the client; and the ratios agent/local.
+#
+# The same run also measures the floor of any design that moves the packets
+# through a socket: a local capture to /dev/null (reading the ring and
+# encoding the blocks, no file written) plus bench/sockfloor moving the local
+# capture's file over loopback TCP into a file (the least a sender and a
+# receiver that writes can spend, nothing done per packet). floor/local is
+# the best ratio such a design can reach on this machine; agent/floor says
+# how far netobs is from it. Needs root, trafgen, GNU time, go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
@@ -21,7 +28,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
-for t in trafgen /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }; done
+for t in trafgen /usr/bin/time go; do command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }; done
 [ -x "$NETOBS" ] || { echo "bench: build netobs first (make build)" >&2; exit 1; }
 
 mkns() { ip netns add "$1"; ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; ip -n "$1" link set lo up; }
@@ -55,7 +62,22 @@ echo "-- local: $FRAMES frames of 64 bytes, netobs capture -w in ns $P-r"
 timed "$TMP/lo" "$NETOBS" capture "$P-r" -i eth0 -w "$TMP/lo.pcapng"
 lo=$!; wait_ready "$TMP/lo" "capturing on"
 flood_and_stop $lo; wall_lo=$wall
-rm -f "$TMP/lo.pcapng"
+
+echo "-- floor: local capture to /dev/null, then its file over loopback TCP (bench/sockfloor)"
+timed "$TMP/nu" "$NETOBS" capture "$P-r" -i eth0 -w /dev/null
+nu=$!; wait_ready "$TMP/nu" "capturing on"
+flood_and_stop $nu
+go build -o "$TMP/sockfloor" ./bench/sockfloor
+"$TMP/sockfloor" recv -out "$TMP/floor.pcapng" >"$TMP/sf.addr" 2>"$TMP/sf.recv" &
+sf=$!
+for _ in $(seq 1 500); do [ -s "$TMP/sf.addr" ] && break; sleep 0.01; done
+"$TMP/sockfloor" send -to "$(cat "$TMP/sf.addr")" -in "$TMP/lo.pcapng" 2>"$TMP/sf.send"
+wait $sf
+cmp -s "$TMP/lo.pcapng" "$TMP/floor.pcapng" || { echo "bench: sockfloor did not copy the file whole" >&2; exit 1; }
+floor_bytes=$(awk '{print $3}' "$TMP/sf.send")
+floor_send=$(awk '{printf "%.3f", $5}' "$TMP/sf.send")
+floor_recv=$(awk '{printf "%.3f", $5}' "$TMP/sf.recv")
+rm -f "$TMP/lo.pcapng" "$TMP/floor.pcapng"
 
 echo "-- agent: the same through netobs agent on 127.0.0.1:$PORT (gRPC over loopback TCP)"
 timed "$TMP/ag" "$NETOBS" agent --socket "$TMP/a.sock" --listen "127.0.0.1:$PORT"
@@ -72,3 +94,7 @@ printf "%-14s %10s %10s %10s %8s %8s %9s %9s\n" local "$(stat "$TMP/lo" '^[0-9]+
 printf "%-14s %10s %10s %10s %8s %8s %9s %9s\n" "via agent" "$(stat "$TMP/cl" '^[0-9]+ packets? captured')" "$(stat "$TMP/cl" 'dropped by kernel')" "$(stat "$TMP/cl" 'dropped by agent')" "$cpu_ag" "$wall_ag" "$(rss "$TMP/cl")" "$(rss "$TMP/ag")"
 echo "  (via agent: cpu is agent $(cpu "$TMP/ag") + client $(cpu "$TMP/cl"))"
 echo "ratio agent/local: cpu $(ratio "$cpu_ag" "$(cpu "$TMP/lo")"), wall $(ratio "$wall_ag" "$wall_lo")"
+floor=$(awk -v a="$(cpu "$TMP/nu")" -v b="$floor_send" -v c="$floor_recv" 'BEGIN{printf "%.2f", a+b+c}')
+echo "floor: capture to /dev/null $(cpu "$TMP/nu") ($(stat "$TMP/nu" '^[0-9]+ packets? captured') captured) + send $floor_send + receive and write $floor_recv ($floor_bytes bytes over loopback TCP) = $floor s"
+echo "ratio floor/local: cpu $(ratio "$floor" "$(cpu "$TMP/lo")"); agent/floor: cpu $(ratio "$cpu_ag" "$floor")"
+echo "machine: $(lscpu | awk -F: '/^Model name/{gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
