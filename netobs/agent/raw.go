@@ -93,7 +93,7 @@ type muxListener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
-	err   error // set before done closes: why the loop ended
+	err   error // set once, before done closes: why the loop ended
 }
 
 func (ml *muxListener) loop() {
@@ -107,8 +107,7 @@ func (ml *muxListener) loop() {
 				time.Sleep(delay)
 				continue
 			}
-			ml.err = err
-			ml.Close()
+			ml.closeWith(err)
 			return
 		}
 		delay = 0
@@ -161,9 +160,13 @@ func (ml *muxListener) Accept() (net.Conn, error) {
 
 // Close closes the wrapped listener; connections not yet routed are
 // closed.
-func (ml *muxListener) Close() error {
+func (ml *muxListener) Close() error { return ml.closeWith(nil) }
+
+// closeWith closes once; Accept then returns acceptErr, or net.ErrClosed.
+func (ml *muxListener) closeWith(acceptErr error) error {
 	err := net.ErrClosed
 	ml.once.Do(func() {
+		ml.err = acceptErr
 		err = ml.Listener.Close()
 		close(ml.done)
 	})

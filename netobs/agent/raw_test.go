@@ -28,6 +28,9 @@ type rawScripted struct {
 	srv         *Server
 	times       []int64
 	grpcBatches atomic.Int64 // packet batches sent on the call
+	// forever: send packets until the call ends, then close returned.
+	forever  bool
+	returned chan struct{}
 }
 
 // countingStream counts the packet batches sent on the call.
@@ -68,6 +71,18 @@ func (s *rawScripted) Capture(req *agentpb.CaptureRequest, st agentpb.Agent_Capt
 		sendErr = h.sendTo(ctx, countingStream{st, &s.grpcBatches}, raw)
 	}()
 	ifc := &capture.Interface{ID: 0}
+	if s.forever {
+		defer close(s.returned)
+		for i := int64(1); ctx.Err() == nil; i++ {
+			h.Packet(&capture.Packet{Interface: ifc, Time: i, Length: 4, Data: []byte{1, 2, 3, 4}})
+			h.Flush()
+			time.Sleep(time.Millisecond)
+		}
+		h.push(nil)
+		close(h.q)
+		wg.Wait()
+		return ctx.Err()
+	}
 	for i, ts := range s.times {
 		h.Packet(&capture.Packet{Interface: ifc, Time: ts, Length: 4, Data: []byte{1, 2, 3, byte(i)}})
 		if i%2 == 1 {
@@ -173,6 +188,53 @@ func TestRawStreamAndFallbacks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client that stops reading a raw stream (its handler fails) ends the
+// agent's side too: the call's handler returns, no ticket is left.
+func TestRawStreamClientGone(t *testing.T) {
+	s := &rawScripted{forever: true, returned: make(chan struct{})}
+	path := serveRaw(t, s)
+	c, err := New(Source{Name: "a", Dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errStop := errors.New("handler gives up")
+	h := &failAfter{collectRemote: collectRemote{collect: &collect{}}, n: 3, err: errStop}
+	if _, err := c.Capture(context.Background(), &agentpb.CaptureRequest{}, h); !errors.Is(err, errStop) {
+		t.Fatalf("Capture: %v, want the handler's error", err)
+	}
+	select {
+	case <-s.returned:
+	case <-time.After(time.Minute):
+		t.Fatal("the agent's capture still runs a minute after its client went")
+	}
+	if s.grpcBatches.Load() != 0 {
+		t.Error("packets went on the call, not the raw stream")
+	}
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	if len(s.srv.tickets) != 0 {
+		t.Errorf("%d tickets left", len(s.srv.tickets))
+	}
+}
+
+// failAfter fails its n-th packet.
+type failAfter struct {
+	collectRemote
+	n   int
+	err error
+}
+
+func (f *failAfter) Packet(p *capture.Packet) error {
+	if f.n--; f.n == 0 {
+		return f.err
+	}
+	return f.collectRemote.Packet(p)
 }
 
 // One listener serves gRPC and raw streams; a ticket is good once, an
