@@ -140,7 +140,7 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 						stopRaw := context.AfterFunc(sctx, func() { rc.Close() })
 						defer stopRaw()
 						defer rc.Close()
-						raw = newRawSource(rc)
+						raw = newRawSource(quiet(rc))
 					}
 				}
 				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}

@@ -63,6 +63,7 @@ func (s *rawScripted) Capture(req *agentpb.CaptureRequest, st agentpb.Agent_Capt
 		return err
 	}
 	h := newStreamHandler(DefaultStreamBuffer, 1, 0, time.Millisecond)
+	h.pcapng = req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
 	var wg sync.WaitGroup
 	var sendErr error
 	wg.Add(1)
@@ -132,9 +133,11 @@ func TestRawStreamAndFallbacks(t *testing.T) {
 		name      string
 		noRaw     bool
 		failRaw   bool // every Dial after the first fails
+		pcapng    bool // PACKET_FORMAT_PCAPNG
 		wantOnRaw bool
 	}{
 		{name: "raw", wantOnRaw: true},
+		{name: "raw pcapng", pcapng: true, wantOnRaw: true},
 		{name: "declined", noRaw: true},
 		{name: "raw dial fails", failRaw: true},
 	} {
@@ -155,7 +158,11 @@ func TestRawStreamAndFallbacks(t *testing.T) {
 			}
 			defer c.Close()
 			var got collect
-			res, err := c.Capture(context.Background(), &agentpb.CaptureRequest{}, &collectRemote{collect: &got})
+			req := &agentpb.CaptureRequest{}
+			if tc.pcapng {
+				req.PacketFormat = agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
+			}
+			res, err := c.Capture(context.Background(), req, &collectRemote{collect: &got})
 			if err != nil {
 				t.Fatal(err)
 			}
