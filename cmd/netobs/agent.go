@@ -137,7 +137,9 @@ func runAgent(a *app, f agentFlags) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- g.Serve(l)
+			// srv.Listener also takes captures' raw packet streams,
+			// which arrive on the same address.
+			errc <- g.Serve(srv.Listener(l))
 		}()
 	}
 	select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	protov2 "google.golang.org/protobuf/proto"
 
 	"github.com/netobs/netobs/netobs/agent/agentpb"
 	"github.com/netobs/netobs/netobs/capture"
@@ -66,6 +67,10 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	defer cancel()
 	var idc = make(chan string, 1)
 	defer c.stopOnDone(ctx, cancel, idc)()
+	if !c.noRaw && !req.RawStream {
+		req = protov2.CloneOf(req)
+		req.RawStream = true
+	}
 	// The codec decodes Packets into frame's reused buffer.
 	st, err := c.api.Capture(sctx, req, grpc.ForceCodecV2(captureCodec{}))
 	if err != nil {
@@ -77,9 +82,33 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 	var id string
 	var frame captureFrame
 	pcapng := req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
-	for {
+	// raw, while not nil, is the raw stream the messages come on until
+	// its end; then they come on the call again (Final).
+	var raw *rawSource
+	next := func() (*agentpb.CaptureMessage, error) {
+		if raw != nil {
+			m, err := raw.next()
+			if err == nil {
+				return m, nil
+			}
+			raw = nil
+			if err != io.EOF {
+				// The call's error says best why (the agent went away,
+				// the call was cancelled); else the raw stream's.
+				if gerr := st.RecvMsg(&frame); gerr != nil && gerr != io.EOF {
+					return nil, gerr
+				}
+				if errors.Is(err, ErrProtocol) {
+					return nil, c.protocol("%v", err)
+				}
+				return nil, &Error{Addr: c.name, Msg: "raw stream: " + err.Error(), Kind: ErrUnreachable}
+			}
+		}
 		err := st.RecvMsg(&frame)
-		m := frame.Msg
+		return frame.Msg, err
+	}
+	for {
+		m, err := next()
 		if err == io.EOF {
 			err = c.protocol("stream ended without final counts")
 		}
@@ -101,6 +130,19 @@ func (c *Client) Capture(ctx context.Context, req *agentpb.CaptureRequest, h Cap
 				}
 				id = x.Start.Id
 				idc <- id
+				if t := x.Start.RawTicket; len(t) != 0 {
+					if len(t) != ticketLen || c.noRaw {
+						return nil, c.protocol("raw stream ticket of %d bytes", len(t))
+					}
+					// If the raw stream cannot be had the agent sends on
+					// the call after all (rawWait).
+					if rc, err := openRaw(sctx, c.dial, t); err == nil {
+						stopRaw := context.AfterFunc(sctx, func() { rc.Close() })
+						defer stopRaw()
+						defer rc.Close()
+						raw = newRawSource(quiet(rc))
+					}
+				}
 				res = &CaptureResult{Interfaces: ifcs, Stats: make([]pktout.Stats, len(ifcs)), AgentDropped: make([]uint64, len(ifcs))}
 				for _, ifc := range ifcs {
 					res.snaplens = append(res.snaplens, uint32(ifc.Snaplen))

@@ -68,6 +68,16 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 	for _, ifc := range cp.Interfaces() {
 		start.Interfaces = append(start.Interfaces, interfaceToPB(ifc))
 	}
+	var raw *rawOffer
+	if req.RawStream && s.rawOK.Load() {
+		raw = s.offerRaw()
+		start.RawTicket = raw.t[:]
+		defer func() {
+			if c := raw.forget(); c != nil {
+				c.Close()
+			}
+		}()
+	}
 	if err := stream.Send(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Start{Start: start}}); err != nil {
 		return err
 	}
@@ -76,21 +86,14 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 	if req.Immediate {
 		blockTO = time.Millisecond
 	}
-	h := &streamHandler{
-		q:       make(chan protov2.Message, 1024+len(cp.Interfaces())),
-		limit:   int64(s.cfg.StreamBuffer),
-		dropped: make([]atomic.Uint64, len(cp.Interfaces())),
-		limitN:  req.Count,
-		lag:     int64(2*blockTO + 100*time.Millisecond),
-		free:    make(batchPool, 4),
-		pcapng:  req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG,
-	}
+	h := newStreamHandler(s.cfg.StreamBuffer, len(cp.Interfaces()), req.Count, 2*blockTO+100*time.Millisecond)
+	h.pcapng = req.PacketFormat == agentpb.PacketFormat_PACKET_FORMAT_PCAPNG
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var sendErr error
 	go func() {
 		defer wg.Done()
-		sendErr = h.send(stream)
+		sendErr = h.sendTo(ctx, stream, raw)
 		if sendErr != nil {
 			cancel() // the client is gone: stop capturing
 		}
@@ -143,14 +146,29 @@ type streamHandler struct {
 	pcapng bool
 }
 
+func newStreamHandler(limit, nifc int, count uint64, lag time.Duration) *streamHandler {
+	return &streamHandler{
+		q:       make(chan protov2.Message, 1024+nifc),
+		limit:   int64(limit),
+		dropped: make([]atomic.Uint64, nifc),
+		limitN:  count,
+		lag:     int64(lag),
+		free:    make(batchPool, 4),
+	}
+}
+
 func (h *streamHandler) Packet(p *capture.Packet) error {
 	if h.pcapng {
 		h.batch = pktout.AppendEnhancedPacket(h.batch, p)
 	} else {
 		h.batch = appendRecord(h.batch, uint32(p.Interface.ID), p.Outgoing, p.Time, p.Length, p.Head, p.Data)
 	}
+	if h.count == 0 {
+		// Once per batch: an atomic store per packet costs a full
+		// barrier each on x86.
+		h.pending.Store(true)
+	}
 	h.count++
-	h.pending.Store(true)
 	h.n++
 	if len(h.batch) >= batchBytes {
 		h.push(nil)
@@ -221,9 +239,56 @@ func (h *streamHandler) countDropped() {
 	}
 }
 
-// send writes the queue to the stream until it is closed, and a Progress
+// captureSink is where a capture's messages go: the gRPC call, or a raw
+// stream beside it.
+type captureSink interface {
+	batch(b *packetBatch) error
+	msg(m *agentpb.CaptureMessage) error
+}
+
+// grpcSink sends on the call; a batch's buffer comes back to the pool
+// once gRPC has written it (see captureCodec).
+type grpcSink struct{ stream agentpb.Agent_CaptureServer }
+
+func (g grpcSink) batch(b *packetBatch) error          { return g.stream.SendMsg(b) }
+func (g grpcSink) msg(m *agentpb.CaptureMessage) error { return g.stream.Send(m) }
+
+// sendTo sends the queue on the raw stream that claims raw's ticket if
+// one does within rawWait, else (raw nil, or unclaimed) on the call. On
+// the raw stream it ends with the end frame; the caller then sends Final
+// on the call. Ending ctx closes the raw stream.
+func (h *streamHandler) sendTo(ctx context.Context, stream agentpb.Agent_CaptureServer, raw *rawOffer) error {
+	if raw != nil {
+		if c := raw.wait(ctx, rawWait); c != nil {
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			if _, err := c.Write([]byte(rawMagic)); err != nil {
+				h.drain()
+				return err
+			}
+			w := &rawSink{c: quiet(c), free: h.free}
+			if err := h.send(w); err != nil {
+				return err
+			}
+			return w.frame(rawEnd, nil)
+		}
+	}
+	return h.send(grpcSink{stream})
+}
+
+// drain empties the queue in the background so that push never blocks on
+// a full queue once nothing sends any more.
+func (h *streamHandler) drain() {
+	go func() {
+		for range h.q {
+		}
+	}()
+}
+
+// send writes the queue to w until it is closed, and a Progress
 // message whenever the queue has been idle for progressEvery.
-func (h *streamHandler) send(stream agentpb.Agent_CaptureServer) error {
+func (h *streamHandler) send(w captureSink) error {
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
 	sent := false
@@ -233,28 +298,23 @@ func (h *streamHandler) send(stream agentpb.Agent_CaptureServer) error {
 			if !ok {
 				return nil
 			}
+			var err error
 			if b, ok := m.(*packetBatch); ok {
 				h.queued.Add(-int64(len(*b.records)))
+				err = w.batch(b)
+			} else {
+				err = w.msg(m.(*agentpb.CaptureMessage))
 			}
-			// SendMsg, not Send: m may be a *packetBatch, whose buffer
-			// comes back to h.free when gRPC has written it.
-			if err := stream.SendMsg(m); err != nil {
-				// Drain so that push never blocks on a full queue.
-				go func() {
-					for range h.q {
-					}
-				}()
+			if err != nil {
+				h.drain()
 				return err
 			}
 			sent = true
 		case <-t.C:
 			if !sent && !h.pending.Load() && len(h.q) == 0 {
 				wm := time.Now().UnixNano() - h.lag
-				if err := stream.Send(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Progress{Progress: &agentpb.Progress{Watermark: wm}}}); err != nil {
-					go func() {
-						for range h.q {
-						}
-					}()
+				if err := w.msg(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Progress{Progress: &agentpb.Progress{Watermark: wm}}}); err != nil {
+					h.drain()
 					return err
 				}
 			}

@@ -56,7 +56,8 @@ func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind
 func (e *Error) Unwrap() error { return e.Err }
 
 // Source is an agent to call: Name labels its part of a merged capture
-// (a node's name), Dial connects to it. Dial is called once per call.
+// (a node's name), Dial connects to it. Dial is called for each
+// connection: gRPC's, and each capture's raw packet stream.
 type Source struct {
 	Name string
 	Dial func(ctx context.Context) (net.Conn, error)
@@ -65,6 +66,10 @@ type Source struct {
 	// Request, if not nil, replaces CaptureMerged's request for this
 	// source (the kubectl plugin names different pods on each node).
 	Request *agentpb.CaptureRequest
+	// NoRawStream keeps a capture's packets on the gRPC call instead of
+	// taking them on a raw stream of their own (a second Dial) where the
+	// agent offers one.
+	NoRawStream bool
 }
 
 // AddrSource is the Source for an address as --agent takes it: a unix
@@ -83,9 +88,11 @@ func AddrSource(name, addr, token string) Source {
 // Client is a connection to one agent. Its methods may be called from
 // several goroutines at once; Close ends every call in flight.
 type Client struct {
-	name string
-	conn *grpc.ClientConn
-	api  agentpb.AgentClient
+	name  string
+	conn  *grpc.ClientConn
+	api   agentpb.AgentClient
+	dial  func(ctx context.Context) (net.Conn, error)
+	noRaw bool
 	// dialErr is the error of the last Source.Dial, nil once one
 	// succeeds: gRPC reports a failed dial as Unavailable with its text
 	// only, and wrap puts the error itself back.
@@ -97,7 +104,7 @@ func Dial(addr, token string) (*Client, error) { return New(AddrSource(addr, add
 
 // New returns a client of src. No connection is made until the first call.
 func New(src Source) (*Client, error) {
-	c := &Client{name: src.Name}
+	c := &Client{name: src.Name, dial: src.Dial, noRaw: src.NoRawStream}
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
 		conn, err := src.Dial(ctx)
 		if err != nil {

@@ -15,10 +15,31 @@
 // own bytes on the wire: the agent hands its batch buffer to gRPC instead
 // of marshalling it, the client decodes into one reused buffer.
 //
+// # Raw packet stream
+//
+// A capture's packets may also skip gRPC's transport (HTTP/2 frames of
+// 16 KiB handed between gRPC's goroutines, which cost more CPU than
+// the capture): the client asks for it in the request (raw_stream), the
+// agent answers with a one-time 32-byte ticket in Start, and the client
+// opens a second connection to the same address (Source.Dial again, so a
+// port-forward works) that starts with "NOBRAW1\n" and the ticket. The
+// agent's Server.Listener tells such connections from gRPC's (which start
+// with the HTTP/2 preface) by their first bytes and hands them to the
+// capture that issued the ticket; the ticket is good once and only while
+// that call lasts, so the call's token check covers the stream. The
+// stream carries the call's Packets records and its Progress, Notice and
+// Ended messages in order, in length-prefixed frames, then an end frame;
+// Final still comes on the call, after it. A client that cannot connect
+// the stream reads the call as before, where the agent sends after
+// waiting a few seconds for it; an agent that offers no ticket (older, or
+// not served through Listener) is read the old way. Ending either side
+// closes both.
+//
 // # Server
 //
 // NewServer + Server.GRPCServer: serve it on a unix socket or a loopback
-// TCP listener. The server bounds the streams served at once
+// TCP listener wrapped by Server.Listener (which also takes the raw
+// packet streams). The server bounds the streams served at once
 // (Config.MaxStreams: RESOURCE_EXHAUSTED beyond) and, per capture, the
 // bytes queued for a slow client (Config.StreamBuffer: beyond it batches
 // are dropped and counted, reported as agent_dropped in the final counts);

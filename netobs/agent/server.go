@@ -93,8 +93,11 @@ type Server struct {
 	cfg     Config
 	streams atomic.Int64 // streams being served
 
-	mu    sync.Mutex
-	stops map[string]context.CancelFunc // guarded by mu: Stop's targets
+	rawOK atomic.Bool // serving through Listener: captures may offer raw streams
+
+	mu      sync.Mutex
+	stops   map[string]context.CancelFunc // guarded by mu: Stop's targets
+	tickets map[ticket]*rawOffer          // guarded by mu: raw streams offered
 }
 
 // register makes a stream stoppable by Stop; the returned func forgets it.

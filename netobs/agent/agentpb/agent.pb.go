@@ -1149,7 +1149,10 @@ type CaptureRequest struct {
 	// count stops the capture after this many packets (0: no limit).
 	Count uint64 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
 	// packet_format is how Packets.records carries the packets.
-	PacketFormat  PacketFormat `protobuf:"varint,9,opt,name=packet_format,json=packetFormat,proto3,enum=netobs.agent.v1.PacketFormat" json:"packet_format,omitempty"`
+	PacketFormat PacketFormat `protobuf:"varint,9,opt,name=packet_format,json=packetFormat,proto3,enum=netobs.agent.v1.PacketFormat" json:"packet_format,omitempty"`
+	// raw_stream says the client can take the packets on a raw stream
+	// beside the call (see Start.raw_ticket).
+	RawStream     bool `protobuf:"varint,10,opt,name=raw_stream,json=rawStream,proto3" json:"raw_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1245,6 +1248,13 @@ func (x *CaptureRequest) GetPacketFormat() PacketFormat {
 		return x.PacketFormat
 	}
 	return PacketFormat_PACKET_FORMAT_RECORDS
+}
+
+func (x *CaptureRequest) GetRawStream() bool {
+	if x != nil {
+		return x.RawStream
+	}
+	return false
 }
 
 type Interface struct {
@@ -1372,7 +1382,19 @@ type Start struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Interfaces []*Interface           `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
 	// id names the stream for Stop.
-	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// raw_ticket, if not empty (only when the request asked for
+	// raw_stream), is 32 bytes the client sends on a new connection to the
+	// same address, after the magic "NOBRAW1\n", to take the capture's
+	// packets there instead of on this call. The agent answers with the
+	// same magic, then sends frames (u32 little-endian length of the data,
+	// one kind byte, the data): kind 1 a Packets message's records (in
+	// the request's packet_format), kind 2 a Progress, Notice or Ended
+	// CaptureMessage (protobuf), kind 0 (no data) the end, after everything
+	// else; Final follows on this call. The ticket is good once and only
+	// while this call lasts; when no connection claims it within a few seconds the agent
+	// sends the packets on this call after all.
+	RawTicket     []byte `protobuf:"bytes,3,opt,name=raw_ticket,json=rawTicket,proto3" json:"raw_ticket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1419,6 +1441,13 @@ func (x *Start) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *Start) GetRawTicket() []byte {
+	if x != nil {
+		return x.RawTicket
+	}
+	return nil
 }
 
 // Packets carries packets in a packed form, because one protobuf message
@@ -3233,7 +3262,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12,\n" +
 	"\x05owner\x18\x03 \x01(\v2\x16.netobs.agent.v1.OwnerR\x05owner\x121\n" +
 	"\asockets\x18\x04 \x03(\v2\x17.netobs.agent.v1.SocketR\asockets\x12\x18\n" +
-	"\anotices\x18\x05 \x03(\tR\anotices\"\xa7\x02\n" +
+	"\anotices\x18\x05 \x03(\tR\anotices\"\xc6\x02\n" +
 	"\x0eCaptureRequest\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x12\n" +
 	"\x04dash\x18\x02 \x01(\x05R\x04dash\x12\x1a\n" +
@@ -3246,7 +3275,10 @@ const file_agent_proto_rawDesc = "" +
 	"bufferSize\x12\x1c\n" +
 	"\timmediate\x18\a \x01(\bR\timmediate\x12\x14\n" +
 	"\x05count\x18\b \x01(\x04R\x05count\x12B\n" +
-	"\rpacket_format\x18\t \x01(\x0e2\x1d.netobs.agent.v1.PacketFormatR\fpacketFormat\"\xa0\x02\n" +
+	"\rpacket_format\x18\t \x01(\x0e2\x1d.netobs.agent.v1.PacketFormatR\fpacketFormat\x12\x1d\n" +
+	"\n" +
+	"raw_stream\x18\n" +
+	" \x01(\bR\trawStream\"\xa0\x02\n" +
 	"\tInterface\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -3258,12 +3290,14 @@ const file_agent_proto_rawDesc = "" +
 	"\tlink_type\x18\b \x01(\rR\blinkType\x12\x18\n" +
 	"\asnaplen\x18\t \x01(\rR\asnaplen\x12\x16\n" +
 	"\x06filter\x18\n" +
-	" \x01(\tR\x06filter\"S\n" +
+	" \x01(\tR\x06filter\"r\n" +
 	"\x05Start\x12:\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x1a.netobs.agent.v1.InterfaceR\n" +
 	"interfaces\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"9\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"raw_ticket\x18\x03 \x01(\fR\trawTicket\"9\n" +
 	"\aPackets\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\fR\arecords\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"(\n" +
