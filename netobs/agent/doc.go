@@ -27,13 +27,16 @@
 // with the HTTP/2 preface) by their first bytes and hands them to the
 // capture that issued the ticket; the ticket is good once and only while
 // that call lasts, so the call's token check covers the stream. The
-// stream carries the call's Packets records and its Progress, Notice and
-// Ended messages in order, in length-prefixed frames, then an end frame;
+// stream carries the call's Packets (records or pcapng blocks, as the
+// request's packet_format says) and its Progress, Notice and Ended
+// messages in order, in length-prefixed frames, then an end frame;
 // Final still comes on the call, after it. A client that cannot connect
 // the stream reads the call as before, where the agent sends after
 // waiting a few seconds for it; an agent that offers no ticket (older, or
 // not served through Listener) is read the old way. Ending either side
-// closes both.
+// closes both. Both ends read and write the stream's socket with raw
+// system calls on its non-blocking descriptor (quietConn), which keeps
+// the Go runtime's monitor thread asleep during a flood.
 //
 // # Server
 //
