@@ -357,9 +357,27 @@ func TestNewNet(t *testing.T) {
 	if discarded.Load() == 0 || made.Load() == 0 {
 		t.Fatalf("made %d, discarded %d: the test did not exercise both paths", made.Load(), discarded.Load())
 	}
-	if after, _ := Names(); len(after) != len(names) {
-		t.Errorf("ip netns names before %v, after %v: NewNet must name nothing", names, after)
+	// Names are machine-wide: other processes may add and remove theirs
+	// meanwhile, so look only for names that came and stayed.
+	after, _ := Names()
+	if added := newNames(names, after); len(added) > 0 {
+		t.Errorf("ip netns names %v appeared (before: %v): NewNet must name nothing", added, names)
 	}
 	before.CheckLeaks(t, fmt.Sprintf("%d NewNet calls", made.Load()+discarded.Load()))
 	nstest.CheckThreads(t)
+}
+
+// newNames is the names in after that are not in before.
+func newNames(before, after []string) []string {
+	had := make(map[string]bool, len(before))
+	for _, n := range before {
+		had[n] = true
+	}
+	var added []string
+	for _, n := range after {
+		if !had[n] {
+			added = append(added, n)
+		}
+	}
+	return added
 }
