@@ -4,13 +4,14 @@ import (
 	"io"
 	"os"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netobs/netobs/internal/rawio"
 )
 
 // rawFile writes to a regular file with write(2) made as a raw system
-// call. A regular file's write does not wait for a peer, so the Go runtime
+// call (internal/rawio). A regular file's write does not wait for a peer, so the Go runtime
 // gains nothing from knowing about it, and telling it (entersyscall) costs:
 // each such call from a capture that keeps going idle and busy again wakes
 // the runtime's monitor thread into a run of 20 µs sleeps, which cost
@@ -67,29 +68,4 @@ func localFS(magic int64) bool {
 	return false
 }
 
-func (f *rawFile) Write(b []byte) (int, error) {
-	done := 0
-	var werr error
-	err := f.rc.Write(func(fd uintptr) bool {
-		for done < len(b) {
-			n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[done])), uintptr(len(b)-done))
-			if errno == unix.EINTR {
-				continue
-			}
-			if errno != 0 {
-				werr = os.NewSyscallError("write", errno)
-				return true
-			}
-			if n == 0 {
-				werr = io.ErrShortWrite
-				return true
-			}
-			done += int(n)
-		}
-		return true
-	})
-	if err != nil {
-		return done, err // the file was closed
-	}
-	return done, werr
-}
+func (f *rawFile) Write(b []byte) (int, error) { return rawio.Write(f.rc, b) }

@@ -1,0 +1,76 @@
+package rawio
+
+import (
+	"io"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Read reads into b once: the bytes there (io.EOF at the end), or waits
+// in the poller while none are (a deadline or Close on the conn ends the
+// wait, with the poller's error).
+func Read(rc syscall.RawConn, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+			switch errno {
+			case 0:
+				if n = int(r); n == 0 {
+					rerr = io.EOF
+				}
+				return true
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // wait in the poller
+			default:
+				rerr = os.NewSyscallError("read", errno)
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// Write writes all of b, waiting in the poller for room whenever the
+// kernel takes none (a deadline or Close ends the wait): the count written
+// and, if short, why.
+func Write(rc syscall.RawConn, b []byte) (int, error) {
+	done := 0
+	var werr error
+	err := rc.Write(func(fd uintptr) bool {
+		for done < len(b) {
+			r, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[done])), uintptr(len(b)-done))
+			switch errno {
+			case 0:
+				if r == 0 {
+					werr = io.ErrShortWrite
+					return true
+				}
+				done += int(r)
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false // wait in the poller for room
+			default:
+				werr = os.NewSyscallError("write", errno)
+				return true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return done, err
+	}
+	return done, werr
+}
