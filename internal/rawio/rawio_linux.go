@@ -74,3 +74,60 @@ func Write(rc syscall.RawConn, b []byte) (int, error) {
 	}
 	return done, werr
 }
+
+// Writev writes all of bufs with writev(2), as Write does for one buffer:
+// one call for a header and its data where the kernel takes them whole.
+// It returns the count written.
+func Writev(rc syscall.RawConn, bufs [][]byte) (int64, error) {
+	var iov []unix.Iovec
+	for _, b := range bufs {
+		if len(b) > 0 {
+			v := unix.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+		}
+	}
+	var done int64
+	var werr error
+	err := rc.Write(func(fd uintptr) bool {
+		for len(iov) > 0 {
+			r, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(min(len(iov), maxIovecs)))
+			switch errno {
+			case 0:
+				if r == 0 {
+					werr = io.ErrShortWrite
+					return true
+				}
+				done += int64(r)
+				iov = consumeIovecs(iov, int(r))
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false // wait in the poller for room
+			default:
+				werr = os.NewSyscallError("writev", errno)
+				return true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return done, err
+	}
+	return done, werr
+}
+
+// maxIovecs is IOV_MAX on Linux: the most iovecs one writev takes.
+const maxIovecs = 1024
+
+// consumeIovecs drops the first n bytes from iov.
+func consumeIovecs(iov []unix.Iovec, n int) []unix.Iovec {
+	for len(iov) > 0 && n >= int(iov[0].Len) {
+		n -= int(iov[0].Len)
+		iov = iov[1:]
+	}
+	if n > 0 {
+		iov[0].Base = (*byte)(unsafe.Add(unsafe.Pointer(iov[0].Base), n))
+		iov[0].Len -= uint64(n)
+	}
+	return iov
+}

@@ -74,3 +74,43 @@ func TestWriteError(t *testing.T) {
 		t.Fatalf("write to a pipe without reader: %v, want a write SyscallError", err)
 	}
 }
+
+// Writev writes every buffer in order, empty ones and more than IOV_MAX of
+// them included, going on mid-buffer after the pipe fills (EAGAIN).
+func TestWritevWholeInOrder(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var bufs [][]byte
+	var want []byte
+	for i := 0; i < 3000; i++ {
+		b := bytes.Repeat([]byte{byte(i)}, i%700) // i%700 == 0: empty
+		bufs = append(bufs, b)
+		want = append(want, b...)
+	}
+	wrc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		n, err := Writev(wrc, bufs)
+		if err == nil && n != int64(len(want)) {
+			err = io.ErrShortWrite
+		}
+		w.Close()
+		werr <- err
+	}()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, not the %d written in order", len(got), len(want))
+	}
+}

@@ -34,3 +34,6 @@ func quiet(c net.Conn) net.Conn {
 
 func (c *quietConn) Read(b []byte) (int, error)  { return rawio.Read(c.rc, b) }
 func (c *quietConn) Write(b []byte) (int, error) { return rawio.Write(c.rc, b) }
+
+// Writev writes all of bufs with one writev(2) where the socket has room.
+func (c *quietConn) Writev(bufs [][]byte) (int64, error) { return rawio.Writev(c.rc, bufs) }

@@ -266,8 +266,16 @@ type rawSink struct {
 func (w *rawSink) frame(kind byte, data []byte) error {
 	binary.LittleEndian.PutUint32(w.hdr[:4], uint32(len(data)))
 	w.hdr[4] = kind
-	// One writev for header and data, without copying the data.
+	// One writev for header and data, without copying the data: a
+	// quietConn's own, else net.Buffers' (which a net.TCPConn or
+	// net.UnixConn makes one writev).
 	w.bufs = append(w.bufs[:0], w.hdr[:], data)
+	if v, ok := w.c.(interface {
+		Writev([][]byte) (int64, error)
+	}); ok {
+		_, err := v.Writev(w.bufs)
+		return err
+	}
 	_, err := w.bufs.WriteTo(w.c)
 	return err
 }
