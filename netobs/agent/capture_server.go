@@ -68,16 +68,8 @@ func (s *Server) Capture(req *agentpb.CaptureRequest, stream agentpb.Agent_Captu
 	for _, ifc := range cp.Interfaces() {
 		start.Interfaces = append(start.Interfaces, interfaceToPB(ifc))
 	}
-	var raw *rawOffer
-	if req.RawStream && s.rawOK.Load() {
-		raw = s.offerRaw()
-		start.RawTicket = raw.t[:]
-		defer func() {
-			if c := raw.forget(); c != nil {
-				c.Close()
-			}
-		}()
-	}
+	raw := s.offerRawFor(req, start)
+	defer raw.withdraw()
 	if err := stream.Send(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Start{Start: start}}); err != nil {
 		return err
 	}

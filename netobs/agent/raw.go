@@ -222,6 +222,29 @@ func (s *Server) claim(t ticket, c net.Conn) bool {
 	return true
 }
 
+// offerRawFor offers a raw stream to the capture that req starts, and
+// puts its ticket in start, when req asks for one and s serves through
+// Listener; else it returns nil. Withdraw the offer when the call ends.
+func (s *Server) offerRawFor(req *agentpb.CaptureRequest, start *agentpb.Start) *rawOffer {
+	if !req.RawStream || !s.rawOK.Load() {
+		return nil
+	}
+	o := s.offerRaw()
+	start.RawTicket = o.t[:]
+	return o
+}
+
+// withdraw forgets the offer and closes the connection that claimed it
+// if the capture did not take it; nothing for a nil offer.
+func (o *rawOffer) withdraw() {
+	if o == nil {
+		return
+	}
+	if c := o.forget(); c != nil {
+		c.Close()
+	}
+}
+
 // forget withdraws the offer and returns the connection that claimed it,
 // if any (nil otherwise): after forget none can come.
 func (o *rawOffer) forget() net.Conn {

@@ -49,16 +49,8 @@ func (c countingStream) SendMsg(m any) error {
 func (s *rawScripted) Capture(req *agentpb.CaptureRequest, st agentpb.Agent_CaptureServer) error {
 	ctx := st.Context()
 	start := &agentpb.Start{Id: "x", Interfaces: []*agentpb.Interface{{Index: 0, Name: "eth0@n", LinkType: 1, Snaplen: 100}}}
-	var raw *rawOffer
-	if req.RawStream && s.srv.rawOK.Load() {
-		raw = s.srv.offerRaw()
-		start.RawTicket = raw.t[:]
-		defer func() {
-			if c := raw.forget(); c != nil {
-				c.Close()
-			}
-		}()
-	}
+	raw := s.srv.offerRawFor(req, start)
+	defer raw.withdraw()
 	if err := st.Send(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Start{Start: start}}); err != nil {
 		return err
 	}
