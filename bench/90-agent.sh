@@ -13,14 +13,20 @@
 # through a socket: a local capture to /dev/null (reading the ring and
 # encoding the blocks, no file written) plus bench/sockfloor moving the local
 # capture's file over loopback TCP into a file (the least a sender and a
-# receiver that writes can spend, nothing done per packet). floor/local is
-# the best ratio such a design can reach on this machine; agent/floor says
-# how far netobs is from it. Needs root, trafgen, GNU time, go.
+# receiver that writes can spend, nothing done per packet), at the pace the
+# capture got it (spread over the local capture's wall time) and beside the
+# same flood, as the agent and its client move it. floor/local is the best
+# ratio such a design can reach on this machine; agent/floor says how far
+# netobs is from it. The agent alone against the local capture is what a
+# node pays when the client runs elsewhere. Needs root, trafgen, GNU time, go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
 FRAMES=${FRAMES:-2000000}
 PORT=${PORT:-17901}
+# The agent runs with the GOMAXPROCS its DaemonSet gives it (AGENT_GOMAXPROCS
+# to change; empty: Go's default).
+AGENT_GOMAXPROCS=${AGENT_GOMAXPROCS-$(awk '/name: GOMAXPROCS/{getline; gsub(/[^0-9]/,""); print; exit}' deploy/kubernetes/daemonset.yaml)}
 P=ba$$
 TMP=$(mktemp -d "${BENCH_DIR:-/dev/shm}/netobs-bench.XXXXXX")
 cleanup() {
@@ -63,7 +69,7 @@ timed "$TMP/lo" "$NETOBS" capture "$P-r" -i eth0 -w "$TMP/lo.pcapng"
 lo=$!; wait_ready "$TMP/lo" "capturing on"
 flood_and_stop $lo; wall_lo=$wall
 
-echo "-- floor: local capture to /dev/null, then its file over loopback TCP (bench/sockfloor)"
+echo "-- floor: local capture to /dev/null, then its file over loopback TCP (bench/sockfloor) at the flood's pace, beside the flood"
 timed "$TMP/nu" "$NETOBS" capture "$P-r" -i eth0 -w /dev/null
 nu=$!; wait_ready "$TMP/nu" "capturing on"
 flood_and_stop $nu
@@ -71,16 +77,18 @@ go build -o "$TMP/sockfloor" ./bench/sockfloor
 "$TMP/sockfloor" recv -out "$TMP/floor.pcapng" >"$TMP/sf.addr" 2>"$TMP/sf.recv" &
 sf=$!
 for _ in $(seq 1 500); do [ -s "$TMP/sf.addr" ] && break; sleep 0.01; done
-"$TMP/sockfloor" send -to "$(cat "$TMP/sf.addr")" -in "$TMP/lo.pcapng" 2>"$TMP/sf.send"
-wait $sf
+ip netns exec "$P-s" trafgen -o s0 -n "$FRAMES" -P 1 -C "$frame" >/dev/null 2>&1 &
+tg=$!
+"$TMP/sockfloor" send -to "$(cat "$TMP/sf.addr")" -in "$TMP/lo.pcapng" -pace "${wall_lo}s" 2>"$TMP/sf.send"
+wait $sf $tg
 cmp -s "$TMP/lo.pcapng" "$TMP/floor.pcapng" || { echo "bench: sockfloor did not copy the file whole" >&2; exit 1; }
 floor_bytes=$(awk '{print $3}' "$TMP/sf.send")
 floor_send=$(awk '{printf "%.3f", $5}' "$TMP/sf.send")
 floor_recv=$(awk '{printf "%.3f", $5}' "$TMP/sf.recv")
 rm -f "$TMP/lo.pcapng" "$TMP/floor.pcapng"
 
-echo "-- agent: the same through netobs agent on 127.0.0.1:$PORT (gRPC over loopback TCP)"
-timed "$TMP/ag" "$NETOBS" agent --socket "$TMP/a.sock" --listen "127.0.0.1:$PORT"
+echo "-- agent: the same through netobs agent on 127.0.0.1:$PORT (gRPC over loopback TCP), GOMAXPROCS=${AGENT_GOMAXPROCS:-default}"
+timed "$TMP/ag" env ${AGENT_GOMAXPROCS:+GOMAXPROCS=$AGENT_GOMAXPROCS} "$NETOBS" agent --socket "$TMP/a.sock" --listen "127.0.0.1:$PORT"
 ag=$!; wait_ready "$TMP/ag" "listening on"
 timed "$TMP/cl" "$NETOBS" capture --agent "127.0.0.1:$PORT" "$P-r" -i eth0 -w "$TMP/ag.pcapng"
 cl=$!; wait_ready "$TMP/cl" "capturing on"
@@ -93,8 +101,8 @@ printf "%-14s %10s %10s %10s %8s %8s %9s %9s\n" run captured "kern-drop" "agent-
 printf "%-14s %10s %10s %10s %8s %8s %9s %9s\n" local "$(stat "$TMP/lo" '^[0-9]+ packets? captured')" "$(stat "$TMP/lo" 'dropped by kernel')" - "$(cpu "$TMP/lo")" "$wall_lo" "$(rss "$TMP/lo")" -
 printf "%-14s %10s %10s %10s %8s %8s %9s %9s\n" "via agent" "$(stat "$TMP/cl" '^[0-9]+ packets? captured')" "$(stat "$TMP/cl" 'dropped by kernel')" "$(stat "$TMP/cl" 'dropped by agent')" "$cpu_ag" "$wall_ag" "$(rss "$TMP/cl")" "$(rss "$TMP/ag")"
 echo "  (via agent: cpu is agent $(cpu "$TMP/ag") + client $(cpu "$TMP/cl"))"
-echo "ratio agent/local: cpu $(ratio "$cpu_ag" "$(cpu "$TMP/lo")"), wall $(ratio "$wall_ag" "$wall_lo")"
+echo "ratio agent/local: cpu $(ratio "$cpu_ag" "$(cpu "$TMP/lo")"), wall $(ratio "$wall_ag" "$wall_lo"); the node's share (agent alone): cpu $(ratio "$(cpu "$TMP/ag")" "$(cpu "$TMP/lo")")"
 floor=$(awk -v a="$(cpu "$TMP/nu")" -v b="$floor_send" -v c="$floor_recv" 'BEGIN{printf "%.2f", a+b+c}')
-echo "floor: capture to /dev/null $(cpu "$TMP/nu") ($(stat "$TMP/nu" '^[0-9]+ packets? captured') captured) + send $floor_send + receive and write $floor_recv ($floor_bytes bytes over loopback TCP) = $floor s"
+echo "floor: capture to /dev/null $(cpu "$TMP/nu") ($(stat "$TMP/nu" '^[0-9]+ packets? captured') captured) + send $floor_send + receive and write $floor_recv ($floor_bytes bytes over loopback TCP in ${wall_lo} s) = $floor s"
 echo "ratio floor/local: cpu $(ratio "$floor" "$(cpu "$TMP/lo")"); agent/floor: cpu $(ratio "$cpu_ag" "$floor")"
 echo "machine: $(lscpu | awk -F: '/^Model name/{gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"

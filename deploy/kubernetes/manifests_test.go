@@ -224,6 +224,18 @@ func TestDaemonSetSecurity(t *testing.T) {
 			t.Errorf("no %s limit", r)
 		}
 	}
+	// One P per CPU of the limit: Go's own default never goes below 2.
+	cpus := c.Resources.Limits.Cpu().MilliValue()
+	wantProcs := strconv.FormatInt((cpus+999)/1000, 10)
+	var procs []string
+	for _, e := range c.Env {
+		if e.Name == "GOMAXPROCS" {
+			procs = append(procs, e.Value)
+		}
+	}
+	if !reflect.DeepEqual(procs, []string{wantProcs}) {
+		t.Errorf("GOMAXPROCS set to %q, want it set once, to %s (the CPU limit, %dm, rounded up)", procs, wantProcs, cpus)
+	}
 	// /proc and /run of the host, read-only, under /host, seeing mounts
 	// made later.
 	hostPaths := map[string]string{}
