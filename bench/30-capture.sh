@@ -12,7 +12,15 @@
 #   3. 10 namespaces: one netobs writing one pcapng vs 10 tcpdump processes
 # PARTS="small big multi" selects the runs; FRAMES, FRAMES_BIG, NNS the sizes.
 # Reports captured, dropped by kernel, CPU seconds (user+sys) and peak RSS of
-# each, and the ratios netobs/tcpdump. Needs root, trafgen, tcpdump, GNU time.
+# each, and the ratios netobs/tcpdump. Part 1 then runs again with
+# bench/capfloor in netobs's place (a ring read into 256 KiB writes of pcap
+# records, nothing else: the least a capture can do), so floor/tcpdump is
+# the best CPU ratio a capture can reach on this machine, and netobs/floor
+# (from the two consecutive runs) how far netobs is from it. (Not part 2:
+# under that overload the kernel's work for the flood is charged to
+# whichever process runs, and capfloor, waiting in poll(2), spent more CPU
+# per packet than netobs; docs/BENCHMARKS.md.) Needs root, trafgen,
+# tcpdump, GNU time, go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETOBS=${NETOBS:-$PWD/bin/netobs}
@@ -31,8 +39,9 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-for t in trafgen tcpdump /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }; done
+for t in trafgen tcpdump /usr/bin/time go; do command -v "$t" >/dev/null || { echo "bench: needs $t (make deps)" >&2; exit 1; }; done
 [ -x "$NETOBS" ] || { echo "bench: build netobs first (make build)" >&2; exit 1; }
+go build -o "$TMP/capfloor" ./bench/capfloor
 
 # Topology: $P-s (trafgen) --veth--> $P-r<i> (the captures).
 #   [ns $P-s] s<i> ====veth==== eth0 [ns $P-r<i>]
@@ -54,37 +63,46 @@ frame() { # frame SIZE: a trafgen packet of SIZE bytes (Ethernet+IPv4+UDP)
 # timed OUT CMD...: runs CMD under GNU time (user sys maxrss in OUT.time), stderr in OUT.err.
 timed() { local out=$1; shift; /usr/bin/time -o "$out.time" -f "%U %S %M" "$@" 2>"$out.err" & }
 child() { pgrep -P "$1" | head -1; }
-wait_ready() { for _ in $(seq 1 500); do grep -q "$2" "$1.err" 2>/dev/null && return 0; sleep 0.02; done; echo "bench: $1 did not start: $(cat "$1.err")" >&2; exit 1; }
+wait_ready() { for _ in $(seq 1 500); do grep -qE "$2" "$1.err" 2>/dev/null && return 0; sleep 0.02; done; echo "bench: $1 did not start: $(cat "$1.err")" >&2; exit 1; }
 stat() { awk -v w="$2" '$0 ~ w {print $1}' "$1.err" | tail -1; }
 cpu() { awk '{printf "%.2f", $1+$2}' "$1.time"; }
 rss() { awk '{printf "%.1f", $3/1024}' "$1.time"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "n/a"; else printf "%.2f", a/b }'; }
 perpkt() { awk -v c="$1" -v n="$2" 'BEGIN{ if (n+0 == 0) print "n/a"; else printf "%.0f", c*1e9/n }'; } # ns of CPU per captured packet
 
-one_run() { # one_run NAME SIZE COUNT CPUS: trafgen floods from CPUS CPUs
-  local name=$1 size=$2 count=$3 cpus=$4
-  echo "-- $name: $count frames of $size bytes, trafgen on $cpus CPU(s) -> veth -> ns $P-r0; both captures at once"
+one_run() { # one_run NAME SIZE COUNT CPUS WHO: trafgen floods from CPUS CPUs; WHO (netobs or floor) captures beside tcpdump
+  local name=$1 size=$2 count=$3 cpus=$4 who=$5
+  echo "-- $name: $count frames of $size bytes, trafgen on $cpus CPU(s) -> veth -> ns $P-r0; tcpdump and $who capturing at once"
   timed "$TMP/td" ip netns exec "$P-r0" tcpdump -n -i eth0 -w "$TMP/td.pcap"
   local tdt=$!
-  timed "$TMP/no" "$NETOBS" capture "$P-r0" -i eth0 -w "$TMP/no.pcap" --format pcap
+  if [ "$who" = netobs ]; then
+    timed "$TMP/no" "$NETOBS" capture "$P-r0" -i eth0 -w "$TMP/no.pcap" --format pcap
+  else
+    timed "$TMP/no" ip netns exec "$P-r0" "$TMP/capfloor" -i eth0 -w "$TMP/no.pcap"
+  fi
   local not=$!
-  wait_ready "$TMP/td" "listening on"; wait_ready "$TMP/no" "capturing on"
+  wait_ready "$TMP/td" "listening on"; wait_ready "$TMP/no" "capturing on|listening on"
   ip netns exec "$P-s" trafgen -o s0 -n "$count" -P "$cpus" -C "$(frame "$size")" >/dev/null 2>&1
   sleep 1.5 # tcpdump's block timeout is 1 s; both hand over every block
   kill -INT "$(child $tdt)" "$(child $not)"; wait $tdt $not || true
   printf "%-8s %10s %10s %8s %9s %9s\n" tool captured dropped "cpu(s)" "ns/pkt" "rss(MB)"
   for t in td no; do
-    printf "%-8s %10s %10s %8s %9s %9s\n" "$([ $t = td ] && echo tcpdump || echo netobs)" "$(stat "$TMP/$t" "captured")" "$(stat "$TMP/$t" "dropped by kernel")" "$(cpu "$TMP/$t")" "$(perpkt "$(cpu "$TMP/$t")" "$(stat "$TMP/$t" captured)")" "$(rss "$TMP/$t")"
+    printf "%-8s %10s %10s %8s %9s %9s\n" "$([ $t = td ] && echo tcpdump || echo "$who")" "$(stat "$TMP/$t" "captured")" "$(stat "$TMP/$t" "dropped by kernel")" "$(cpu "$TMP/$t")" "$(perpkt "$(cpu "$TMP/$t")" "$(stat "$TMP/$t" captured)")" "$(rss "$TMP/$t")"
   done
-  echo "ratio netobs/tcpdump: captured $(ratio "$(stat "$TMP/no" captured)" "$(stat "$TMP/td" captured)")," \
+  echo "ratio $who/tcpdump ($name): captured $(ratio "$(stat "$TMP/no" captured)" "$(stat "$TMP/td" captured)")," \
     "cpu $(ratio "$(cpu "$TMP/no")" "$(cpu "$TMP/td")"), cpu per captured packet $(ratio "$(perpkt "$(cpu "$TMP/no")" "$(stat "$TMP/no" captured)")" "$(perpkt "$(cpu "$TMP/td")" "$(stat "$TMP/td" captured)")")," \
     "rss $(ratio "$(rss "$TMP/no")" "$(rss "$TMP/td")")"
+  if [ "$who" = netobs ]; then
+    netobs_pp=$(perpkt "$(cpu "$TMP/no")" "$(stat "$TMP/no" captured)")
+  else
+    echo "ratio netobs/floor ($name, the two runs above): cpu per captured packet $(ratio "$netobs_pp" "$(perpkt "$(cpu "$TMP/no")" "$(stat "$TMP/no" captured)")")"
+  fi
   rm -f "$TMP"/td.pcap "$TMP"/no.pcap
 }
 
 link 0
-[[ " $PARTS " == *" small "* ]] && one_run small 64 "$FRAMES" 1
-[[ " $PARTS " == *" big "* ]] && one_run big 1500 "$FRAMES_BIG" "$TRAFGEN_CPUS"
+if [[ " $PARTS " == *" small "* ]]; then one_run small 64 "$FRAMES" 1 netobs; one_run small 64 "$FRAMES" 1 floor; fi
+[[ " $PARTS " == *" big "* ]] && one_run big 1500 "$FRAMES_BIG" "$TRAFGEN_CPUS" netobs
 [[ " $PARTS " == *" multi "* ]] || exit 0
 
 echo "-- $NNS namespaces: $(( FRAMES / NNS )) 64-byte frames into each; one netobs -> one pcapng vs $NNS tcpdumps"
