@@ -100,6 +100,8 @@ one_run() { # one_run NAME SIZE COUNT CPUS WHO: trafgen floods from CPUS CPUs; W
   rm -f "$TMP"/td.pcap "$TMP"/no.pcap
 }
 
+source bench/lib/machine.sh
+trap 'machine; cleanup' EXIT
 link 0
 if [[ " $PARTS " == *" small "* ]]; then one_run small 64 "$FRAMES" 1 netobs; one_run small 64 "$FRAMES" 1 floor; fi
 [[ " $PARTS " == *" big "* ]] && one_run big 1500 "$FRAMES_BIG" "$TRAFGEN_CPUS" netobs

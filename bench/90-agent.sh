@@ -105,4 +105,4 @@ echo "ratio agent/local: cpu $(ratio "$cpu_ag" "$(cpu "$TMP/lo")"), wall $(ratio
 floor=$(awk -v a="$(cpu "$TMP/nu")" -v b="$floor_send" -v c="$floor_recv" 'BEGIN{printf "%.2f", a+b+c}')
 echo "floor: capture to /dev/null $(cpu "$TMP/nu") ($(stat "$TMP/nu" '^[0-9]+ packets? captured') captured) + send $floor_send + receive and write $floor_recv ($floor_bytes bytes over loopback TCP in ${wall_lo} s) = $floor s"
 echo "ratio floor/local: cpu $(ratio "$floor" "$(cpu "$TMP/lo")"); agent/floor: cpu $(ratio "$cpu_ag" "$floor")"
-echo "machine: $(lscpu | awk -F: '/^Model name/{gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+source bench/lib/machine.sh; machine

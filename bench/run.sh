@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then echo "bench: run as root (sudo make bench)" >&2; exit 1; fi
 REPEAT=${REPEAT:-1}
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench: REPEAT must be a whole number of runs, not \"$REPEAT\"" >&2; exit 2; }
+source bench/lib/machine.sh
+machine
 scripts=("$@")
 if [ ${#scripts[@]} -eq 0 ]; then
   go test -run '^$' -bench . -benchmem -count=1 ./...
