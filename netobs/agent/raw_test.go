@@ -514,3 +514,67 @@ func TestSendCoalesces(t *testing.T) {
 		}
 	})
 }
+
+// chunkReader returns what r holds in reads of 1 to max bytes, in a
+// fixed pseudo-random order.
+type chunkReader struct {
+	r    io.Reader
+	max  int
+	seed uint32
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	c.seed = c.seed*1664525 + 1013904223
+	n := 1 + int(c.seed>>8)%c.max
+	return c.r.Read(p[:min(n, len(p))])
+}
+
+// rawSource hands out frames whole and in order whatever the reads it
+// gets (frames larger than its buffered reader's buffer included), and a
+// stream cut anywhere before its end frame is truncated.
+func TestRawSourceAcrossReads(t *testing.T) {
+	var msgs []*agentpb.CaptureMessage
+	total := 0
+	for i := 0; total < 12<<20; i++ {
+		size := []int{maxRawFrame, 700 << 10, 1, 333333, 4096}[i%5]
+		rec := make([]byte, size)
+		for j := range rec {
+			rec[j] = byte(i + j)
+		}
+		msgs = append(msgs, &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Packets{Packets: &agentpb.Packets{Records: rec}}})
+		if i%3 == 0 {
+			msgs = append(msgs, &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Progress{Progress: &agentpb.Progress{Watermark: int64(i)}}})
+		}
+		total += size
+	}
+	b := rawStreamBytes(t, msgs, true)
+	for _, max := range []int{1 << 30, 64 << 10, 7} {
+		if max == 7 && testing.Short() {
+			continue
+		}
+		src := newRawSource(&chunkReader{r: bytes.NewReader(b), max: max})
+		for i, want := range msgs {
+			m, err := src.next()
+			if err != nil {
+				t.Fatalf("reads of up to %d: message %d: %v", max, i, err)
+			}
+			if !proto.Equal(m, want) {
+				t.Fatalf("reads of up to %d: message %d differs", max, i)
+			}
+		}
+		if _, err := src.next(); err != io.EOF {
+			t.Fatalf("reads of up to %d: after the end frame: %v, want io.EOF", max, err)
+		}
+	}
+	// Cut anywhere before its end frame, the stream is truncated.
+	for _, cut := range []int{0, 3, rawFrameHeader + 10, len(b) / 2, len(b) - rawFrameHeader} {
+		src := newRawSource(&chunkReader{r: bytes.NewReader(b[:cut]), max: 1 << 20})
+		var err error
+		for err == nil {
+			_, err = src.next()
+		}
+		if !errors.Is(err, errRawTruncated) {
+			t.Errorf("cut at %d: %v, want errRawTruncated", cut, err)
+		}
+	}
+}
