@@ -74,12 +74,13 @@ timed "$TMP/nu" "$NETOBS" capture "$P-r" -i eth0 -w /dev/null
 nu=$!; wait_ready "$TMP/nu" "capturing on"
 flood_and_stop $nu
 go build -o "$TMP/sockfloor" ./bench/sockfloor
-"$TMP/sockfloor" recv -out "$TMP/floor.pcapng" >"$TMP/sf.addr" 2>"$TMP/sf.recv" &
+# Writes and reads of 2 MiB: the agent's raw stream writes up to that much at once.
+"$TMP/sockfloor" recv -out "$TMP/floor.pcapng" -chunk 2097152 >"$TMP/sf.addr" 2>"$TMP/sf.recv" &
 sf=$!
 for _ in $(seq 1 500); do [ -s "$TMP/sf.addr" ] && break; sleep 0.01; done
 ip netns exec "$P-s" trafgen -o s0 -n "$FRAMES" -P 1 -C "$frame" >/dev/null 2>&1 &
 tg=$!
-"$TMP/sockfloor" send -to "$(cat "$TMP/sf.addr")" -in "$TMP/lo.pcapng" -pace "${wall_lo}s" 2>"$TMP/sf.send"
+"$TMP/sockfloor" send -to "$(cat "$TMP/sf.addr")" -in "$TMP/lo.pcapng" -chunk 2097152 -pace "${wall_lo}s" 2>"$TMP/sf.send"
 wait $sf $tg
 cmp -s "$TMP/lo.pcapng" "$TMP/floor.pcapng" || { echo "bench: sockfloor did not copy the file whole" >&2; exit 1; }
 floor_bytes=$(awk '{print $3}' "$TMP/sf.send")

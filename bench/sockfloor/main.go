@@ -20,8 +20,8 @@
 // where CPU is the process's user+system seconds spent while moving the
 // bytes (getrusage before and after: reading the file and starting up are
 // left out, so the figure is a lower bound). Plain Go reads and writes of
-// 512 KiB, nothing done per packet: what any design that moves the bytes
-// through a socket pays at least.
+// -chunk bytes, nothing done per packet: what any design that moves the
+// bytes through a socket in pieces that size pays at least.
 //
 // A capture's bytes do not come all at once but at the pace of the
 // traffic, and moving them at that pace costs both ends more than in one

@@ -145,7 +145,9 @@ func newStreamHandler(limit, nifc int, count uint64, lag time.Duration) *streamH
 		dropped: make([]atomic.Uint64, nifc),
 		limitN:  count,
 		lag:     int64(lag),
-		free:    make(batchPool, 4),
+		// Enough for the batches a raw stream holds (coalesceBytes) and
+		// a few more in flight, so that the capture rarely makes one.
+		free: make(batchPool, coalesceBytes/batchBytes+4),
 	}
 }
 
@@ -233,17 +235,23 @@ func (h *streamHandler) countDropped() {
 
 // captureSink is where a capture's messages go: the gRPC call, or a raw
 // stream beside it.
+// A sink may hold what it is given until flush; pending says how many
+// bytes it holds.
 type captureSink interface {
 	batch(b *packetBatch) error
 	msg(m *agentpb.CaptureMessage) error
+	pending() int
+	flush() error
 }
 
 // grpcSink sends on the call; a batch's buffer comes back to the pool
-// once gRPC has written it (see captureCodec).
+// once gRPC has written it (see captureCodec). It holds nothing.
 type grpcSink struct{ stream agentpb.Agent_CaptureServer }
 
 func (g grpcSink) batch(b *packetBatch) error          { return g.stream.SendMsg(b) }
 func (g grpcSink) msg(m *agentpb.CaptureMessage) error { return g.stream.Send(m) }
+func (g grpcSink) pending() int                        { return 0 }
+func (g grpcSink) flush() error                        { return nil }
 
 // sendTo sends the queue on the raw stream that claims raw's ticket if
 // one does within rawWait, else (raw nil, or unclaimed) on the call. On
@@ -263,7 +271,7 @@ func (h *streamHandler) sendTo(ctx context.Context, stream agentpb.Agent_Capture
 			if err := h.send(w); err != nil {
 				return err
 			}
-			return w.frame(rawEnd, nil)
+			return w.frame(rawEnd, nil) // after the frames send flushed
 		}
 	}
 	return h.send(grpcSink{stream})
@@ -279,16 +287,32 @@ func (h *streamHandler) drain() {
 }
 
 // send writes the queue to w until it is closed, and a Progress
-// message whenever the queue has been idle for progressEvery.
+// message whenever the queue has been idle for progressEvery. What w holds
+// is flushed once it reaches coalesceBytes, coalesceWait after the first
+// of it was given, before a Progress message, and at the end.
 func (h *streamHandler) send(w captureSink) error {
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	held := false
+	flush := func() error {
+		if held {
+			hold.Stop()
+			held = false
+		}
+		return w.flush()
+	}
+	fail := func(err error) error {
+		h.drain()
+		return err
+	}
 	sent := false
 	for {
 		select {
 		case m, ok := <-h.q:
 			if !ok {
-				return nil
+				return flush()
 			}
 			var err error
 			if b, ok := m.(*packetBatch); ok {
@@ -297,17 +321,32 @@ func (h *streamHandler) send(w captureSink) error {
 			} else {
 				err = w.msg(m.(*agentpb.CaptureMessage))
 			}
+			if err == nil && w.pending() >= coalesceBytes {
+				err = flush()
+			} else if err == nil && !held && w.pending() > 0 {
+				hold.Reset(coalesceWait)
+				held = true
+			}
 			if err != nil {
-				h.drain()
-				return err
+				return fail(err)
 			}
 			sent = true
+		case <-hold.C:
+			held = false
+			if err := w.flush(); err != nil {
+				return fail(err)
+			}
 		case <-t.C:
 			if !sent && !h.pending.Load() && len(h.q) == 0 {
+				if err := flush(); err != nil {
+					return fail(err)
+				}
 				wm := time.Now().UnixNano() - h.lag
 				if err := w.msg(&agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Progress{Progress: &agentpb.Progress{Watermark: wm}}}); err != nil {
-					h.drain()
-					return err
+					return fail(err)
+				}
+				if err := flush(); err != nil {
+					return fail(err)
 				}
 			}
 			sent = false

@@ -278,35 +278,72 @@ func (o *rawOffer) wait(ctx context.Context, d time.Duration) net.Conn {
 	return c
 }
 
-// rawSink writes a capture to a raw stream.
+// rawSink writes a capture to a raw stream. It holds frames until flush
+// (send flushes at coalesceBytes, after coalesceWait, and before it idles
+// or returns), so that a flood goes out in a few large writes: each write
+// wakes the client and costs both ends per call, whatever its size.
 type rawSink struct {
-	c    net.Conn
-	free batchPool
-	hdr  [rawFrameHeader]byte
-	bufs net.Buffers
+	c     net.Conn
+	free  batchPool
+	pend  []rawFrame
+	size  int // bytes of data in pend
+	bufs  net.Buffers
+	spent []*[]byte // batch buffers in pend, back to free once written
 }
 
-func (w *rawSink) frame(kind byte, data []byte) error {
-	binary.LittleEndian.PutUint32(w.hdr[:4], uint32(len(data)))
-	w.hdr[4] = kind
-	// One writev for header and data, without copying the data: a
-	// quietConn's own, else net.Buffers' (which a net.TCPConn or
-	// net.UnixConn makes one writev).
-	w.bufs = append(w.bufs[:0], w.hdr[:], data)
+// rawFrame is a frame held for the next flush.
+type rawFrame struct {
+	hdr  [rawFrameHeader]byte
+	data []byte
+}
+
+func (w *rawSink) add(kind byte, data []byte) {
+	f := rawFrame{data: data}
+	binary.LittleEndian.PutUint32(f.hdr[:4], uint32(len(data)))
+	f.hdr[4] = kind
+	w.pend = append(w.pend, f)
+	w.size += len(data)
+}
+
+func (w *rawSink) pending() int { return w.size }
+
+// flush writes the held frames in one writev, without copying their
+// data: a quietConn's own, else net.Buffers' (which a net.TCPConn or
+// net.UnixConn makes one writev).
+func (w *rawSink) flush() error {
+	if len(w.pend) == 0 {
+		return nil
+	}
+	w.bufs = w.bufs[:0]
+	for i := range w.pend {
+		w.bufs = append(w.bufs, w.pend[i].hdr[:], w.pend[i].data)
+	}
+	var err error
 	if v, ok := w.c.(interface {
 		Writev([][]byte) (int64, error)
 	}); ok {
-		_, err := v.Writev(w.bufs)
-		return err
+		_, err = v.Writev(w.bufs)
+	} else {
+		_, err = w.bufs.WriteTo(w.c)
 	}
-	_, err := w.bufs.WriteTo(w.c)
+	for _, b := range w.spent {
+		w.free.Put(b)
+	}
+	clear(w.pend) // let the data go
+	w.pend, w.spent, w.size = w.pend[:0], w.spent[:0], 0
 	return err
 }
 
+// frame writes a frame at once, after those held.
+func (w *rawSink) frame(kind byte, data []byte) error {
+	w.add(kind, data)
+	return w.flush()
+}
+
 func (w *rawSink) batch(b *packetBatch) error {
-	err := w.frame(rawRecords, *b.records)
-	w.free.Put(b.records)
-	return err
+	w.add(rawRecords, *b.records)
+	w.spent = append(w.spent, b.records)
+	return nil
 }
 
 func (w *rawSink) msg(m *agentpb.CaptureMessage) error {
@@ -314,7 +351,8 @@ func (w *rawSink) msg(m *agentpb.CaptureMessage) error {
 	if err != nil {
 		return err
 	}
-	return w.frame(rawMessage, data)
+	w.add(rawMessage, data)
+	return nil
 }
 
 // rawSource reads a raw stream on the client: next returns its messages,

@@ -319,6 +319,8 @@ func rawStreamBytes(t testing.TB, msgs []*agentpb.CaptureMessage, end bool) []by
 	}
 	if end {
 		w.frame(rawEnd, nil)
+	} else if err := w.flush(); err != nil {
+		t.Fatal(err)
 	}
 	c1.Close()
 	<-done
@@ -428,4 +430,151 @@ func FuzzRawSource(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldSink is a captureSink that holds what it is given, as rawSink does,
+// and hands each flush's items to flushes.
+type heldSink struct {
+	held    []string
+	size    int
+	flushes chan []string
+}
+
+func (s *heldSink) batch(b *packetBatch) error {
+	s.held = append(s.held, "batch")
+	s.size += len(*b.records)
+	return nil
+}
+
+func (s *heldSink) msg(m *agentpb.CaptureMessage) error {
+	s.held = append(s.held, "msg")
+	return nil
+}
+
+func (s *heldSink) pending() int { return s.size }
+
+func (s *heldSink) flush() error {
+	if len(s.held) > 0 {
+		s.flushes <- s.held
+	}
+	s.held, s.size = nil, 0
+	return nil
+}
+
+// queueBatches queues n batches of size bytes of records on h, as push
+// does.
+func queueBatches(h *streamHandler, n, size int) {
+	for range n {
+		h.queued.Add(int64(size))
+		h.q <- newPacketBatch(make([]byte, size), 1, h.free)
+	}
+}
+
+// send holds what it sends until coalesceBytes are held, coalesceWait has
+// passed (a lone batch is not kept waiting for more), or the queue ends.
+func TestSendCoalesces(t *testing.T) {
+	run := func(h *streamHandler) (*heldSink, chan error) {
+		s := &heldSink{flushes: make(chan []string, 16)}
+		done := make(chan error, 1)
+		go func() { done <- h.send(s) }()
+		return s, done
+	}
+	t.Run("small batches wait for each other", func(t *testing.T) {
+		h := newStreamHandler(DefaultStreamBuffer, 1, 0, time.Millisecond)
+		queueBatches(h, 3, 1000)
+		h.q <- &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Ended{Ended: &agentpb.Ended{}}}
+		s, done := run(h)
+		// The queue stays open: only coalesceWait can end the hold.
+		if got := <-s.flushes; len(got) != 4 {
+			t.Errorf("first write held %v, want the 3 batches and the message", got)
+		}
+		close(h.q)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(s.flushes) != 0 {
+			t.Errorf("%d more writes, want none", len(s.flushes))
+		}
+	})
+	t.Run("a full hold goes at once", func(t *testing.T) {
+		h := newStreamHandler(DefaultStreamBuffer, 1, 0, time.Millisecond)
+		per := coalesceBytes / 4
+		queueBatches(h, 5, per)
+		close(h.q)
+		s, done := run(h)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		first, second := <-s.flushes, <-s.flushes
+		if len(first) != 4 || len(second) != 1 {
+			t.Errorf("writes of %d and %d batches, want 4 (coalesceBytes) then the last at the end", len(first), len(second))
+		}
+		if h.queued.Load() != 0 {
+			t.Errorf("%d bytes still counted as queued", h.queued.Load())
+		}
+	})
+}
+
+// chunkReader returns what r holds in reads of 1 to max bytes, in a
+// fixed pseudo-random order.
+type chunkReader struct {
+	r    io.Reader
+	max  int
+	seed uint32
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	c.seed = c.seed*1664525 + 1013904223
+	n := 1 + int(c.seed>>8)%c.max
+	return c.r.Read(p[:min(n, len(p))])
+}
+
+// rawSource hands out frames whole and in order whatever the reads it
+// gets (frames larger than its buffered reader's buffer included), and a
+// stream cut anywhere before its end frame is truncated.
+func TestRawSourceAcrossReads(t *testing.T) {
+	var msgs []*agentpb.CaptureMessage
+	total := 0
+	for i := 0; total < 12<<20; i++ {
+		size := []int{maxRawFrame, 700 << 10, 1, 333333, 4096}[i%5]
+		rec := make([]byte, size)
+		for j := range rec {
+			rec[j] = byte(i + j)
+		}
+		msgs = append(msgs, &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Packets{Packets: &agentpb.Packets{Records: rec}}})
+		if i%3 == 0 {
+			msgs = append(msgs, &agentpb.CaptureMessage{Msg: &agentpb.CaptureMessage_Progress{Progress: &agentpb.Progress{Watermark: int64(i)}}})
+		}
+		total += size
+	}
+	b := rawStreamBytes(t, msgs, true)
+	for _, max := range []int{1 << 30, 64 << 10, 7} {
+		if max == 7 && testing.Short() {
+			continue
+		}
+		src := newRawSource(&chunkReader{r: bytes.NewReader(b), max: max})
+		for i, want := range msgs {
+			m, err := src.next()
+			if err != nil {
+				t.Fatalf("reads of up to %d: message %d: %v", max, i, err)
+			}
+			if !proto.Equal(m, want) {
+				t.Fatalf("reads of up to %d: message %d differs", max, i)
+			}
+		}
+		if _, err := src.next(); err != io.EOF {
+			t.Fatalf("reads of up to %d: after the end frame: %v, want io.EOF", max, err)
+		}
+	}
+	// Cut anywhere before its end frame, the stream is truncated.
+	for _, cut := range []int{0, 3, rawFrameHeader + 10, len(b) / 2, len(b) - rawFrameHeader} {
+		src := newRawSource(&chunkReader{r: bytes.NewReader(b[:cut]), max: 1 << 20})
+		var err error
+		for err == nil {
+			_, err = src.next()
+		}
+		if !errors.Is(err, errRawTruncated) {
+			t.Errorf("cut at %d: %v, want errRawTruncated", cut, err)
+		}
+	}
 }
