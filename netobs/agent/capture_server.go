@@ -234,9 +234,8 @@ func (h *streamHandler) countDropped() {
 }
 
 // captureSink is where a capture's messages go: the gRPC call, or a raw
-// stream beside it.
-// A sink may hold what it is given until flush; pending says how many
-// bytes it holds.
+// stream beside it. A sink may hold what it is given until flush; pending
+// says how many bytes of it it holds.
 type captureSink interface {
 	batch(b *packetBatch) error
 	msg(m *agentpb.CaptureMessage) error

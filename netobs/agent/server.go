@@ -57,7 +57,8 @@ type Config struct {
 	MaxStreams int
 	// StreamBuffer bounds the bytes of packets queued per capture stream
 	// for a client that reads slowly; beyond it packets are dropped and
-	// counted (agent_dropped). 0 means DefaultStreamBuffer.
+	// counted (agent_dropped). A raw stream holds at most coalesceBytes
+	// more while it gathers a write. 0 means DefaultStreamBuffer.
 	StreamBuffer int
 	// Token, if not empty, must come with every call as metadata
 	// "authorization: Bearer TOKEN".
