@@ -47,32 +47,13 @@ func Read(rc syscall.RawConn, b []byte) (int, error) {
 // kernel takes none (a deadline or Close ends the wait): the count written
 // and, if short, why.
 func Write(rc syscall.RawConn, b []byte) (int, error) {
-	done := 0
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for done < len(b) {
-			r, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[done])), uintptr(len(b)-done))
-			switch errno {
-			case 0:
-				if r == 0 {
-					werr = io.ErrShortWrite
-					return true
-				}
-				done += int(r)
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false // wait in the poller for room
-			default:
-				werr = os.NewSyscallError("write", errno)
-				return true
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return done, err
+	if len(b) == 0 {
+		return 0, nil
 	}
-	return done, werr
+	iov := []unix.Iovec{{Base: &b[0]}}
+	iov[0].SetLen(len(b))
+	n, err := writeAll(rc, iov)
+	return int(n), err
 }
 
 // Writev writes all of bufs with writev(2), as Write does for one buffer:
@@ -87,11 +68,26 @@ func Writev(rc syscall.RawConn, bufs [][]byte) (int64, error) {
 			iov = append(iov, v)
 		}
 	}
+	return writeAll(rc, iov)
+}
+
+// writeAll writes what iov points at, with write(2) while one piece is
+// left and writev(2) while more are, going on where a short write stopped
+// and waiting in the poller on EAGAIN. An error names the call that failed.
+func writeAll(rc syscall.RawConn, iov []unix.Iovec) (int64, error) {
 	var done int64
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
 		for len(iov) > 0 {
-			r, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(min(len(iov), maxIovecs)))
+			var r uintptr
+			var errno unix.Errno
+			call := "write"
+			if len(iov) == 1 {
+				r, _, errno = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+			} else {
+				call = "writev"
+				r, _, errno = unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(min(len(iov), maxIovecs)))
+			}
 			switch errno {
 			case 0:
 				if r == 0 {
@@ -104,7 +100,7 @@ func Writev(rc syscall.RawConn, bufs [][]byte) (int64, error) {
 			case unix.EAGAIN:
 				return false // wait in the poller for room
 			default:
-				werr = os.NewSyscallError("writev", errno)
+				werr = os.NewSyscallError(call, errno)
 				return true
 			}
 		}
